@@ -1,0 +1,3 @@
+from protgan.cli import main
+
+main()

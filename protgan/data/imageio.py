@@ -1,0 +1,121 @@
+"""Reading and writing single-channel microscopy images: the one place that decodes and encodes them.
+
+Bit depth rule: images are used as 8-bit. 16-bit input (the full-size HPA external data) is scaled
+linearly over its full range, ``v8 = round(v16 / 257)`` (65535 -> 255), so relative intensities
+between images are kept (no per-image stretch). Stages that need the 16-bit values (enhance) read
+them with ``read_channel_raw``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from protgan.atomic import atomic_path
+from protgan.errors import ProtganError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+cv2.setNumThreads(1)  # loaders parallelise over workers; OpenCV's own threads only oversubscribe
+try:  # keep libpng/libtiff chatter off the user's terminal: we report problems ourselves
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+except AttributeError:  # pragma: no cover - older OpenCV
+    pass
+
+
+def read_channel_raw(path: str | os.PathLike) -> np.ndarray:
+    """Decode one channel image as it is stored: 2-D uint8 or uint16. Raises ProtganError on any problem."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ProtganError(f"{path}: file not found") from None
+    if size == 0:
+        raise ProtganError(f"{path}: empty file (0 bytes)")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ProtganError(f"{path}: unreadable or truncated image")
+    if path.suffix.lower() == ".png" and not data[-12:].tobytes().endswith(b"IEND\xaeB`\x82"):
+        # libpng may return a partly decoded image for a cut-off file; the IEND chunk proves it whole.
+        raise ProtganError(f"{path}: truncated PNG (no IEND chunk)")
+    if img.ndim == 3:
+        # A channel saved as RGB(A): HPA channels are grey, so the channels are equal; take the mean.
+        img = img[..., :3].mean(axis=2).astype(img.dtype)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ProtganError(f"{path}: unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
+    return img
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """8-bit view of an 8- or 16-bit image by the documented rule (16-bit: round(v / 257))."""
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise ProtganError(f"unsupported pixel type {img.dtype}")
+
+
+def resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Square resize with area interpolation (the right filter for shrinking 2048 or 512 fields)."""
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] >= size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def read_channel(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """One channel as 2-D uint8, resized to `size` x `size` when given."""
+    img = to_uint8(read_channel_raw(path))
+    return img if size is None else resize(img, size)
+
+
+def write_png(path: str | os.PathLike, img: np.ndarray, compression: int = 1) -> None:
+    """Write a 2-D (grey) or HxWx3 RGB uint8/uint16 image atomically as PNG.
+
+    Compression 1 is ~5x faster than OpenCV's default 3 and only ~10% larger on microscopy fields.
+    """
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[..., ::-1]  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ProtganError(f"{path}: could not encode PNG")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a channel image in the format its extension names (.png, .tif, .jpg), atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        write_png(path, img)
+        return
+    ok, buf = cv2.imencode(path.suffix.lower(), np.ascontiguousarray(img))
+    if not ok:
+        raise ProtganError(f"{path}: could not encode {path.suffix}")
+    with atomic_path(path) as tmp:
+        buf.tofile(tmp)
+
+
+def composite_rgb(stack: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
+    """HxWx3 uint8 display image of a CxHxW uint8 stack: red, green, blue as themselves, yellow
+    added to red and green (the HPA viewer's convention), a single channel shown as grey."""
+    if len(channels) == 1:
+        g = stack[0]
+        return np.stack([g, g, g], axis=-1)
+    out = np.zeros(stack.shape[1:] + (3,), np.float32)
+    for i, ch in enumerate(channels):
+        plane = stack[i].astype(np.float32)
+        if ch == "red":
+            out[..., 0] += plane
+        elif ch == "green":
+            out[..., 1] += plane
+        elif ch == "blue":
+            out[..., 2] += plane
+        elif ch == "yellow":
+            out[..., 0] += plane * 0.5
+            out[..., 1] += plane * 0.5
+    return np.clip(out, 0, 255).astype(np.uint8)

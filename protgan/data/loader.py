@@ -1,0 +1,116 @@
+"""A PyTorch Dataset over a dataset folder (packed cache when present, image files otherwise) and a
+DataLoader set up to keep a GPU busy (workers, pinned memory, persistent workers, prefetch).
+
+Samples are returned as uint8 C x S x S tensors: 4x less to copy and pin than float32; the training
+loop converts on the device (`to_unit_range`, `to_signed_range`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from protgan.data.cache import PackedCache, find_cache, read_stack
+from protgan.data.dataset import ImageSet
+from protgan.errors import ProtganError
+
+
+class ChannelStackDataset(Dataset):
+    """(uint8 image C x S x S, float32 multi-hot over `classes`) per id."""
+
+    def __init__(
+        self,
+        ds: ImageSet,
+        channels: Sequence[str],
+        size: int,
+        classes: Sequence[int],
+        ids: Sequence[str] | None = None,
+        cache: PackedCache | str | None = "auto",
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.ds = ds
+        self.ids = list(ds.ids if ids is None else ids)
+        self.channels = tuple(channels)
+        self.size = size
+        self.classes = list(classes)
+        if cache == "auto":
+            cache = find_cache(ds, self.channels, size, self.ids)
+        elif cache is None or isinstance(cache, str):
+            cache = None
+        elif not cache.covers(self.ids, self.channels, size):
+            raise ProtganError(f"{cache.path}: cache does not hold these ids x {','.join(self.channels)} at {size} px")
+        self.cache: PackedCache | None = cache
+        if self.cache is None:
+            ds.select(self.ids).require_channels(self.channels)
+            self._rows = None
+            self._chan_idx = None
+        else:
+            self._rows = np.array([self.cache.row[i] for i in self.ids], np.int64)
+            self._chan_idx = self.cache.channel_index(self.channels)
+        index = {i: k for k, i in enumerate(ds.ids)}
+        labels = ds.label_matrix(self.classes)
+        self.labels = torch.from_numpy(labels[[index[i] for i in self.ids]])
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image(self, k: int) -> np.ndarray:
+        if self.cache is not None:
+            row = self.cache.array[self._rows[k]]
+            if self._chan_idx == list(range(row.shape[0])):
+                return np.array(row)
+            return np.ascontiguousarray(row[self._chan_idx])
+        return read_stack(self.ds, self.ids[k], self.channels, self.size)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = torch.from_numpy(self.image(k))
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, self.labels[k]
+
+
+def default_workers() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = True,
+    workers: int | None = None,
+    pin_memory: bool | None = None,
+    drop_last: bool = False,
+    seed: int = 0,
+    sampler: Sampler | None = None,
+) -> DataLoader:
+    """A DataLoader tuned for throughput; deterministic order for a seed."""
+    workers = default_workers() if workers is None else workers
+    pin = torch.cuda.is_available() if pin_memory is None else pin_memory
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        drop_last=drop_last,
+        generator=generator,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [0, 1] (classifiers)."""
+    return batch.float().div_(255.0)
+
+
+def to_signed_range(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the GAN's tanh range)."""
+    return batch.float().div_(127.5).sub_(1.0)
