@@ -1,0 +1,124 @@
+"""The run folder and its checkpoints: what `train-gan` writes and `synth` / `fid` read.
+
+    RUN/config.json             TrainGanConfig as a dict (class_index, class_name, channels, size, z_dim, data, ...)
+    RUN/checkpoints/last.pt     always the latest state, written atomically (temp file, then rename)
+    RUN/checkpoints/best.pt     the state with the lowest eval "score" (only with an eval function)
+    RUN/samples/step_XXXXXX.png fixed-noise sample grids
+    RUN/metrics.csv, RUN/losses.png
+
+A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
+"rng" (every RNG state: python, numpy, torch CPU and CUDA), "config" (the dict), and "best_score".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from protgan.atomic import atomic_path
+from protgan.errors import ProtganError
+from protgan.gan.models import Generator, build_generator
+
+CONFIG_FILE = "config.json"
+CKPT_DIR = "checkpoints"
+LAST = "last.pt"
+BEST = "best.pt"
+SAMPLES_DIR = "samples"
+METRICS_FILE = "metrics.csv"
+LOSSES_PLOT = "losses.png"
+CHECKPOINT_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "scaler", "step", "rng", "config")
+
+
+def last_checkpoint(run: str | os.PathLike) -> Path:
+    return Path(run) / CKPT_DIR / LAST
+
+
+def best_checkpoint(run: str | os.PathLike) -> Path:
+    return Path(run) / CKPT_DIR / BEST
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """torch.save to a temporary file beside `path`, then rename: a crash never leaves a half-written one."""
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint state lacks {missing}")
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ProtganError(f"{path}: checkpoint does not exist")
+    try:
+        # weights_only=False: the state holds numpy/python RNG states, not only tensors. Only load your own runs.
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is "not a checkpoint"
+        raise ProtganError(f"{path}: not a readable protgan checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or any(k not in state for k in ("G", "config", "step")):
+        raise ProtganError(f"{path}: not a protgan train-gan checkpoint (missing G/config/step)")
+    return state
+
+
+def generator_from_config(config: dict[str, Any]) -> Generator:
+    """An (untrained) generator with the architecture a run's config describes."""
+    return build_generator(int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100)),
+                           int(config.get("g_width", 1024)))
+
+
+def load_generator(ckpt_path: str | os.PathLike, use_ema: bool = True,
+                   map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(generator in eval mode, the run's config dict) from a checkpoint file (or a RUN folder: its last.pt).
+
+    use_ema: the exponential-moving-average weights (what sampling should use); False: the raw G.
+    """
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = last_checkpoint(path)
+    state = load_checkpoint(path, map_location)
+    config = dict(state["config"])
+    g = generator_from_config(config)
+    key = "G_ema" if use_ema and state.get("G_ema") is not None else "G"
+    g.load_state_dict(state[key])
+    g.to(map_location)
+    g.eval()
+    return g, config
+
+
+def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
+    path = Path(run) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ProtganError(f"{path}: not a train-gan run (no config.json)") from None
+    except json.JSONDecodeError as e:
+        raise ProtganError(f"{path}: unreadable JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(config, dict) or "class_index" not in config:
+        raise ProtganError(f"{path}: not a train-gan config (no class_index)")
+    return config
+
+
+def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:
+    """Class index -> run folder, for every sub-folder of RUNS holding a config.json (RUNS itself if it is a run).
+
+    One-line errors: RUNS missing, no runs in it, two runs for one class.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise ProtganError(f"{root}: runs folder does not exist")
+    candidates = [root] if (root / CONFIG_FILE).is_file() else sorted(
+        p for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
+    runs: dict[int, Path] = {}
+    for run in candidates:
+        index = int(read_run_config(run)["class_index"])
+        if index in runs:
+            raise ProtganError(f"{root}: two runs for class {index}: {runs[index].name} and {run.name} (keep one)")
+        runs[index] = run
+    if not runs:
+        raise ProtganError(f"{root}: no train-gan runs (sub-folders with a config.json)")
+    return runs
