@@ -159,3 +159,35 @@ def test_cache_build_resumes_after_interrupt(tiny_dataset: Path, monkeypatch: py
     assert done[0] == 5  # resumed after the first flushed chunk
     expect = np.stack([real(ds, i, chans, 16) for i in ds.ids])
     assert np.array_equal(np.asarray(cache.array), expect)
+
+
+def test_cached_loader_gathers_in_a_thread_with_same_batches(tiny_dataset: Path) -> None:
+    from protgan.data.loader import PrefetchLoader
+
+    ds = open_dataset(tiny_dataset)
+    chans = parse_channels("rgb")
+    build_cache(ds, 16, chans)
+    cached = ChannelStackDataset(ds, chans, 16, [0, 25])
+    assert cached.gathers_batches
+    threaded = make_loader(cached, batch_size=5, seed=7)
+    assert isinstance(threaded, PrefetchLoader) and len(threaded) == 3
+    plain = make_loader(ChannelStackDataset(ds, chans, 16, [0, 25], cache=None), batch_size=5, workers=0, seed=7)
+    for (xa, ya), (xb, yb) in zip(threaded, plain, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_prefetch_loader_reraises_errors(tiny_dataset: Path) -> None:
+    from protgan.data.loader import PrefetchLoader
+
+    class Broken(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, k: int):
+            if k == 2:
+                raise ProtganError("bad sample")
+            return torch.zeros(1)
+
+    loader = PrefetchLoader(torch.utils.data.DataLoader(Broken(), batch_size=1))
+    with pytest.raises(ProtganError, match="bad sample"):
+        list(loader)
