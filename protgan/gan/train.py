@@ -1,0 +1,640 @@
+"""Training one DCGAN per class: the config (a dataclass whose fields are the options) and the Trainer.
+
+The paper's recipe (section 3.1.3) is the default: images in [-1, 1], tanh output, Adam for G and
+SGD for D, 5% of D's labels flipped, one-sided label smoothing (real target 0.9), separate real and
+fake minibatches for D (each its own forward pass, so BN never mixes them), the DCGAN N(0, 0.02)
+init. Hyper-parameters the paper leaves open (documented in the dataclass): Adam lr 2e-4 with betas
+(0.5, 0.999) (Radford et al.'s DCGAN values), SGD lr 0.01 with momentum 0.9 for D, batch 64, the
+non-saturating G loss (G's target is 1), 20,000 steps.
+
+Around it, what the GAN toolkits do: an EMA copy of G (used for samples), bf16/fp16 autocast and
+channels_last on CUDA, optional torch.compile, metrics accumulated on the device and read only every
+`log_every` steps (no host sync in the hot loop), atomic checkpoints of every state (models,
+optimizers, AMP scaler, step, RNGs; the data order is a function of (seed, epoch) only) so a resumed
+run continues exactly as an uninterrupted one, Ctrl-C/SIGTERM saves and stops at a step boundary,
+a NaN/inf loss stops without overwriting the last good checkpoint, and a collapse indicator (spread
+of a fixed batch of EMA samples relative to real images).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import random
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Sampler
+
+from protgan.atomic import atomic_path, write_json, write_text
+from protgan.data import (
+    ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
+    resolve_class, resolve_subset, to_signed_range, write_png,
+)
+from protgan.device import resolve_device
+from protgan.errors import ProtganError
+from protgan.gan.checkpoint import (
+    CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, last_checkpoint, load_checkpoint,
+    save_checkpoint,
+)
+from protgan.gan.diffaug import diff_augment, parse_policy
+from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator, check_size
+
+SELECT_MODES = ("only", "any")
+# Config fields that define the model or its data: a resumed run must agree on them.
+ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "select", "classes")
+METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
+
+EvalFn = Callable[["GanTrainer", int], dict[str, float]]
+
+
+@dataclass
+class TrainGanConfig:
+    """Every option of `protgan train-gan`; saved as RUN/config.json and inside each checkpoint."""
+
+    data: str
+    class_index: int
+    out: str
+    class_name: str = ""  # filled from class_index
+    size: int = 512  # the paper's 512 x 512; any power of two 32..512
+    channels: list[str] = field(default_factory=lambda: ["red", "green", "blue"])  # the paper's RGB
+    select: str = "only"  # only: images whose only label (within `classes`) is the class; any: every image with it
+    classes: str = "all"  # the class subset that `select only` is judged within (all, top5, or a list)
+    steps: int = 20_000  # generator updates (each also one D update)
+    batch_size: int = 64
+    lr_g: float = 2e-4  # Adam, the DCGAN paper's value
+    betas_g: tuple[float, float] = (0.5, 0.999)  # Adam betas, the DCGAN paper's values
+    lr_d: float = 0.01  # SGD (the paper names SGD for D, not its settings)
+    momentum_d: float = 0.9
+    label_flip: float = 0.05  # fraction of D's labels flipped (real <-> fake), the paper's 5%
+    real_label: float = 0.9  # one-sided label smoothing: D's target for real images (fake stays 0)
+    z_dim: int = 100
+    g_width: int = 1024  # channels at G's 8 x 8 grid (the paper's 1024); halves per layer
+    d_width: int = 1024  # channels of D's last conv at 8 x 8; halves towards the input
+    dropout: float = 0.25
+    ema_decay: float = 0.999  # EMA of G's weights (ramped up as min(decay, (1+step)/(10+step)))
+    amp: bool = True  # autocast on CUDA (bf16 when supported, else fp16 with a GradScaler); CPU runs fp32
+    amp_dtype: str = "auto"  # auto, bf16 or fp16
+    channels_last: bool = True  # NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU
+    compile: bool = False  # torch.compile G and D
+    diffaug: list[str] = field(default_factory=list)  # DiffAugment policies: color, translation, cutout
+    resume: str = "auto"  # auto: continue RUN/checkpoints/last.pt when present; never: start over
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = None  # loader workers (None: a background thread for cached data, else one per core)
+    ckpt_every: int = 1000
+    sample_every: int = 500
+    log_every: int = 50
+    eval_every: int = 0  # steps between eval_fn calls (0: never); its "score" (lower is better) picks best.pt
+    n_samples: int = 36  # fixed-noise samples per grid (also the collapse indicator's batch)
+    collapse_threshold: float = 0.25  # warn when sample spread / real spread falls below this
+    n_images: int = 0  # filled: how many images train this class
+
+    def validate(self) -> None:
+        check_size(self.size)
+        self.class_index = resolve_class(self.class_index)
+        self.class_name = class_name(self.class_index)
+        self.channels = list(parse_channels(self.channels))
+        self.diffaug = list(parse_policy(self.diffaug))
+        self.betas_g = tuple(float(b) for b in self.betas_g)  # type: ignore[assignment]
+        checks = [
+            (self.select in SELECT_MODES, f"--select {self.select!r}: expected one of {', '.join(SELECT_MODES)}"),
+            (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
+            (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),
+            (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (batch norm needs a batch)"),
+            (self.lr_g > 0, f"--lr-g {self.lr_g}: must be > 0"),
+            (self.lr_d > 0, f"--lr-d {self.lr_d}: must be > 0"),
+            (0 <= self.momentum_d < 1, f"momentum_d {self.momentum_d}: must be in [0, 1)"),
+            (0 <= self.label_flip < 0.5, f"label_flip {self.label_flip}: must be in [0, 0.5)"),
+            (0.5 < self.real_label <= 1, f"real_label {self.real_label}: must be in (0.5, 1]"),
+            (0 <= self.ema_decay < 1, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
+            (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
+            (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
+            (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
+            (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
+            (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
+        ]
+        for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
+            value = getattr(self, name)
+            checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
+        checks.append((self.log_every >= 1, f"--log-every {self.log_every}: must be >= 1"))
+        for ok, message in checks:
+            if not ok:
+                raise ProtganError(message)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainGanConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class TrainingDiverged(ProtganError):
+    """A loss became NaN or infinite: the run stops, the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    status: str  # "done", "interrupted" or "already-done"
+    step: int
+    run: Path
+    n_images: int
+    checkpoint: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def select_class_ids(ds: ImageSet, class_index: int, subset: Sequence[int], select: str) -> list[str]:
+    """Ids that train class N: `only` = N is the image's only label within `subset`; `any` = N is among them."""
+    keep = set(subset)
+    out = []
+    for id_, target in zip(ds.ids, ds.targets):
+        labels = {c for c in target if c in keep}
+        if (labels == {class_index}) if select == "only" else (class_index in labels):
+            out.append(id_)
+    return out
+
+
+class EpochSampler(Sampler[int]):
+    """A permutation that depends only on (seed, epoch), started at any position: a resumed run reads
+    exactly the batches the uninterrupted one would have read."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def permutation(self, epoch: int) -> list[int]:
+        seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    def __iter__(self):
+        return iter(self.permutation(self.epoch)[self.start:])
+
+    def __len__(self) -> int:
+        return self.n - self.start
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
+    """N x C x S x S uint8 -> one RGB grid (composite of the channels), as square as possible."""
+    n, _, s, _ = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (s + gap) + gap, cols * (s + gap) + gap, 3), 255, np.uint8)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        y, x = gap + r * (s + gap), gap + c * (s + gap)
+        grid[y:y + s, x:x + s] = composite_rgb(images[k], tuple(channels))
+    return grid
+
+
+def to_uint8_images(x: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float batch -> uint8 N x C x S x S (numpy)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+def spread(x: torch.Tensor) -> torch.Tensor:
+    """Per-pixel standard deviation across the batch, averaged over pixels: ~0 for a collapsed generator."""
+    return x.float().std(dim=0).mean()
+
+
+class GanTrainer:
+    """One class's DCGAN: owns the data, models, optimizers, the run folder, save/load and generate.
+
+    eval_fn(trainer, step) -> {name: value} is called every `eval_every` steps; its values go into
+    metrics.csv and its "score" (lower is better, e.g. FID) decides checkpoints/best.pt.
+    on_log(row) gets each metrics row, on_step(step) each finished step, warn(message) each warning.
+    """
+
+    def __init__(self, config: TrainGanConfig, eval_fn: EvalFn | None = None,
+                 on_log: Callable[[dict[str, float]], None] | None = None,
+                 on_step: Callable[[int], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        config.validate()
+        self.cfg = config
+        self.eval_fn = eval_fn
+        self.on_log = on_log or (lambda row: None)
+        self.on_step = on_step or (lambda step: None)
+        self._warn = warn or (lambda message: None)
+        self.warnings: list[str] = []
+        self.run = Path(config.out)
+        self.device = resolve_device(config.device)
+        self.is_cuda = self.device.type == "cuda"
+        self.step = 0
+        self.best_score = math.inf
+        self.rows: list[dict[str, float]] = []
+        self._prev_diversity: float | None = None
+        self._stop_signal: int | None = None
+        self._in_update = False
+        self._setup_data()
+        self._setup_models()
+
+    # ----------------------------------------------------------------------------------------- setup
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        ds = open_dataset(cfg.data)
+        subset = resolve_subset(cfg.classes, ds.targets)
+        if cfg.class_index not in subset:
+            raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
+                               f"({', '.join(map(str, subset))})")
+        ids = select_class_ids(ds, cfg.class_index, subset, cfg.select)
+        cfg.n_images = len(ids)
+        if len(ids) < cfg.batch_size:
+            rule = "with only this label" if cfg.select == "only" else "with this label"
+            raise ProtganError(
+                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule} "
+                f"(--select {cfg.select}, --classes {cfg.classes}), fewer than one batch (--batch-size {cfg.batch_size})")
+        self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
+        self.sampler = EpochSampler(len(ids), cfg.seed)
+        self.batches_per_epoch = len(ids) // cfg.batch_size
+        self.loader = make_loader(self.dataset, cfg.batch_size, shuffle=False, workers=cfg.workers,
+                                  drop_last=True, seed=cfg.seed, sampler=self.sampler)
+        # The collapse indicator's reference: the spread of the first n_samples images (a fixed batch).
+        n_ref = min(cfg.n_samples, len(ids))
+        ref = torch.stack([torch.from_numpy(self.dataset.image(k)) for k in range(n_ref)])
+        self.real_spread = float(spread(to_signed_range(ref)))
+        self.real_reference = ref
+
+    def _setup_models(self) -> None:
+        cfg = self.cfg
+        # Models are built from a seed of their own so the init does not depend on what ran before.
+        torch.manual_seed(cfg.seed)
+        c = len(cfg.channels)
+        self.G: Generator = build_generator(cfg.size, c, cfg.z_dim, cfg.g_width).to(self.device)
+        self.D: Discriminator = build_discriminator(cfg.size, c, cfg.d_width, cfg.dropout).to(self.device)
+        self.G_ema: Generator = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
+        for m in (self.G, self.D, self.G_ema):
+            m.to(memory_format=self.memory_format)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
+        self.opt_D = torch.optim.SGD(self.D.parameters(), lr=cfg.lr_d, momentum=cfg.momentum_d)
+        self.amp_dtype = self._pick_amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.G_fwd: nn.Module = torch.compile(self.G) if cfg.compile else self.G
+        self.D_fwd: nn.Module = torch.compile(self.D) if cfg.compile else self.D
+        if self.is_cuda:
+            torch.backends.cudnn.benchmark = True
+        gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 1]).generate_state(1)[0]))
+        self.fixed_z = torch.randn(cfg.n_samples, cfg.z_dim, generator=gen).to(self.device)
+        self._sums = torch.zeros(4, device=self.device)  # loss_D, loss_G, D(x), D(G(z)) summed since the last log
+        self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
+        self._count = 0
+
+    def _pick_amp_dtype(self) -> torch.dtype | None:
+        if not (self.cfg.amp and self.is_cuda):
+            return None
+        if self.cfg.amp_dtype == "fp16" or (self.cfg.amp_dtype == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------------------------------ state I/O
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict(),
+            "step": self.step, "rng": rng_state(), "config": asdict(self.cfg), "best_score": self.best_score,
+            "prev_diversity": self._prev_diversity,
+        }
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or last_checkpoint(self.run)
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    def load(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        saved = state["config"]
+        for key in ARCHITECTURE_KEYS:
+            if key in saved and _norm(saved[key]) != _norm(getattr(self.cfg, key)):
+                raise ProtganError(
+                    f"{path}: this run was trained with {key}={saved[key]!r}, not {getattr(self.cfg, key)!r} "
+                    f"(use another --out, or --resume never to start over)")
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        # The options of this invocation win over the saved ones (e.g. a changed learning rate).
+        for group in self.opt_G.param_groups:
+            group["lr"] = self.cfg.lr_g
+        for group in self.opt_D.param_groups:
+            group["lr"] = self.cfg.lr_d
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best_score = float(state.get("best_score", math.inf))
+        self._prev_diversity = state.get("prev_diversity")
+        set_rng_state(state["rng"])
+
+    # ------------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True) -> torch.Tensor:
+        """Images in [-1, 1] (n x C x S x S) from `z` or fresh noise, by the EMA generator by default."""
+        g = self.G_ema if use_ema else self.G
+        if z is None:
+            z = torch.randn(n or self.cfg.n_samples, self.cfg.z_dim, device=self.device)
+        was_training = g.training
+        g.eval()
+        with self._autocast():
+            out = g(z.to(self.device)).float()
+        g.train(was_training)
+        return out
+
+    def write_samples(self, step: int) -> Path:
+        path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
+        write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)), self.cfg.channels))
+        return path
+
+    # ---------------------------------------------------------------------------------- the hot loop
+    def _targets(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's targets: real -> real_label (smoothed), fake -> 0, with `label_flip` of each swapped."""
+        p, r = self.cfg.label_flip, self.cfg.real_label
+        real_t = torch.where(torch.rand(b, device=self.device) < p, 0.0, r)
+        fake_t = torch.where(torch.rand(b, device=self.device) < p, r, 0.0)
+        return real_t, fake_t
+
+    def train_step(self, real_u8: torch.Tensor) -> None:
+        """One D update (real and fake minibatches in separate passes) then one G update; no host sync."""
+        cfg = self.cfg
+        policy = cfg.diffaug
+        real = to_signed_range(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
+        b = real.shape[0]
+        z = torch.randn(b, cfg.z_dim, device=self.device)
+        real_t, fake_t = self._targets(b)
+
+        self.D.requires_grad_(True)
+        with self._autocast():
+            fake = self.G_fwd(z)
+            logit_real = self.D_fwd(diff_augment(real, policy))
+            logit_fake = self.D_fwd(diff_augment(fake.detach(), policy))
+        loss_d = (F.binary_cross_entropy_with_logits(logit_real.float(), real_t)
+                  + F.binary_cross_entropy_with_logits(logit_fake.float(), fake_t))
+        self.opt_D.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_d).backward()
+        self.scaler.step(self.opt_D)
+
+        self.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
+        with self._autocast():
+            logit_gen = self.D_fwd(diff_augment(fake, policy))
+        loss_g = F.binary_cross_entropy_with_logits(logit_gen.float(), torch.ones_like(logit_gen, dtype=torch.float32))
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+        self._update_ema()
+
+        with torch.no_grad():
+            losses = torch.stack([loss_d, loss_g])
+            self._sums += torch.cat([losses, torch.sigmoid(logit_real.float()).mean()[None],
+                                     torch.sigmoid(logit_fake.float()).mean()[None]])
+            bad = ~torch.isfinite(losses).all() & (self._first_bad < 0)
+            self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
+        self._count += 1
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))  # ramp-up: early EMA follows G
+        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_p, p, 1.0 - decay)
+        for eb, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            eb.copy_(b)
+
+    # ---------------------------------------------------------------------------------- bookkeeping
+    def _read_metrics(self, seconds: float) -> dict[str, float]:
+        """The one host sync per log interval: averages since the last log; raises on NaN/inf."""
+        first_bad = int(self._first_bad)
+        if first_bad >= 0:
+            kept = last_checkpoint(self.run)
+            where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
+            raise TrainingDiverged(
+                f"loss became NaN/inf at step {first_bad}: training stopped, {where} "
+                f"(try a lower --lr-d/--lr-g, or --no-amp)")
+        sums = (self._sums / max(self._count, 1)).tolist()
+        n_img = self._count * self.cfg.batch_size
+        row = {
+            "step": self.step, "loss_D": sums[0], "loss_G": sums[1], "D_x": sums[2], "D_G_z": sums[3],
+            "lr_G": self.opt_G.param_groups[0]["lr"], "lr_D": self.opt_D.param_groups[0]["lr"],
+            "img_per_s": n_img / seconds if seconds > 0 else float("nan"),
+            "diversity": self.diversity(),
+        }
+        self._sums.zero_()
+        self._count = 0
+        return row
+
+    def diversity(self) -> float:
+        """Spread of the fixed batch of EMA samples over the spread of a fixed real batch (~1 healthy, ~0 collapsed)."""
+        ratio = float(spread(self.generate(z=self.fixed_z))) / max(self.real_spread, 1e-8)
+        threshold = self.cfg.collapse_threshold
+        if ratio < threshold and (self._prev_diversity is None or self._prev_diversity >= threshold) and self.step > 0:
+            if self._prev_diversity is not None:
+                self.warn(f"step {self.step}: sample diversity fell to {ratio:.2f} of the real images' "
+                          f"(< {threshold}): possible mode collapse, look at {self.run / SAMPLES_DIR}")
+        self._prev_diversity = ratio
+        return ratio
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self._warn(message)
+
+    def _write_metrics(self) -> None:
+        cols = list(METRIC_COLUMNS) + sorted({k for r in self.rows for k in r} - set(METRIC_COLUMNS))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in r.items()})
+        write_text(self.run / METRICS_FILE, buf.getvalue())
+
+    def _load_metrics(self) -> None:
+        path = self.run / METRICS_FILE
+        if not path.exists():
+            return
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        # Rows newer than the checkpoint are from steps that will be replayed.
+        self.rows = [{k: (int(v) if k == "step" else float(v)) for k, v in r.items() if v not in ("", None)}
+                     for r in rows if r.get("step") and int(r["step"]) <= self.step]
+
+    def plot_losses(self) -> Path | None:
+        if not self.rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = [r["step"] for r in self.rows]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for key in ("loss_D", "loss_G"):
+            axes[0].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
+        axes[0].set_title("losses")
+        for key, label in (("D_x", "D(x)"), ("D_G_z", "D(G(z))")):
+            axes[1].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=label)
+        axes[1].set_ylim(0, 1)
+        axes[1].set_title("discriminator outputs")
+        axes[2].plot(steps, [r.get("diversity", float("nan")) for r in self.rows], label="diversity")
+        axes[2].axhline(self.cfg.collapse_threshold, color="red", ls="--", lw=1, label="collapse warning")
+        axes[2].set_title("sample spread / real spread")
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.legend()
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"DCGAN class {self.cfg.class_index} ({self.cfg.class_name}), {self.cfg.size} px")
+        fig.tight_layout()
+        path = self.run / LOSSES_PLOT
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        return path
+
+    # ----------------------------------------------------------------------------------------- fit
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: KeyboardInterrupt is still caught below
+                pass
+        return previous
+
+    def prepare_run(self) -> None:
+        """Create RUN/, resume from its last checkpoint (--resume auto) and write config.json."""
+        cfg = self.cfg
+        last = last_checkpoint(self.run)
+        if cfg.resume == "auto" and last.exists():
+            self.load(last)
+            self._load_metrics()
+        self.run.mkdir(parents=True, exist_ok=True)
+        write_json(self.run / CONFIG_FILE, asdict(cfg))
+        if self.step == 0:
+            write_png(self.run / SAMPLES_DIR / "real.png",
+                      image_grid(self.real_reference.numpy(), cfg.channels))
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        self.prepare_run()
+        if self.step >= cfg.steps:
+            return TrainResult("already-done", self.step, self.run, cfg.n_images, last_checkpoint(self.run))
+        previous = self._install_signal_handlers()
+        status = "done"
+        self.G.train()
+        self.D.train()
+        self._log_t0, self._side_seconds = time.perf_counter(), 0.0
+        try:
+            while self.step < cfg.steps and self._stop_signal is None:
+                epoch, batch = divmod(self.step, self.batches_per_epoch)
+                self.sampler.set_position(epoch, batch * cfg.batch_size)
+                for real_u8, _ in self.loader:
+                    self._in_update = True
+                    self.train_step(real_u8)
+                    self.step += 1
+                    self._in_update = False
+                    self.on_step(self.step)
+                    self._after_step()
+                    if self.step >= cfg.steps or self._stop_signal is not None:
+                        break
+        except KeyboardInterrupt:
+            if self._in_update:  # the step was half-applied: keep the previous checkpoint
+                raise
+            self._stop_signal = signal.SIGINT
+        except (RuntimeError, OSError):
+            # Loader workers also receive Ctrl-C and exit; the loader then fails. That is the interrupt.
+            if self._stop_signal is None or self._in_update:
+                raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self._stop_signal is not None:
+            status = "interrupted"
+        # The end (or an interrupt at a step boundary): a final log row, samples, checkpoint, plot.
+        if self._count:
+            self._log_row()
+        self.write_samples(self.step)
+        path = self.save()
+        self.plot_losses()
+        return TrainResult(status, self.step, self.run, cfg.n_images, path, list(self.warnings))
+
+    def _after_step(self) -> None:
+        """Logging, eval, samples and checkpoints due after this step (their time is kept out of img/s)."""
+        cfg, s = self.cfg, self.step
+        eval_due = bool(cfg.eval_every and self.eval_fn and s % cfg.eval_every == 0)
+        ckpt_due = bool(cfg.ckpt_every and s % cfg.ckpt_every == 0)
+        sample_due = bool(cfg.sample_every and s % cfg.sample_every == 0)
+        # A checkpoint or an eval needs the NaN check first, which is the log's one host sync.
+        log_due = s % cfg.log_every == 0 or eval_due or ckpt_due
+        if not (log_due or sample_due):
+            return
+        if log_due:
+            row = self._log_row(write=not eval_due)
+        side_start = time.perf_counter()
+        if eval_due:
+            assert self.eval_fn is not None
+            results = {k: float(v) for k, v in self.eval_fn(self, s).items()}
+            row.update(results)
+            self._write_metrics()
+            score = results.get("score")
+            if score is not None and math.isfinite(score) and score < self.best_score:
+                self.best_score = score
+                self.save(best_checkpoint(self.run))
+        if sample_due:
+            self.write_samples(s)
+        if ckpt_due:
+            self.save()
+        self._side_seconds += time.perf_counter() - side_start
+
+    def _log_row(self, write: bool = True) -> dict[str, float]:
+        now = time.perf_counter()
+        row = self._read_metrics(now - self._log_t0 - self._side_seconds)
+        self._side_seconds = 0.0
+        self.rows.append(row)
+        if write:
+            self._write_metrics()
+        self.on_log(row)
+        self._log_t0 = time.perf_counter()  # the diversity check and the CSV write are not training time
+        return row
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def train_gan(config: TrainGanConfig, eval_fn: EvalFn | None = None, **callbacks: Any) -> TrainResult:
+    """Train (or resume) one class's DCGAN into config.out; see GanTrainer."""
+    return GanTrainer(config, eval_fn=eval_fn, **callbacks).fit()
