@@ -1,0 +1,97 @@
+"""FCN training targets (Liimatainen et al. 2021, section 2.2) and the FCN loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from protgan.classify.fcn_targets import FcnTargetSpec, fcn_map_loss, fcn_targets, gaussian_blur, protein_masks
+
+
+def square_image(size: int, lo: int, hi: int, value: int = 200) -> torch.Tensor:
+    img = torch.zeros(1, size, size, dtype=torch.uint8)
+    img[0, lo:hi, lo:hi] = value
+    return img
+
+
+def test_bright_square_becomes_its_map_pixels_at_256():
+    # 256 px (the paper's size), square over rows/cols 64..127 -> map pixels 4..7 of the 16 x 16 map
+    mask = protein_masks(square_image(256, 64, 128), map_size=16)[0]
+    expected = torch.zeros(16, 16)
+    expected[4:8, 4:8] = 1
+    assert torch.equal(mask, expected)
+
+
+def test_bright_square_at_64px_gives_one_map_pixel():
+    mask = protein_masks(square_image(64, 16, 32), map_size=4)[0]
+    expected = torch.zeros(4, 4)
+    expected[1, 1] = 1
+    assert torch.equal(mask, expected)
+
+
+def test_dim_or_blank_images():
+    # normalisation is per image: a faint square is as much a target as a bright one
+    assert torch.equal(protein_masks(square_image(64, 16, 32, value=3), 4), protein_masks(square_image(64, 16, 32), 4))
+    assert protein_masks(torch.zeros(2, 64, 64), 4).sum() == 0  # nothing to segment -> all background
+
+
+def test_gaussian_blur_equals_scipy_including_borders():
+    x = np.random.default_rng(0).random((2, 30, 41))
+    for sigma in (0.5, 1.3, 3.0):
+        ours = gaussian_blur(torch.from_numpy(x), sigma).numpy()
+        ref = np.stack([ndimage.gaussian_filter(i, sigma, mode="reflect", truncate=4.0) for i in x])
+        np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def reference_mask(img: np.ndarray, map_size: int, spec: FcnTargetSpec) -> np.ndarray:
+    """The paper's steps with scipy: normalise, Gaussian, >= 0.3, dilate (square), area resize, >= 0.5."""
+    size = img.shape[-1]
+    x = img.astype(np.float64)
+    x = (x - x.min()) / (x.max() - x.min())
+    x = ndimage.gaussian_filter(x, spec.sigma(size), mode="reflect", truncate=spec.truncate)
+    b = x >= spec.threshold
+    r = spec.dilation_radius(size)
+    b = ndimage.binary_dilation(b, structure=np.ones((2 * r + 1, 2 * r + 1), bool))
+    f = size // map_size
+    cover = b.reshape(map_size, f, map_size, f).mean(axis=(1, 3))
+    return (cover >= 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("size,map_size", [(256, 16), (64, 4), (128, 8)])
+def test_masks_match_a_scipy_reference_on_cell_like_images(size, map_size):
+    rng = np.random.default_rng(size)
+    img = np.zeros((size, size))
+    for _ in range(6):  # blobs of different brightness, like cells with more or less protein
+        cy, cx = rng.integers(0, size, 2)
+        r = rng.integers(size // 16, size // 6)
+        yy, xx = np.ogrid[:size, :size]
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += rng.uniform(40, 200)
+    img = np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+    spec = FcnTargetSpec()
+    ours = protein_masks(torch.from_numpy(img)[None], map_size, spec)[0].numpy()
+    np.testing.assert_array_equal(ours, reference_mask(img, map_size, spec))
+    assert 0 < ours.sum() < ours.size
+
+
+def test_targets_same_mask_for_present_classes_zero_for_absent():
+    protein = torch.cat([square_image(64, 16, 32), square_image(64, 32, 64)])
+    labels = torch.tensor([[1, 0, 1], [0, 1, 0]], dtype=torch.float32)
+    t = fcn_targets(protein, labels, map_size=4)
+    assert t.shape == (2, 3, 4, 4)
+    masks = protein_masks(protein, 4)
+    assert torch.equal(t[0, 0], masks[0]) and torch.equal(t[0, 2], masks[0])
+    assert t[0, 1].sum() == 0 and t[1, 0].sum() == 0 and t[1, 2].sum() == 0
+    assert torch.equal(t[1, 1], masks[1]) and masks[1][2:, 2:].sum() == 4
+
+
+def test_map_loss_is_pixelwise_bce():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4)
+    targets = (torch.rand(2, 3, 4, 4) > 0.5).float()
+    p = torch.sigmoid(logits)
+    manual = -(targets * torch.log(p) + (1 - targets) * torch.log(1 - p)).mean()
+    assert torch.allclose(fcn_map_loss(logits, targets), manual, atol=1e-6)
+    assert torch.allclose(fcn_map_loss(logits, targets), F.binary_cross_entropy(p, targets), atol=1e-6)
