@@ -73,14 +73,21 @@ def read_channel(path: str | os.PathLike, size: int | None = None) -> np.ndarray
     return img if size is None else resize(img, size)
 
 
-def write_png(path: str | os.PathLike, img: np.ndarray, compression: int = 1) -> None:
+def write_png(path: str | os.PathLike, img: np.ndarray, compression: int = 1, rle: bool = False) -> None:
     """Write a 2-D (grey) or HxWx3 RGB uint8/uint16 image atomically as PNG.
 
     Compression 1 is ~5x faster than OpenCV's default 3 and only ~10% larger on microscopy fields.
+    `rle`: the SUB row filter + zlib's RLE strategy instead of adaptive filtering, ~3x faster and
+    ~20% smaller on mostly-black fluorescence fields (used by demo-data, where encoding dominates).
     """
     if img.ndim == 3 and img.shape[2] == 3:
         img = img[..., ::-1]  # OpenCV writes BGR
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    if rle:
+        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img), params)
     if not ok:
         raise ProtganError(f"{path}: could not encode PNG")
     with atomic_path(path) as tmp:
