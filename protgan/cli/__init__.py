@@ -12,6 +12,7 @@ from protgan.errors import ProtganError
 # Each module registers its command(s) on `app` when imported.
 from protgan.cli import info as _info  # noqa: F401,E402
 from protgan.cli import cache as _cache  # noqa: F401,E402
+from protgan.cli import enhance as _enhance  # noqa: F401,E402
 from protgan.cli import train_gan as _train_gan  # noqa: F401,E402
 
 
