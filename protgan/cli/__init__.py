@@ -12,8 +12,13 @@ from protgan.errors import ProtganError
 # Each module registers its command(s) on `app` when imported.
 from protgan.cli import info as _info  # noqa: F401,E402
 from protgan.cli import cache as _cache  # noqa: F401,E402
+from protgan.cli import classify as _classify  # noqa: F401,E402
+from protgan.cli import predict as _predict  # noqa: F401,E402
+from protgan.cli import demo_data as _demo_data  # noqa: F401,E402
 from protgan.cli import enhance as _enhance  # noqa: F401,E402
 from protgan.cli import train_gan as _train_gan  # noqa: F401,E402
+from protgan.cli import synth as _synth  # noqa: F401,E402
+from protgan.cli import fid as _fid  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
