@@ -52,7 +52,7 @@ def train_gan(
         compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
         resume=resume, seed=seed, device=device, workers=workers,
     )
-    warn = lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False)  # noqa: E731
+    warn = lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
     progress = Progress(TextColumn("[bold]train-gan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console, transient=False)
     task = progress.add_task("train", total=steps, losses="")
@@ -65,15 +65,15 @@ def train_gan(
     console.print(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
                   f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                   + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     with progress:
         result = trainer.fit()
     if result.status == "already-done":
-        console.print(f"{out}: already trained to step {result.step} (raise --steps to continue)", highlight=False)
+        console.print(f"{out}: already trained to step {result.step} (raise --steps to continue)", highlight=False, soft_wrap=True)
     elif result.status == "interrupted":
         err_console.print(f"interrupted at step {result.step}: saved {result.checkpoint} "
-                          f"(run the same command to resume)", highlight=False)
+                          f"(run the same command to resume)", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
     else:
         console.print(f"done: step {result.step}, checkpoint {result.checkpoint}, samples in {out / 'samples'}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)

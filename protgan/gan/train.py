@@ -73,7 +73,7 @@ class TrainGanConfig:
     steps: int = 20_000  # generator updates (each also one D update)
     batch_size: int = 64
     lr_g: float = 2e-4  # Adam, the DCGAN paper's value
-    betas_g: tuple[float, float] = (0.5, 0.999)  # Adam betas, the DCGAN paper's values
+    betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas, the DCGAN paper's values
     lr_d: float = 0.01  # SGD (the paper names SGD for D, not its settings)
     momentum_d: float = 0.9
     label_flip: float = 0.05  # fraction of D's labels flipped (real <-> fake), the paper's 5%
@@ -106,8 +106,9 @@ class TrainGanConfig:
         self.class_name = class_name(self.class_index)
         self.channels = list(parse_channels(self.channels))
         self.diffaug = list(parse_policy(self.diffaug))
-        self.betas_g = tuple(float(b) for b in self.betas_g)  # type: ignore[assignment]
+        self.betas_g = [float(b) for b in self.betas_g]
         checks = [
+            (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
             (self.select in SELECT_MODES, f"--select {self.select!r}: expected one of {', '.join(SELECT_MODES)}"),
             (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
             (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),

@@ -1,0 +1,248 @@
+"""The DCGAN training loop: learning, exact resume, NaN stop, Ctrl-C, EMA, eval hook, run folder contract."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from protgan.data import open_dataset, write_label_table, write_png
+from protgan.errors import ProtganError
+from protgan.gan import find_runs, load_checkpoint, load_generator
+from protgan.gan.checkpoint import CHECKPOINT_KEYS
+from protgan.gan.train import GanTrainer, TrainGanConfig, TrainingDiverged, select_class_ids
+from tests.conftest import make_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (3x faster here).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    targets = [(0,)] * 24 + [(0, 25)] * 3 + [(25,)] * 5
+    return make_dataset(tmp_path_factory.mktemp("gan") / "d", targets, size=32, channels=("red", "green", "blue"))
+
+
+def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
+    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=8, steps=6, g_width=32,
+                d_width=32, log_every=1, ckpt_every=0, sample_every=0, workers=0, device="cpu", n_samples=8)
+    base.update(kw)
+    return TrainGanConfig(**base)
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_select_only_vs_any(tiny_dataset: Path) -> None:
+    ds = open_dataset(tiny_dataset)
+    # targets: (0,) (25,) (0,25) (21,) (2,0) (23,) (0,) (25,21) (2,) (23,0) (0,) (21,)
+    assert select_class_ids(ds, 0, list(range(28)), "only") == ["img0000", "img0006", "img0010"]
+    assert len(select_class_ids(ds, 0, list(range(28)), "any")) == 6
+    # within the subset {0, 25}, (2, 0) and (23, 0) count as "only 0"
+    assert select_class_ids(ds, 0, [0, 25], "only") == ["img0000", "img0004", "img0006", "img0009", "img0010"]
+
+
+def test_run_folder_contract(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run0"
+    result = GanTrainer(_config(data, run, steps=4, ckpt_every=2, sample_every=2)).fit()
+    assert result.status == "done" and result.step == 4 and result.n_images == 24
+    config = json.loads((run / "config.json").read_text())
+    assert config["class_index"] == 0 and config["class_name"] == "Nucleoplasm"
+    assert config["channels"] == ["red", "green", "blue"] and config["size"] == 32 and config["z_dim"] == 100
+    assert config["data"] == str(data) and config["n_images"] == 24
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert set(CHECKPOINT_KEYS) <= set(state) and state["step"] == 4 and state["config"] == config
+    assert {p.name for p in (run / "samples").iterdir()} == {"real.png", "step_000002.png", "step_000004.png"}
+    rows = _metrics(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert {"loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity"} <= set(rows[0])
+    assert (run / "losses.png").stat().st_size > 5000
+    assert not list(run.rglob(".*tmp"))  # nothing half-written left behind
+    g, cfg = load_generator(run / "checkpoints" / "last.pt")
+    assert not g.training and cfg["class_index"] == 0
+    with torch.no_grad():
+        x = g(torch.randn(3, 100))
+    assert x.shape == (3, 3, 32, 32) and x.abs().max() <= 1
+    assert torch.equal(g.state_dict()["fc.weight"], state["G_ema"]["fc.weight"])
+    g_raw, _ = load_generator(run, use_ema=False)
+    assert torch.equal(g_raw.state_dict()["fc.weight"], state["G"]["fc.weight"])
+    # a finished run asked for the same steps does nothing
+    again = GanTrainer(_config(data, run, steps=4)).fit()
+    assert again.status == "already-done"
+
+
+def test_find_runs(tmp_path: Path) -> None:
+    for name, cls in (("a", 0), ("b", 25)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"class_index": cls}))
+    (tmp_path / "notes").mkdir()
+    assert find_runs(tmp_path) == {0: tmp_path / "a", 25: tmp_path / "b"}
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "config.json").write_text(json.dumps({"class_index": 25}))
+    with pytest.raises(ProtganError, match="two runs for class 25: b and c"):
+        find_runs(tmp_path)
+    with pytest.raises(ProtganError, match="does not exist"):
+        find_runs(tmp_path / "nope")
+
+
+def test_discriminator_learns_separable_toy(tmp_path: Path) -> None:
+    # Real images are all white; G (barely trained) makes ~mid-grey: D must quickly tell them apart.
+    root = tmp_path / "white"
+    (root / "train").mkdir(parents=True)
+    ids = [f"w{i:02d}" for i in range(16)]
+    for i in ids:
+        for ch in ("red", "green", "blue"):
+            write_png(root / "train" / f"{i}_{ch}.png", np.full((32, 32), 255, np.uint8))
+    write_label_table(root / "train.csv", ids, [(0,)] * 16)
+    trainer = GanTrainer(_config(root, tmp_path / "run", steps=12, lr_g=1e-6, label_flip=0.0))
+    trainer.fit()
+    losses = [float(r["loss_D"]) for r in _metrics(tmp_path / "run")]
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+    d_x = [float(r["D_x"]) for r in _metrics(tmp_path / "run")]
+    assert d_x[-1] > 0.6
+
+
+def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    GanTrainer(_config(data, straight, steps=7)).fit()
+    split = tmp_path / "split"
+    first = GanTrainer(_config(data, split, steps=4)).fit()  # stops one batch into the second epoch
+    assert first.step == 4
+    second = GanTrainer(_config(data, split, steps=7)).fit()  # --resume auto
+    assert second.step == 7
+    a, b = _metrics(straight), _metrics(split)
+    assert [r["step"] for r in b] == [str(s) for s in range(1, 8)]  # epochs of 3 batches: resumes mid-epoch
+    for ra, rb in zip(a, b):
+        for key in ("loss_D", "loss_G", "D_x", "D_G_z", "diversity"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), (ra["step"], key)
+    sa = load_checkpoint(straight / "checkpoints" / "last.pt")
+    sb = load_checkpoint(split / "checkpoints" / "last.pt")
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in sa[key].items():
+            torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
+    # --resume never starts over and reproduces the same first losses
+    fresh = GanTrainer(_config(data, split, steps=2, resume="never")).fit()
+    assert fresh.step == 2
+    assert float(_metrics(split)[0]["loss_D"]) == pytest.approx(float(a[0]["loss_D"]), abs=1e-6)
+
+
+def test_resume_refuses_other_architecture(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    GanTrainer(_config(data, run, steps=1)).fit()
+    with pytest.raises(ProtganError, match="trained with g_width=32, not 64"):
+        GanTrainer(_config(data, run, steps=2, g_width=64)).fit()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+
+    def poison(trainer: GanTrainer, step: int) -> dict[str, float]:
+        if step == 3:  # after the step-2 checkpoint: D's output becomes NaN at step 4
+            with torch.no_grad():
+                trainer.D.fc.weight.fill_(float("nan"))
+        return {}
+
+    trainer = GanTrainer(_config(data, run, steps=8, ckpt_every=2, eval_every=1, log_every=4), eval_fn=poison)
+    with pytest.raises(TrainingDiverged, match=r"NaN/inf at step 4.*last good checkpoint .*last.pt kept"):
+        trainer.fit()
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(t).all() for t in state["D"].values() if t.is_floating_point())
+    assert max(int(r["step"]) for r in _metrics(run)) == 3
+
+
+def test_ctrl_c_saves_and_stops(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+
+    def interrupt(trainer: GanTrainer, step: int) -> dict[str, float]:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C delivers
+        return {}
+
+    before = signal.getsignal(signal.SIGINT)
+    result = GanTrainer(_config(data, run, steps=50, eval_every=1), eval_fn=interrupt).fit()
+    assert result.status == "interrupted" and result.step == 2
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
+    resumed = GanTrainer(_config(data, run, steps=4)).fit()
+    assert resumed.status == "done" and resumed.step == 4
+
+
+def test_ema_follows_the_documented_rule(data: Path, tmp_path: Path) -> None:
+    decay = 0.5
+    trainer = GanTrainer(_config(data, tmp_path / "run", steps=4, ema_decay=decay))
+    expected = [p.detach().clone() for p in trainer.G.parameters()]
+    snapshots: list[list[torch.Tensor]] = []
+    trainer.on_step = lambda s: snapshots.append([p.detach().clone() for p in trainer.G.parameters()])
+    trainer.fit()
+    for s, params in enumerate(snapshots, start=1):
+        d = min(decay, s / (9 + s))  # min(decay, (1 + t) / (10 + t)) with t = s - 1 updates before
+        expected = [e + (1 - d) * (p - e) for e, p in zip(expected, params)]
+    for e, p in zip(expected, trainer.G_ema.parameters()):
+        torch.testing.assert_close(p, e, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(list(trainer.G_ema.parameters())[0], list(trainer.G.parameters())[0])
+    for eb, b in zip(trainer.G_ema.buffers(), trainer.G.buffers()):
+        assert torch.equal(eb, b)
+
+
+def test_eval_hook_logs_and_keeps_best(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    scores = {2: 5.0, 4: 1.5, 6: 3.0}
+
+    def fake_fid(trainer: GanTrainer, step: int) -> dict[str, float]:
+        assert trainer.generate(4).shape == (4, 3, 32, 32)
+        return {"score": scores[step], "fid": scores[step] * 10}
+
+    GanTrainer(_config(data, run, steps=6, eval_every=2, log_every=3), eval_fn=fake_fid).fit()
+    rows = {int(r["step"]): r for r in _metrics(run)}
+    assert float(rows[4]["score"]) == 1.5 and float(rows[6]["fid"]) == 30.0 and rows[3]["score"] == ""
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["step"] == 4 and best["best_score"] == 1.5
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 6
+
+
+def test_collapse_indicator_warns(data: Path, tmp_path: Path) -> None:
+    warnings: list[str] = []
+    trainer = GanTrainer(_config(data, tmp_path / "run", steps=1), warn=warnings.append)
+    trainer.fit()
+    healthy = trainer.diversity()
+    assert healthy > 0 and not warnings
+    trainer._prev_diversity = 1.0
+    with torch.no_grad():  # a generator whose output ignores z: every sample identical
+        last = [m for m in trainer.G_ema.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+        last.weight.zero_()
+    assert trainer.diversity() == pytest.approx(0.0, abs=1e-6)
+    assert len(warnings) == 1 and "mode collapse" in warnings[0]
+    trainer.diversity()
+    assert len(warnings) == 1  # warned when it fell, not on every log
+
+
+def test_diffaug_training_runs(data: Path, tmp_path: Path) -> None:
+    result = GanTrainer(_config(data, tmp_path / "run", steps=2, diffaug=["color", "translation", "cutout"])).fit()
+    assert result.status == "done"
+    assert all(math.isfinite(float(r["loss_D"])) for r in _metrics(tmp_path / "run"))
+
+
+def test_too_few_images_for_a_batch(data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ProtganError, match=r"class 25 \(Cytosol\) has 5 images with only this label.*--batch-size 8"):
+        GanTrainer(_config(data, tmp_path / "run", class_index=25))
+    assert not (tmp_path / "run").exists()
+    # `any` also counts the 3 images labelled (0, 25): still < 16
+    with pytest.raises(ProtganError, match="has 8 images with this label"):
+        GanTrainer(_config(data, tmp_path / "run", class_index=25, select="any", batch_size=16))
