@@ -585,7 +585,14 @@ def render_sample(
     er = f.cell * (1.0 - 0.8 * f.nucleus) * (ret * (0.2 + 0.9 * near) + 0.03) * (0.9 + 0.1 * low)
     yellow = er * per_cell(f, rng.uniform(0.6, 1.0, len(f.cx)))
 
-    # Green: the labelled compartments, each with its own strength, cell-to-cell variation.
+    gains = {ch: _gain(rng, ch) for ch in ("red", "green", "blue", "yellow")}
+    red8 = _to_uint8(rng, red, gains["red"], size, bank)
+    blue8 = _to_uint8(rng, blue, gains["blue"], size, bank)
+    yellow8 = _to_uint8(rng, yellow, gains["yellow"], size, bank)
+
+    # Green: the labelled compartments, each with its own strength, cell-to-cell variation. It draws
+    # from its own stream, so the field and the other channels do not depend on the labels.
+    rng = np.random.default_rng(rng.integers(0, 2**63))
     ctx = Context(rng, f, bank, mottle, fine, er, mt)
     green = np.zeros((r, r), np.float32)
     for c in labels:
@@ -598,14 +605,7 @@ def render_sample(
     green *= np.float32(1.0 / max(float(green.max()), 0.05))
     weak = 0.35 if rng.uniform() < 0.15 else 1.0  # weak stainings exist in real data
 
-    gains = {ch: _gain(rng, ch) for ch in ("red", "green", "blue", "yellow")}
-    gains["green"] *= weak
-    stack = np.stack([
-        _to_uint8(rng, red, gains["red"], size, bank),
-        _to_uint8(rng, green, gains["green"], size, bank),
-        _to_uint8(rng, blue, gains["blue"], size, bank),
-        _to_uint8(rng, yellow, gains["yellow"], size, bank),
-    ])
+    stack = np.stack([red8, _to_uint8(rng, green, gains["green"] * weak, size, bank), blue8, yellow8])
     return stack, (_masks(f, size) if with_masks else {})
 
 
@@ -620,6 +620,6 @@ def _masks(f: Field, size: int) -> dict[str, np.ndarray]:
         "nucleus": nucleus,
         "nucleoli": up(f.nucleoli) > 0.5,
         "cytoplasm": cell & ~nucleus,
-        "membrane": up(f.membrane) > 0.3,
+        "membrane": up(f.membrane * np.sqrt(f.cell)) > 0.25,  # the band the plasma membrane is drawn on
         "labels": up(f.labels.astype(np.float32), cv2.INTER_NEAREST).astype(np.int32),
     }
