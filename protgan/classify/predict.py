@@ -1,0 +1,126 @@
+"""Labels for new images from a classify checkpoint, with the per-class thresholds tuned on its training
+part (0.5 where the checkpoint has none). Output: the Kaggle submission format `Id,Predicted`
+(space-separated class indices of the 28-class numbering)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from protgan.atomic import atomic_path
+from protgan.classify.thresholds import apply_thresholds
+from protgan.classify.train import Accel, load_checkpoint, model_from_checkpoint
+from protgan.data import make_loader, read_channel
+from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, index_image_files, read_label_table
+from protgan.data.imageio import IMAGE_EXTENSIONS
+from protgan.device import resolve_device
+from protgan.errors import ProtganError
+
+
+@dataclass
+class Prediction:
+    id: str
+    labels: list[int]  # class indices (0..27) predicted present
+    probabilities: dict[int, float]  # every class of the model
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Path]]:
+    """{Id: {channel: path}} from dataset folders (train.csv + images, or a folder of images such as
+    Kaggle's test/) and single image files named {Id}_{channel}.{ext}."""
+    found: dict[str, dict[str, Path]] = {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            img_dir = path / IMAGE_SUBDIR if (path / IMAGE_SUBDIR).is_dir() else path
+            ids = read_label_table(path / LABEL_FILE)[0] if (path / LABEL_FILE).exists() else None
+            files = index_image_files(img_dir, ids)
+            if not files:
+                raise ProtganError(f"{path}: no images named {{Id}}_{{channel}}{{{','.join(IMAGE_EXTENSIONS)}}}")
+            for id_, chans in files.items():
+                found.setdefault(id_, {}).update(chans)
+            if ids is not None:
+                absent = [i for i in ids if i not in files]
+                if absent:
+                    raise ProtganError(f"{path / LABEL_FILE}: Id {absent[0]!r} has no image file ({len(absent)} such Ids)")
+        elif path.is_file():
+            stem, _, ch = path.stem.rpartition("_")
+            if not stem or ch not in ("red", "green", "blue", "yellow") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise ProtganError(f"{path}: expected an image named {{Id}}_{{red,green,blue,yellow}}.png/.jpg/.tif")
+            found.setdefault(stem, {})[ch] = path
+        else:
+            raise ProtganError(f"{path}: no such file or directory")
+    if not found:
+        raise ProtganError("predict: no input images")
+    return found
+
+
+class _Stacks(Dataset):
+    def __init__(self, files: dict[str, dict[str, Path]], channels: Sequence[str], size: int) -> None:
+        self.ids = sorted(files)
+        self.files, self.channels, self.size = files, tuple(channels), size
+        for id_ in self.ids:
+            for ch in self.channels:
+                if ch not in files[id_]:
+                    some = next(iter(files[id_].values()))
+                    raise ProtganError(f"{some.parent / f'{id_}_{ch}.png'}: missing {ch} channel for Id {id_!r} "
+                                       f"(the checkpoint uses {','.join(self.channels)})")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        chans = self.files[self.ids[k]]
+        img = np.stack([read_channel(chans[c], self.size) for c in self.channels])
+        return torch.from_numpy(img), torch.zeros(())
+
+
+def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], thresholds: str = "tuned",
+            batch_size: int = 16, device: str = "auto", workers: int = 0) -> tuple[list[Prediction], dict]:
+    """(predictions sorted by Id, checkpoint info: classes, names, thresholds used and where from)."""
+    ckpt = load_checkpoint(checkpoint)
+    classes = ckpt["classes"]
+    if thresholds == "tuned":
+        if ckpt.get("thresholds") is None:
+            th, source = np.full(len(classes), 0.5), "0.5 (this checkpoint has no tuned thresholds: use best_<select>.pt)"
+        else:
+            th, source = np.array(ckpt["thresholds"]), "tuned on the training part"
+    else:
+        try:
+            value = float(thresholds)
+        except ValueError:
+            raise ProtganError(f"--threshold {thresholds!r}: expected 'tuned' or a number in (0, 1)") from None
+        if not 0 < value < 1:
+            raise ProtganError(f"--threshold {thresholds!r}: expected a number in (0, 1)")
+        th, source = np.full(len(classes), value), f"{value:g} for every class"
+    if batch_size < 1:
+        raise ProtganError(f"--batch-size {batch_size}: must be >= 1")
+    files = collect_inputs(inputs)
+    data = _Stacks(files, ckpt["channels"], ckpt["size"])
+    accel = Accel.for_device(resolve_device(device), None)
+    model = accel.prepare_model(model_from_checkpoint(ckpt)).eval()
+    loader = make_loader(data, batch_size, shuffle=False, workers=workers, pin_memory=accel.device.type == "cuda")
+    probs = []
+    with torch.no_grad():
+        for x, _ in loader:
+            with accel.autocast():
+                probs.append(torch.sigmoid(model(accel.batch(x)).float()).cpu())
+    p = torch.cat(probs).numpy()
+    pred = apply_thresholds(p, th)
+    out = [Prediction(id_, [classes[j] for j in np.flatnonzero(pred[i])],
+                      {classes[j]: float(p[i, j]) for j in range(len(classes))}) for i, id_ in enumerate(data.ids)]
+    info = {"classes": classes, "names": ckpt["class_names"], "thresholds": th.tolist(), "threshold_source": source,
+            "model": ckpt["meta"]["model"], "channels": ckpt["channels"], "size": ckpt["size"]}
+    return out, info
+
+
+def write_submission(path: str | os.PathLike, predictions: Sequence[Prediction]) -> None:
+    """Kaggle's format: header `Id,Predicted`, labels space-separated (empty when none is predicted)."""
+    lines = ["Id,Predicted"] + [f"{p.id},{' '.join(str(c) for c in p.labels)}" for p in predictions]
+    with atomic_path(path, suffix=".csv") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,554 @@
+"""`ClassifyConfig`, the training loop, the K-fold driver and the merge of fold results.
+
+One fold = train on the other folds' real images (+ synthetic images when augmenting with a GAN),
+validate on its own real images after every epoch, keep three "best" checkpoints (lowest validation
+loss, highest validation macro F1, highest validation micro F1: the paper's three callbacks) and a
+`last.pt` to resume from. At the end, the checkpoint chosen by `select` is evaluated on the training
+part (thresholds tuned there) and on validation, at the tuned thresholds and at 0.5.
+
+Layout of RUN:
+    config.json          the resolved options
+    folds.csv            only when DATA was not writable (else DATA/folds.csv, shared by every run)
+    fold_K/              history.json, ids.json, result.json, thresholds.json,
+                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt
+    metrics.csv, per_class.csv, summary.md, thresholds.json, curves.png, per_class.png  (once all folds are done)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from protgan.atomic import atomic_path, write_json
+from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
+from protgan.classify.losses import LOSS_CHOICES, check_focal_alpha, make_loss
+from protgan.classify.metrics import evaluate, macro_f1, micro_f1
+from protgan.classify.models import Classifier, create_model, get_spec
+from protgan.classify.presets import PRESETS, get_preset
+from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at, exponential_decay
+from protgan.classify.thresholds import apply_thresholds, tune_thresholds
+from protgan.data import (
+    FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
+    parse_channels, resolve_subset, to_unit_range,
+)
+from protgan.device import resolve_device
+from protgan.errors import ProtganError
+
+CHECKPOINT_FORMAT = "protgan-classifier/1"
+SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
+# options that may change between the invocations of one run (e.g. one fold per GPU)
+_PER_INVOCATION = ("fold", "workers", "device", "amp")
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ClassifyConfig:
+    """Every option of `protgan classify`. None means "from the preset / the model's recipe"."""
+
+    data: str
+    out: str
+    model: str | None = None
+    preset: str = "none"
+    classes: str | None = None  # "top5" (default without preset), "all" or a list such as "0,25,Cytosol"
+    channels: str = "rgb"
+    size: int = 512
+    folds: int = 5
+    fold: int | None = None  # run only this fold (0-based)
+    epochs: int | None = None
+    batch_size: int | None = None
+    batch_schedule: str | None = None  # paper: x2 every 15 epochs up to x4; fixed
+    lr: float | None = None
+    augment: str = "classic"
+    aug_probs: str | None = None  # "hflip=0.5,invert=0"
+    synthetic: str | None = None
+    pretrained: bool = True
+    weights: str | None = None
+    loss: str | None = None
+    focal_alpha: float | None = None  # None: the paper's unweighted focal loss
+    focal_gamma: float = 2.0
+    head: str = "paper"
+    select: str = "macro_f1"  # which best checkpoint gives the reported metrics and thresholds
+    amp: bool | None = None  # None: on with CUDA
+    workers: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def resolved(self) -> "ClassifyConfig":
+        """A copy with every None filled from the preset (or, without one, the model's recipe)."""
+        if self.preset != "none":
+            p = get_preset(self.preset)
+            model = self.model or p.model
+            defaults = dict(classes=p.classes, epochs=p.epochs, batch_size=p.batch_size,
+                            batch_schedule=p.batch_schedule, lr=p.lr, loss=p.loss,
+                            head=p.head if self.head == "paper" else self.head)
+        else:
+            if not self.model:
+                raise ProtganError("--model: required unless --preset paper28 or paper5 is given")
+            model = self.model
+            recipe = PRESETS[get_spec(model).recipe]
+            defaults = dict(classes="top5", epochs=recipe.epochs, batch_size=recipe.batch_size,
+                            batch_schedule="fixed", lr=recipe.lr, loss=recipe.loss, head=self.head)
+        out = replace(self, model=get_spec(model).name)
+        for k, v in defaults.items():
+            if k == "head" or getattr(out, k) is None:
+                setattr(out, k, v)
+        out.focal_alpha = check_focal_alpha(out.focal_alpha)
+        return out
+
+
+@dataclass
+class Prepared:
+    """Everything a fold needs, checked once."""
+
+    cfg: ClassifyConfig
+    out: Path
+    real: ImageSet
+    synthetic: ImageSet | None
+    classes: list[int]
+    channels: tuple[str, ...]
+    folds_path: Path
+    fold_of: dict[str, int]
+    k: int
+    notes: list[str] = field(default_factory=list)
+
+    def split(self, fold: int) -> tuple[list[str], list[str]]:
+        if not 0 <= fold < self.k:
+            raise ProtganError(f"--fold {fold} out of range 0..{self.k - 1}")
+        train = [i for i in self.real.ids if self.fold_of[i] != fold]
+        val = [i for i in self.real.ids if self.fold_of[i] == fold]
+        return train, val
+
+
+def validate(cfg: ClassifyConfig) -> None:
+    spec = get_spec(cfg.model)
+    if cfg.size < spec.min_size:
+        raise ProtganError(f"--size {cfg.size}: {spec.name} needs images of at least {spec.min_size} px")
+    if cfg.folds < 2:
+        raise ProtganError(f"--folds {cfg.folds}: need at least 2 folds")
+    if cfg.fold is not None and not 0 <= cfg.fold < cfg.folds:
+        raise ProtganError(f"--fold {cfg.fold} out of range 0..{cfg.folds - 1}")
+    if cfg.epochs < 1:
+        raise ProtganError(f"--epochs {cfg.epochs}: must be >= 1")
+    if cfg.batch_size < 1:
+        raise ProtganError(f"--batch-size {cfg.batch_size}: must be >= 1")
+    if not cfg.lr > 0:
+        raise ProtganError(f"--lr {cfg.lr}: must be > 0")
+    if cfg.batch_schedule not in BATCH_SCHEDULE_CHOICES:
+        raise ProtganError(f"--batch-schedule {cfg.batch_schedule!r}: expected {', '.join(BATCH_SCHEDULE_CHOICES)}")
+    if cfg.loss not in LOSS_CHOICES:
+        raise ProtganError(f"--loss {cfg.loss!r}: expected one of {', '.join(LOSS_CHOICES)}")
+    if cfg.augment not in AUGMENT_CHOICES:
+        raise ProtganError(f"--augment {cfg.augment!r}: expected one of {', '.join(AUGMENT_CHOICES)}")
+    if cfg.select not in SELECT_CHOICES:
+        raise ProtganError(f"--select {cfg.select!r}: expected one of {', '.join(SELECT_CHOICES)}")
+    uses_gan = "gan" in cfg.augment
+    if uses_gan and not cfg.synthetic:
+        raise ProtganError(f"--augment {cfg.augment}: needs --synthetic SYN (a folder of synthetic images)")
+    if cfg.synthetic and not uses_gan:
+        raise ProtganError(f"--synthetic {cfg.synthetic}: only used with --augment gan or classic+gan")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise ProtganError(f"--workers {cfg.workers}: must be >= 0")
+    parse_probabilities(cfg.aug_probs)
+
+
+def _writable_dir(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
+    """Resolve and check the options, open the data, the folds and the synthetic set."""
+    cfg = cfg.resolved()
+    validate(cfg)
+    make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)  # option errors before any data is read
+    ds = open_dataset(cfg.data)
+    classes = resolve_subset(cfg.classes, ds.targets)
+    ds.require_classes(classes)
+    channels = parse_channels(cfg.channels)
+    real = ds.restrict(classes)
+    real.require_channels(channels)
+    notes = []
+    if real.dropped_unlabelled:
+        notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
+    out = Path(cfg.out)
+    folds_path = Path(cfg.data) / FOLDS_FILE
+    if not folds_path.exists() and not _writable_dir(Path(cfg.data)):
+        folds_path = out / FOLDS_FILE
+        notes.append(f"{cfg.data} is not writable: folds written to {folds_path}")
+    # folds come from the full label table, so every class subset and arm shares them
+    folds = load_or_make_folds(ds.ids, ds.targets, folds_path, k=cfg.folds, seed=0)
+    syn = None
+    if cfg.synthetic:
+        syn_path = Path(cfg.synthetic)
+        if not syn_path.exists():
+            raise ProtganError(f"--synthetic {syn_path}: directory does not exist")
+        syn_all = open_dataset(syn_path)
+        clash = sorted(set(syn_all.ids) & set(ds.ids))
+        if clash:
+            raise ProtganError(f"--synthetic {syn_path}: Id {clash[0]!r} is also a real image in {cfg.data} "
+                               f"({len(clash)} such Ids); synthetic Ids must be distinct")
+        syn = syn_all.restrict(classes)
+        if not syn.ids:
+            raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(classes)} classes")
+        syn.require_channels(channels)
+    return Prepared(cfg, out, real, syn, classes, channels, folds_path, folds.fold_of, folds.k, notes)
+
+
+def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
+    """`train` (augmented, + synthetic), `train_eval` (real training part, no augmentation), `val`."""
+    cfg = prep.cfg
+    train_ids, val_ids = prep.split(fold)
+    transform = None
+    if "classic" in cfg.augment:
+        transform = AugmentTransform(parse_probabilities(cfg.aug_probs), cfg.size)
+    real_train = ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids,
+                                     transform=transform)
+    parts: list[Dataset] = [real_train]
+    if prep.synthetic is not None:
+        parts.append(ChannelStackDataset(prep.synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
+    val = ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=val_ids)
+    assert not set(val.ids) & (set(prep.synthetic.ids) if prep.synthetic else set())
+    return {
+        "train": ConcatDataset(parts) if len(parts) > 1 else real_train,
+        "train_eval": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids),
+        "val": val,
+    }
+
+
+def dataset_ids(ds: Dataset) -> list[str]:
+    if isinstance(ds, ConcatDataset):
+        return [i for part in ds.datasets for i in dataset_ids(part)]
+    return list(ds.ids)
+
+
+# ----------------------------------------------------------------------------------------- the loop
+@dataclass
+class Accel:
+    """How the hot loop runs on this device."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    @classmethod
+    def for_device(cls, device: torch.device, amp: bool | None) -> "Accel":
+        use_amp = device.type == "cuda" if amp is None else amp
+        dtype = None
+        if use_amp:
+            if device.type == "cuda":
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                dtype = torch.bfloat16  # CPU autocast only does bf16
+        return cls(device, dtype, device.type == "cuda")
+
+    def make_scaler(self) -> torch.amp.GradScaler | None:
+        # fp16 needs loss scaling; bf16 has fp32's range
+        return torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_unit_range(x.to(self.device, non_blocking=True))
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+
+def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn, accel: Accel,
+                scaler: torch.amp.GradScaler | None = None, keep_outputs: bool = True,
+                on_batch: Callable[[int], None] | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
+    """One pass over `loader`: (mean loss, logits, targets). The loss is summed on the device and read
+    once at the end, so the loop never waits on the GPU."""
+    model.train()
+    loss_sum = torch.zeros((), device=accel.device)
+    seen = 0
+    outs, tgts = [], []
+    for x, y in loader:
+        x = accel.batch(x)
+        y = y.to(accel.device, non_blocking=True)
+        with accel.autocast():
+            logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        seen += len(y)
+        if keep_outputs:
+            outs.append(logits.detach().float())
+            tgts.append(y)
+        if on_batch is not None:
+            on_batch(len(y))
+    mean = loss_sum.item() / max(seen, 1)
+    if not keep_outputs or not outs:
+        return mean, None, None
+    return mean, torch.cat(outs), torch.cat(tgts)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, loader, accel: Accel,
+                   on_batch: Callable[[int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets) over `loader`, in order, on the CPU as float32."""
+    model.eval()
+    outs, tgts = [], []
+    for x, y in loader:
+        with accel.autocast():
+            logits = model(accel.batch(x))
+        outs.append(logits.float())
+        tgts.append(y)
+        if on_batch is not None:
+            on_batch(len(y))
+    return torch.cat(outs).cpu(), torch.cat(tgts).cpu()
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def checkpoint_payload(model: Classifier, prep: Prepared, epoch: int, metrics: dict,
+                       thresholds: Sequence[float] | None = None) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "meta": model.meta(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "classes": list(prep.classes),
+        "class_names": [class_name(c) for c in prep.classes],
+        "channels": list(prep.channels),
+        "size": prep.cfg.size,
+        "epoch": epoch,
+        "metrics": metrics,
+        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "config": asdict(prep.cfg),
+    }
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ProtganError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ProtganError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ProtganError(f"{path}: not a protgan classifier checkpoint")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> Classifier:
+    meta = ckpt["meta"]
+    model = create_model(meta["model"], meta["num_classes"], meta["in_chans"], pretrained=False, head=meta["head"])
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+# ------------------------------------------------------------------------------------- one fold
+BEST_KEYS = {"loss": ("val_loss", min), "macro_f1": ("val_macro_f1", max), "micro_f1": ("val_micro_f1", max)}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | None = None) -> dict:
+    """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content."""
+    cfg = prep.cfg
+    fold_dir = prep.out / f"fold_{fold}"
+    result_path = fold_dir / "result.json"
+    if result_path.exists():
+        log(f"fold {fold}: already done ({result_path})")
+        return json.loads(result_path.read_text())
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    data = fold_datasets(prep, fold)
+    n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
+    log(f"fold {fold}: {len(data['train_eval'])} real + {n_syn} synthetic training images, "
+        f"{len(data['val'])} validation images")
+    if not len(data["val"]) or not len(data["train_eval"]):
+        raise ProtganError(f"--folds {prep.k}: fold {fold} leaves an empty training or validation part")
+    write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
+                                       "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
+
+    device = resolve_device(cfg.device)
+    accel = Accel.for_device(device, cfg.amp)
+    _seed_everything(cfg.seed * 1009 + fold)
+    model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
+                         weights=cfg.weights, head=cfg.head)
+    model = accel.prepare_model(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = exponential_decay(optimizer)
+    scaler = accel.make_scaler()
+    loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+    history: list[dict] = []
+    best: dict[str, float] = {}
+    start = 0
+    last_path = fold_dir / "last.pt"
+    if last_path.exists():
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, best, start = state["history"], state["best"], state["next_epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
+
+    workers = cfg.workers
+    pin = device.type == "cuda"
+    eval_bs = 2 * cfg.batch_size
+    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+
+    def save_last(next_epoch: int) -> None:
+        payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
+        payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                       scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
+                       next_epoch=next_epoch, torch_rng=torch.get_rng_state())
+        save_checkpoint(last_path, payload)
+
+    epoch = start
+    try:
+        for epoch in range(start, cfg.epochs):
+            bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
+            # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
+            loader = make_loader(data["train"], bs, shuffle=True, workers=workers, pin_memory=pin,
+                                 seed=cfg.seed * 100003 + fold * 1009 + epoch,
+                                 drop_last=len(data["train"]) > bs)
+            total = len(loader) * bs if loader.drop_last else len(data["train"])
+            done = [0]
+
+            def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
+                done[0] += n
+                if progress is not None:
+                    progress(name, done[0], total)
+
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss, train_logits, train_y = train_epoch(model, loader, optimizer, loss_fn, accel, scaler,
+                                                            on_batch=tick)
+            del loader
+            scheduler.step()
+            val_logits, val_y = predict_logits(model, val_loader, accel)
+            val_loss = float(loss_fn(val_logits, val_y))
+            tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
+            ty = train_y.cpu().numpy()
+            vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
+            vy = val_y.numpy()
+            rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
+                   "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
+                   "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
+            if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
+                raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
+            history.append(rec)
+            for name, (key, better) in BEST_KEYS.items():
+                if name not in best or better(rec[key], best[name]) != best[name]:
+                    best[name] = rec[key]
+                    save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
+            save_last(epoch + 1)
+            write_json(fold_dir / "history.json", history)
+            log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
+                f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
+                f"micro F1 {rec['val_micro_f1']:.3f}")
+    except KeyboardInterrupt:
+        # the interrupted epoch is lost but the weights so far are kept; a resume re-runs that epoch
+        save_last(epoch)
+        log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
+        raise
+
+    # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
+    chosen_path = fold_dir / f"best_{cfg.select}.pt"
+    chosen = torch.load(chosen_path, map_location="cpu", weights_only=False)
+    model.load_state_dict(chosen["model"])
+    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+    tr_logits, tr_y = predict_logits(model, train_eval_loader, accel)
+    va_logits, va_y = predict_logits(model, val_loader, accel)
+    tr_p, va_p = torch.sigmoid(tr_logits).numpy(), torch.sigmoid(va_logits).numpy()
+    thresholds = tune_thresholds(tr_y.numpy(), tr_p)
+    result = {
+        "fold": fold, "selected": cfg.select, "selected_epoch": chosen["epoch"],
+        "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
+        "classes": list(prep.classes), "thresholds": thresholds.tolist(),
+        "train": {"tuned": evaluate(tr_y.numpy(), tr_p, thresholds), "0.5": evaluate(tr_y.numpy(), tr_p, 0.5)},
+        "val": {"tuned": evaluate(va_y.numpy(), va_p, thresholds), "0.5": evaluate(va_y.numpy(), va_p, 0.5)},
+    }
+    chosen["thresholds"] = thresholds.tolist()
+    save_checkpoint(chosen_path, chosen)
+    write_json(fold_dir / "thresholds.json", {"selected": cfg.select, "classes": list(prep.classes),
+                                               "names": [class_name(c) for c in prep.classes],
+                                               "thresholds": thresholds.tolist()})
+    _write_val_predictions(fold_dir / "val_predictions.csv", data["val"].ids, va_p, thresholds, prep.classes)
+    write_json(result_path, result)
+    v = result["val"]["tuned"]
+    log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "
+        f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
+    return result
+
+
+def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,
+                           classes: Sequence[int]) -> None:
+    pred = apply_thresholds(probs, thresholds)
+    lines = ["Id,Predicted," + ",".join(f"p{c}" for c in classes)]
+    for i, id_ in enumerate(ids):
+        labels = " ".join(str(classes[j]) for j in np.flatnonzero(pred[i]))
+        lines.append(f"{id_},{labels}," + ",".join(f"{p:.5f}" for p in probs[i]))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------- the driver
+def _check_same_run(out: Path, cfg: ClassifyConfig) -> None:
+    path = out / "config.json"
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = asdict(cfg)
+    diff = [k for k in new if k not in _PER_INVOCATION and old.get(k) != new[k]]
+    if diff:
+        k = diff[0]
+        raise ProtganError(f"{path}: this run was made with {k}={old.get(k)!r}, not {new[k]!r}; "
+                           f"use another --out (or delete {out})")
+
+
+def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | None = None) -> dict | None:
+    """Train the asked folds of RUN; when every fold is done, merge them (report files). Returns the
+    merged summary, or None while folds are missing."""
+    from protgan.classify.report import collect_run
+
+    prep = prepare(cfg, log)
+    for note in prep.notes:
+        log(note)
+    prep.out.mkdir(parents=True, exist_ok=True)
+    _check_same_run(prep.out, prep.cfg)
+    write_json(prep.out / "config.json", asdict(prep.cfg))
+    folds = [prep.cfg.fold] if prep.cfg.fold is not None else list(range(prep.k))
+    log(f"{prep.cfg.model} ({prep.cfg.head} head, {'pretrained' if prep.cfg.pretrained else 'from scratch'}"
+        f"{', weights ' + prep.cfg.weights if prep.cfg.weights else ''}), {len(prep.classes)} classes, "
+        f"{','.join(prep.channels)} at {prep.cfg.size} px, folds {folds} of {prep.k} ({prep.folds_path}), "
+        f"augment {prep.cfg.augment}")
+    for f in folds:
+        run_fold(prep, f, log, progress)
+    missing = [f for f in range(prep.k) if not (prep.out / f"fold_{f}" / "result.json").exists()]
+    if missing:
+        log(f"folds {missing} not done yet: run them (--fold K), then `protgan classify --collect {prep.out}`")
+        return None
+    return collect_run(prep.out)

@@ -1,0 +1,104 @@
+"""`protgan classify`: fine-tune a multilabel classifier with the paper's recipe, K-fold, and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from protgan.cli.app import app, console
+from protgan.errors import ProtganError
+
+
+def _alpha(text: Optional[str]) -> Optional[float]:
+    if text is None or text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ProtganError(f"--focal-alpha {text!r}: expected a number in (0, 1) or none") from None
+
+
+def _print_summary(summary: dict, run: Path) -> None:
+    from protgan.classify.report import LABELS
+
+    table = Table(title=f"{run}: mean ± std over folds (Test = validation fold)")
+    table.add_column("metric")
+    for t in ("tuned", "0.5"):
+        for s in ("train", "val"):
+            table.add_column(f"{'Train' if s == 'train' else 'Test'} ({t})", justify="right")
+    for m, label in LABELS.items():
+        table.add_row(label, *[f"{summary[s][t][m][0]:.3f} ± {summary[s][t][m][1]:.3f}"
+                               for t in ("tuned", "0.5") for s in ("train", "val")])
+    console.print(table)
+    console.print(f"wrote {run}/summary.md, metrics.csv, per_class.csv, thresholds.json, curves.png, per_class.png")
+
+
+@app.command("classify")
+def classify(
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder in the HPA layout (train.csv + images)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Backbone: vgg16, resnet50, resnet101, densenet121, inception_v3, inception_v4, xception, nasnet_mobile, efficientnet_lite0, resnet18 (default: the preset's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder: config.json, fold_K/ checkpoints, metrics.csv, summary.md, plots."),
+    preset: str = typer.Option("none", "--preset", help="paper28 (InceptionV4, all 28 classes, Adam 5e-4, 35 epochs), paper5 (VGG16, top 5, Adam 1e-4, 50 epochs) or none (the model's recipe, fixed batch size)."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="top5, all, topK or a comma list of indices/names (default: top5, or the preset's)."),
+    channels: str = typer.Option("rgb", "--channels", help="green, rgb (the paper's), rgby or a comma list."),
+    size: int = typer.Option(512, "--size", help="Image side in pixels (the paper: 512)."),
+    folds: int = typer.Option(5, "--folds", help="K of the K-fold cross-validation (DATA/folds.csv is shared by every run)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Run only this fold (0-based) into RUN/fold_K; the report is written once all folds are done."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 35, or 50 for vgg16 / paper5)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (with the paper schedule: the starting size, doubled at epochs 15 and 30). Default 32."),
+    batch_schedule: Optional[str] = typer.Option(None, "--batch-schedule", help="paper (x2 every 15 epochs, up to x4; default with a preset) or fixed (default without)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Initial Adam learning rate, decayed as lr * exp(-0.01 epoch) (default 5e-4, vgg16 1e-4)."),
+    augment: str = typer.Option("classic", "--augment", help="none, classic (flips, crop, scale, rotation, shear, sharpening, inversion), gan (add --synthetic images to the training part) or classic+gan."),
+    aug_probs: Optional[str] = typer.Option(None, "--aug-probs", help="Change classic augmentation probabilities, e.g. 'invert=0,rotation=0.8' (hflip, vflip, crop, scale, rotation, shear, sharpen, invert)."),
+    synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Folder of synthetic images in the dataset layout (e.g. `protgan synth` output): joins the training part of every fold, never validation."),
+    pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline pip package)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="A local state_dict file (a backbone's, or a protgan checkpoint) loaded into the model."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="focal (the paper's; default) or bce."),
+    focal_alpha: Optional[str] = typer.Option(None, "--focal-alpha", help="Focal loss alpha in (0, 1): positives weighted alpha, negatives 1 - alpha (eq. 3). Default none = the paper's alpha = 1 read as no balancing (see README)."),
+    focal_gamma: float = typer.Option(2.0, "--focal-gamma", help="Focal loss gamma (the paper: 2)."),
+    head: str = typer.Option("paper", "--head", help="paper (the model's recipe head), paper28 (dropout-BN-GAP-128-n), paper5 (GAP-256-n) or linear."),
+    select: str = typer.Option("macro_f1", "--select", help="Which per-fold best checkpoint is evaluated and gets the tuned thresholds: loss, macro_f1 or micro_f1."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision (bf16, or fp16 + loss scaling); default: on with CUDA."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: up to 8, one per core)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for weights, order and augmentation (folds.csv always uses seed 0)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    collect: Optional[Path] = typer.Option(None, "--collect", help="Only merge the finished folds of this run folder into the report files."),
+) -> None:
+    """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
+    from protgan.classify.report import collect_run
+    from protgan.classify.train import ClassifyConfig, run_classify
+
+    if collect is not None:
+        _print_summary(collect_run(collect), collect)
+        return
+    if data is None:
+        raise ProtganError("--data: required (or --collect RUN)")
+    if out is None:
+        raise ProtganError("--out: required (the run folder)")
+    cfg = ClassifyConfig(
+        data=str(data), out=str(out), model=model, preset=preset, classes=classes, channels=channels, size=size,
+        folds=folds, fold=fold, epochs=epochs, batch_size=batch_size, batch_schedule=batch_schedule, lr=lr,
+        augment=augment, aug_probs=aug_probs, synthetic=str(synthetic) if synthetic else None,
+        pretrained=pretrained, weights=str(weights) if weights else None, loss=loss,
+        focal_alpha=_alpha(focal_alpha), focal_gamma=focal_gamma, head=head, select=select, amp=amp,
+        workers=workers, seed=seed, device=device,
+    )
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                for t in tasks.values():
+                    bar.remove_task(t)
+                tasks.clear()
+                tasks[name] = bar.add_task(name, total=total)
+            bar.update(tasks[name], completed=done)
+
+        summary = run_classify(cfg, log=lambda msg: bar.console.print(msg, highlight=False), progress=progress)
+    if summary is not None:
+        _print_summary(summary, out)
