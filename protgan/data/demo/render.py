@@ -112,28 +112,25 @@ class Field:
 
 
 def _place_cells(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
-    """Dart throwing in ref px: centres (M x 2) and nucleus radii, with a per-image density."""
-    spacing = float(np.exp(rng.uniform(np.log(80.0), np.log(190.0))))
+    """Cell centres (M x 2, ref px) on a jittered hexagonal lattice with random gaps, and nucleus radii
+    kept below a third of the distance to the nearest neighbour. Density varies per image."""
+    spacing = float(np.exp(rng.uniform(np.log(85.0), np.log(190.0))))
     margin = 0.3 * spacing
     lo, hi = -margin, REF + margin
-    n_cand = int(((hi - lo) / spacing) ** 2 * 2.5) + 4
-    cand = rng.uniform(lo, hi, (n_cand, 2))
-    nr = rng.uniform(15.0, 30.0, n_cand)
-    jitter = rng.uniform(0.85, 1.15, n_cand)
-    keep = np.zeros(n_cand, bool)
-    pts = np.empty((n_cand, 2))
-    pr = np.empty(n_cand)
-    m = 0
-    for i in range(n_cand):
-        if m:
-            d = np.hypot(pts[:m, 0] - cand[i, 0], pts[:m, 1] - cand[i, 1])
-            need = np.maximum(spacing * jitter[i], 1.3 * (nr[i] + pr[:m]) + 10.0)
-            if np.any(d < need):
-                continue
-        pts[m], pr[m] = cand[i], nr[i]
-        keep[i] = True
-        m += 1
-    return pts[:m], pr[:m], spacing
+    rows = int((hi - lo) / (0.866 * spacing)) + 1
+    cols = int((hi - lo) / spacing) + 1
+    jj, ii = np.mgrid[0:rows, 0:cols]
+    x = lo + (ii + 0.5 * (jj % 2)) * spacing
+    y = lo + jj * 0.866 * spacing
+    pts = np.stack([x.ravel(), y.ravel()], 1) + rng.uniform(-0.3, 0.3, (rows * cols, 2)) * spacing
+    keep = rng.uniform(0, 1, len(pts)) >= rng.uniform(0.0, 0.45)  # gaps: some fields are sparse
+    pts = pts[keep] if keep.sum() >= 2 else pts[:2]
+    d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
+    too_close = np.tril(d < 48.0, k=-1).any(axis=1)  # of two crowded centres, keep the first
+    pts, d = pts[~too_close], d[~too_close][:, ~too_close]
+    np.fill_diagonal(d, np.inf)
+    nr = np.minimum(rng.uniform(15.0, 30.0, len(pts)), 0.36 * d.min(axis=1))
+    return pts, nr, spacing
 
 
 def _polygons(cx, cy, a, b, ang, rng, wobble: float, npts: int = 28) -> np.ndarray:
@@ -570,7 +567,7 @@ def render_sample(
 
     # Red: microtubules radiating from the MTOC, dimmer over the nucleus, plus a faint diffuse level.
     canvas = np.zeros((r, r), np.uint8)
-    curves = cell_filaments(rng, f, density=14.0, steps=14, wiggle=0.2, reach=1.4)
+    curves = cell_filaments(rng, f, density=14.0 * min(1.0, r / 256) ** 0.5, steps=14, wiggle=0.2, reach=1.4)
     third = len(curves) // 3
     _lines(canvas, curves[:third], 255)
     _lines(canvas, curves[third : 2 * third], 170)
