@@ -123,7 +123,7 @@ def _place_cells(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, floa
     x = lo + (ii + 0.5 * (jj % 2)) * spacing
     y = lo + jj * 0.866 * spacing
     pts = np.stack([x.ravel(), y.ravel()], 1) + rng.uniform(-0.3, 0.3, (rows * cols, 2)) * spacing
-    keep = rng.uniform(0, 1, len(pts)) >= rng.uniform(0.0, 0.45)  # gaps: some fields are sparse
+    keep = rng.uniform(0, 1, len(pts)) >= rng.uniform(0.05, 0.55)  # gaps: some fields are sparse
     pts = pts[keep] if keep.sum() >= 2 else pts[:2]
     d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
     too_close = np.tril(d < 48.0, k=-1).any(axis=1)  # of two crowded centres, keep the first
@@ -220,6 +220,12 @@ def make_field(rng: np.random.Generator, r: int, bank: NoiseBank) -> Field:
     nuc8 = np.zeros((r, r), np.uint8)
     _fill(nuc8, _polygons(cxr, cyr, na, nb, theta, rng, 0.06))
     nucleus = nuc8.astype(np.float32) / 255.0
+    cell = np.maximum(cell, nucleus)  # a cell always holds its whole nucleus
+    membrane *= 1.0 - nucleus
+    orphan = (nucleus > 0.5) & (labels == 0)  # rare: part of a nucleus on a gap between cells
+    if orphan.any():
+        nearest = cv2.resize(lab.astype(np.uint16), (r, r), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+        labels[orphan] = nearest[orphan]
 
     # Nucleoli: 1-4 per nucleus, dark in blue, where Nucleoli proteins sit.
     nol8 = np.zeros((r, r), np.uint8)
@@ -596,7 +602,7 @@ def render_sample(
         green += PAINTERS[c](ctx) * rng.uniform(0.6, 1.0)
     green *= per_cell(f, np.exp(rng.normal(0, 0.3, len(f.cx))))
     # Non-specific background of the antibody: a weak diffuse level in the cells, varying per image.
-    green += ctx.cytoplasm * np.float32(rng.uniform(0.0, 0.1)) + f.nucleus * np.float32(rng.uniform(0.0, 0.06))
+    green += ctx.cytoplasm * np.float32(rng.uniform(0.0, 0.06)) + f.nucleus * np.float32(rng.uniform(0.0, 0.04))
     # Exposure is set per image (as HPA does per antibody): the brightest structure sets the scale,
     # so sparse patterns (centrosome dots) are as visible as filled ones (cytosol).
     green *= np.float32(1.0 / max(float(green.max()), 0.05))
