@@ -435,9 +435,13 @@ def g_actin(c: Context) -> np.ndarray:
     mid_x = f.cx[idx] - off * np.sin(f.theta[idx])
     mid_y = f.cy[idx] + off * np.cos(f.theta[idx])
     half = f.rad[idx] * np.sqrt(f.elong[idx]) * 1.2
-    t = np.linspace(-1, 1, 9)[None, :]
-    curves = np.stack([mid_x[:, None] + half[:, None] * t * np.cos(ang)[:, None],
-                       mid_y[:, None] + half[:, None] * t * np.sin(ang)[:, None]], -1)
+    t = np.linspace(0, 1, 9)[None, :]
+    halves = []
+    for sign in (1.0, -1.0):  # two halves from the middle outwards, each stopped at the cell's edge
+        h = np.stack([mid_x[:, None] + sign * half[:, None] * t * np.cos(ang)[:, None],
+                      mid_y[:, None] + sign * half[:, None] * t * np.sin(ang)[:, None]], -1)
+        halves.append(_clip_to_cells(f, idx, h))
+    curves = np.concatenate(halves)
     canvas = np.zeros((f.r, f.r), np.uint8)
     _lines(canvas, curves, 255, 1)
     fib = _soft(canvas.astype(np.float32) / 255.0, 1.0, f.k) * f.cell
