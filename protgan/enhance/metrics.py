@@ -178,7 +178,7 @@ def entropy(img: np.ndarray) -> float:
     """Shannon entropy (bits) of the grey-level histogram over all levels of the bit depth."""
     levels = data_range_of(img) + 1
     if img.dtype == np.uint8:
-        hist = cv2.calcHist([img], [0], None, [256], [0, 256]).ravel()
+        hist = cv2.calcHist([img], [0], None, [256], [0, 256]).ravel().astype(np.float64)  # counts exact in float32
     else:
         hist = np.bincount(img.ravel(), minlength=levels).astype(np.float64)
     p = hist[hist > 0] / img.size

@@ -32,7 +32,7 @@ from protgan.atomic import atomic_path, write_json
 from protgan.data.channels import CHANNEL_ORDER, parse_channels
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, open_dataset
 from protgan.data.folds import FOLDS_FILE
-from protgan.data.imageio import IMAGE_EXTENSIONS, read_channel_raw, write_image
+from protgan.data.imageio import IMAGE_EXTENSIONS, read_channel_raw, write_image, write_png
 from protgan.enhance.methods import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHODS, get_method, parse_methods
 from protgan.enhance.metrics import SSIMScorer, entropy, mse, psnr_from_mse, rms_contrast, data_range_of
 from protgan.enhance.report import (
@@ -168,11 +168,19 @@ def _process(job: tuple[Item, bool, Optional[str]]) -> tuple[str, Optional[dict]
             out = outputs.get(write_method)
             if out is None:
                 out = get_method(write_method, _WORKER["clip_limit"], _WORKER["tile_grid"])(img)
-            write_image(item.dst, out)
+            _write(item.dst, out)
             wrote = 1
     except ProtganError as e:
         raise ProtganError(f"{item.src}: {e}") from None
     return item.key, record, wrote
+
+
+def _write(path: Path, img: np.ndarray) -> None:
+    if path.suffix.lower() == ".png":
+        # SUB filter + RLE: ~3x faster than adaptive filtering, and smaller on dark fluorescence fields
+        write_png(path, img, rle=True)
+    else:
+        write_image(path, img)
 
 
 def _run_jobs(jobs: list[tuple[Item, bool, Optional[str]]], config: EnhanceConfig) -> Iterator[tuple[str, Optional[dict], int]]:
@@ -364,6 +372,7 @@ def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> E
     records = {k: v for k, v in records.items() if k in known and all(m in v for m in config.methods)}
     resumed = len(records)
     fixed = config.apply if config.apply not in ("best", "none") else None
+    present_before = sum(1 for it in items if it.dst.exists()) if config.apply != "none" else 0
     jobs = [(it, True, fixed) for it in to_score if it.key not in records]
     written = 0
     report("score", resumed, len(to_score))
@@ -406,8 +415,8 @@ def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> E
     skipped = copied = 0
     if chosen is not None:
         todo = [(it, False, chosen) for it in items if not it.dst.exists()]
-        skipped = len(items) - len(todo)
-        done = skipped
+        skipped = present_before
+        done = len(items) - len(todo)
         report("apply", done, len(items))
         for _, _, wrote in (_run_jobs(todo, config) if todo else ()):
             written += wrote

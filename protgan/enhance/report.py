@@ -158,12 +158,23 @@ def render_comparison(path: str | os.PathLike, panels: Sequence[dict], methods: 
             ax.set_title(title, fontsize=8)
             hax = axes[2 * p + 1, c]
             hist, edges = np.histogram(img, bins=256, range=(0, top + 1))
-            hax.bar(edges[:-1], hist, width=edges[1] - edges[0], color="0.2", log=True)
+            # one filled step polygon (256 bar patches draw ~50x slower); +1 so empty bins sit on the log axis
+            hax.fill_between(edges[:-1], hist + 1, 1, step="post", color="0.25", linewidth=0)
+            hax.set_yscale("log")
+            hax.set_ylim(1, max(10, hist.max() * 2))
             hax.set_xlim(0, top + 1)
+            # few ticks: tick-label layout is most of matplotlib's drawing time here
+            hax.set_xticks([0, top // 2, top])
+            hax.minorticks_off()
+            hax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(numticks=3))
+            hax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            if c:
+                hax.set_yticklabels([])
             hax.tick_params(labelsize=6)
             sc = panel["scores"][name]
             hax.set_title(f"contrast {sc['contrast']:.3f}  entropy {sc['entropy']:.2f}", fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.3 / (3.9 * len(panels)), bottom=0.03,
+                        wspace=0.08, hspace=0.35)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
