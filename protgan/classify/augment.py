@@ -41,7 +41,7 @@ class ClassicAugment:
     def probabilities(self) -> dict[str, float]:
         return {n: getattr(self, n) for n in PROBABILITY_NAMES}
 
-    def build(self, size: int) -> v2.Compose:
+    def build(self, size: int) -> v2.Transform:
         steps: list[v2.Transform] = []
         if self.hflip:
             steps.append(v2.RandomHorizontalFlip(self.hflip))
@@ -61,7 +61,7 @@ class ClassicAugment:
             steps.append(RandomSharpen(self.sharpness, p=self.sharpen))
         if self.invert:
             steps.append(v2.RandomInvert(p=self.invert))
-        return v2.Compose(steps)
+        return v2.Compose(steps) if steps else v2.Identity()
 
 
 class RandomSharpen(torch.nn.Module):

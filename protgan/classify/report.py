@@ -11,6 +11,8 @@ import numpy as np
 
 from protgan.atomic import atomic_path, write_json, write_text
 from protgan.classify.metrics import SCALAR_METRICS
+from protgan.classify.mlcm import merge_label_reports
+from protgan.classify.optim import describe_optimizer
 from protgan.data import class_name
 from protgan.errors import ProtganError
 
@@ -81,7 +83,10 @@ def collect_run(run: str | Path) -> dict:
         "per_fold": {str(r["fold"]): r["thresholds"] for r in results},
         "mean": th.mean(0).round(4).tolist(),
     })
-    write_text(run / "summary.md", summary_markdown(cfg, results, summary))
+    md = summary_markdown(cfg, results, summary)
+    if all("val_labels" in r for r in results):  # MLCM + accuracy by labels per image, merged over folds
+        md += merge_label_reports(run, [r["val_labels"] for r in results], [class_name(c) for c in classes])
+    write_text(run / "summary.md", md)
     plot_curves(run, len(results))
     plot_per_class(run, results)
     return summary
@@ -99,7 +104,7 @@ def summary_markdown(cfg: dict, results: list[dict], summary: dict) -> str:
         f"# protgan classify: {cfg['model']}, {len(classes)} classes, {k}-fold cross-validation",
         "",
         f"Data `{cfg['data']}`, channels {cfg['channels']} at {cfg['size']} px, head {cfg['head']}, "
-        f"loss {cfg['loss']}, {cfg['epochs']} epochs, lr {cfg['lr']:g} (x exp(-0.01 epoch)), batch size "
+        f"loss {cfg['loss']}, {cfg['epochs']} epochs, {describe_optimizer(cfg)}, batch size "
         f"{cfg['batch_size']} ({cfg['batch_schedule']} schedule), augmentation {cfg['augment']}"
         + (f" with synthetic images from `{cfg['synthetic']}`" if cfg.get("synthetic") else "")
         + f", {'ImageNet-pretrained' if cfg['pretrained'] else 'trained from scratch'}. "
@@ -168,7 +173,10 @@ def plot_curves(run: Path, k: int) -> None:
         ax_f1.plot(ep, [h["train_macro_f1"] for h in hist], "--", color=c, alpha=0.5, label=f"fold {f} train macro")
     ax_loss.set(title="loss per epoch (solid: train, dashed: validation)", xlabel="epoch", ylabel="loss")
     ax_f1.set(title="F1 per epoch at threshold 0.5", xlabel="epoch", ylabel="F1", ylim=(0, 1))
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_f1):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
     _save_figure(fig, run / "curves.png")
