@@ -95,3 +95,24 @@ def test_map_loss_is_pixelwise_bce():
     manual = -(targets * torch.log(p) + (1 - targets) * torch.log(1 - p)).mean()
     assert torch.allclose(fcn_map_loss(logits, targets), manual, atol=1e-6)
     assert torch.allclose(fcn_map_loss(logits, targets), F.binary_cross_entropy(p, targets), atol=1e-6)
+
+
+def test_heatmap_png_one_panel_per_predicted_class(tmp_path):
+    from protgan.classify.heatmaps import panel_classes, upsample_maps, write_heatmaps
+    from protgan.data import read_channel_raw
+
+    assert panel_classes(np.array([0.9, 0.2, 0.6]), np.array([0.5, 0.5, 0.5])) == ([0, 2], False)
+    assert panel_classes(np.array([0.1, 0.3, 0.2]), np.array([0.5, 0.5, 0.5])) == ([1], True)
+    maps = np.zeros((1, 3, 4, 4), np.float32)
+    maps[0, 0, 0, 0] = 1.0
+    up = upsample_maps(maps[0], 64)
+    assert up.shape == (3, 64, 64) and up[0, :8, :8].mean() > 0.9 and up[0, 40:, 40:].max() == 0
+    stack = np.zeros((3, 64, 64), np.uint8)
+    stack[1, :16, :16] = 200
+    probs = np.array([[0.9, 0.1, 0.7]])
+    paths = write_heatmaps(tmp_path / "hm", ["img0"], [stack], ("red", "green", "blue"), maps, probs,
+                           np.array([0.5, 0.5, 0.5]), ["Nucleoplasm", "Cytosol", "Golgi apparatus"],
+                           true_names=[["Nucleoplasm"]])
+    assert [p.name for p in paths] == ["img0_heatmaps.png"]
+    img = read_channel_raw(paths[0])  # decodes (grey view of the RGB figure)
+    assert img.shape[1] > 2.5 * img.shape[0]  # image panel + two class panels side by side

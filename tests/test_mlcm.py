@@ -111,7 +111,9 @@ def test_reports_written(tmp_path):
     rng = np.random.default_rng(1)
     t = (rng.random((60, 4)) < 0.35).astype(np.uint8)
     p = np.where(rng.random((60, 4)) < 0.8, t, 1 - t)
-    paths = write_label_reports(tmp_path, t, p, ["Nucleoplasm", "Cytosol", "Golgi, apparatus", "Mito"], prefix="val_")
+    rep = write_label_reports(tmp_path, t, p, ["Nucleoplasm", "Cytosol", "Golgi, apparatus", "Mito"], prefix="val_")
+    paths = {k: tmp_path / v for k, v in rep["files"].items()}
+    assert rep["mlcm"] == mlcm(t, p).tolist()
     for key, path in paths.items():
         assert path.exists() and path.stat().st_size > 0, key
     lines = paths["mlcm_csv"].read_text().splitlines()

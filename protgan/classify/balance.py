@@ -166,24 +166,26 @@ def dihedral(img: torch.Tensor, op: int) -> torch.Tensor:
 class ResampledDataset(Dataset):
     """A dataset seen through a BalanceResult: duplicates get a random dihedral transform.
 
-    The transform is drawn per access (like any augmentation) from a generator seeded by
-    (seed, position, epoch-free counter), so runs are reproducible for a fixed seed and worker count.
+    The transform is drawn from torch's generator, like the other augmentations: the loader seeds it
+    per epoch and worker, so a run (and a resumed run) repeats the same draws.
     """
 
-    def __init__(self, base: Dataset, result: BalanceResult, seed: int = 0) -> None:
+    def __init__(self, base: Dataset, result: BalanceResult) -> None:
         self.base = base
         self.result = result
-        self.seed = seed
-        self._calls = 0
 
     def __len__(self) -> int:
         return len(self.result.indices)
+
+    @property
+    def ids(self) -> list[str]:
+        """The base dataset's Ids as seen here (a duplicated image appears once per copy)."""
+        return [self.base.ids[int(i)] for i in self.result.indices]
 
     def __getitem__(self, k: int):
         item = self.base[int(self.result.indices[k])]
         if not self.result.duplicate[k]:
             return item
-        self._calls += 1
-        op = int(np.random.default_rng((self.seed, k, self._calls)).integers(0, 6))
+        op = int(torch.randint(0, 6, ()))
         img, *rest = item
         return (dihedral(img, op), *rest)

@@ -102,3 +102,54 @@ def map_side(size: int, stride: int) -> int:
 
 
 __all__ = ["FcnTargetSpec", "fcn_map_loss", "fcn_targets", "gaussian_blur", "map_side", "protein_masks"]
+
+
+def fcn_network(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The FCN inside a classifier (or the FCN itself), None for any other model."""
+    for m in (model, getattr(model, "backbone", None)):
+        if m is not None and getattr(m, "is_fcn", False):
+            return m
+    return None
+
+
+def fcn_maps(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Map logits B x C x m x m of an FCN classifier for [0, 1] images (its input normalisation applied)."""
+    net = fcn_network(model)
+    if net is None:
+        raise ProtganError("heat maps: this model is not a fully convolutional network (use --model fcn13)")
+    if net is not model and hasattr(model, "mean"):
+        x = (x - model.mean) / model.std
+    return net.forward_maps(x)
+
+
+class FcnObjective:
+    """The FCN's training step: (class logits = map maxima, pixelwise BCE of the maps vs the targets).
+
+    `protein_index` is the position of the green channel in the input; targets are made on the fly
+    from the batch itself, in float32 whatever the autocast dtype (thresholding needs the precision).
+    """
+
+    def __init__(self, protein_index: int, spec: FcnTargetSpec = FcnTargetSpec()) -> None:
+        self.protein_index = protein_index
+        self.spec = spec
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = fcn_maps(model, x)
+        with torch.autocast(x.device.type, enabled=False):
+            targets = fcn_targets(x[:, self.protein_index].float(), y, maps.shape[-1], self.spec)
+            loss = fcn_map_loss(maps.float(), targets)
+        return maps.amax(dim=(2, 3)), loss
+
+    @torch.no_grad()
+    def mean_loss(self, model: torch.nn.Module, batches, prepare, autocast) -> float:
+        """Mean pixelwise loss over (x, y) batches (the validation loss the FCN's schedule watches)."""
+        model.eval()
+        total, n = None, 0
+        for x, y in batches:
+            x = prepare(x)
+            y = y.to(x.device, non_blocking=True)
+            with autocast():
+                _, loss = self(model, x, y)
+            total = loss.detach() * len(y) if total is None else total + loss.detach() * len(y)
+            n += len(y)
+        return float(total) / n if n else float("nan")  # one device sync, at the end

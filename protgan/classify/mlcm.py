@@ -19,7 +19,7 @@ predicted label sets, the rules of the authors' reference implementation (the `m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -174,17 +174,8 @@ def plot_mlcm(path: Path, cm: np.ndarray, class_names: Sequence[str], title: str
     plt.close(fig)
 
 
-def write_label_reports(
-    out_dir: str | Path,
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    class_names: Sequence[str],
-    prefix: str = "",
-    title: str = "MLCM",
-) -> dict[str, Path]:
-    """mlcm.csv (counts), mlcm_percent.csv, mlcm.png and by_label_count.csv under `out_dir`."""
-    out = Path(out_dir)
-    cm = mlcm(y_true, y_pred)
+def _write_files(out: Path, prefix: str, cm: np.ndarray, rows: list[CardinalityRow], class_names: Sequence[str],
+                 title: str) -> dict[str, str]:
     paths = {
         "mlcm_csv": out / f"{prefix}mlcm.csv",
         "mlcm_percent_csv": out / f"{prefix}mlcm_percent.csv",
@@ -194,5 +185,56 @@ def write_label_reports(
     write_text(paths["mlcm_csv"], mlcm_csv(cm, class_names))
     write_text(paths["mlcm_percent_csv"], mlcm_csv(normalized(cm), class_names, percent=True))
     plot_mlcm(paths["mlcm_png"], cm, class_names, title)
-    write_text(paths["by_label_count_csv"], cardinality_csv(accuracy_by_label_count(y_true, y_pred)))
-    return paths
+    write_text(paths["by_label_count_csv"], cardinality_csv(rows))
+    return {k: p.name for k, p in paths.items()}
+
+
+def write_label_reports(
+    out_dir: str | Path,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: Sequence[str],
+    prefix: str = "",
+    title: str = "MLCM",
+) -> dict:
+    """{prefix}mlcm.csv (counts), mlcm_percent.csv, mlcm.png and by_label_count.csv under `out_dir`.
+
+    Returns what a fold's result.json keeps so the folds can be merged later: the MLCM counts, the
+    per-cardinality counts, and the file names."""
+    cm = mlcm(y_true, y_pred)
+    rows = accuracy_by_label_count(y_true, y_pred)
+    files = _write_files(Path(out_dir), prefix, cm, rows, class_names, title)
+    return {"mlcm": cm.tolist(), "by_label_count": [asdict(r) for r in rows], "files": files}
+
+
+def merge_label_reports(run: str | Path, reports: Sequence[dict], class_names: Sequence[str],
+                        prefix: str = "val_") -> str:
+    """Sum the folds' MLCMs and per-cardinality counts (every image is validated in exactly one fold),
+    write the run-level files, and return a markdown section for summary.md."""
+    cm = np.sum([np.array(r["mlcm"], np.int64) for r in reports], axis=0)
+    groups: dict[str, list[float]] = {}
+    for r in reports:
+        for row in r["by_label_count"]:
+            g = groups.setdefault(row["n_labels"], [0, 0.0, 0.0])
+            n = row["images"]
+            g[0] += n
+            if n:
+                g[1] += row["exact_match"] * n
+                g[2] += row["mean_dice"] * n
+    order = sorted(groups, key=lambda k: (k.endswith("+"), int(k.rstrip("+"))))
+    total = sum(groups[k][0] for k in order) or 1
+    rows = [CardinalityRow(k, int(groups[k][0]), groups[k][0] / total,
+                           groups[k][1] / groups[k][0] if groups[k][0] else float("nan"),
+                           groups[k][2] / groups[k][0] if groups[k][0] else float("nan")) for k in order]
+    files = _write_files(Path(run), prefix, cm, rows, class_names, "validation MLCM, all folds")
+    diag = np.diag(cm)[:-1]
+    row_sums = cm[:-1].sum(axis=1)
+    found = np.divide(diag, row_sums, out=np.full(len(diag), np.nan), where=row_sums > 0)
+    return (
+        "\n## Validation by labels per image (Liimatainen et al. 2021, Table 1), all folds\n\n"
+        + cardinality_markdown(rows)
+        + f"\n## Multi-label confusion matrix (Heydarian et al. 2022), all folds\n\n"
+        f"`{files['mlcm_csv']}` (counts), `{files['mlcm_percent_csv']}` (row %), `{files['mlcm_png']}`. "
+        f"Mean of the diagonal (row %, unweighted over classes with images): {100 * np.nanmean(found):.1f}; "
+        f"{int(cm[:-1, -1].sum())} true labels with no prediction at all (NPL column).\n"
+    )

@@ -30,11 +30,16 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from protgan.atomic import atomic_path, write_json
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
+from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
+from protgan.classify.fcn_targets import FcnObjective, fcn_network
+from protgan.classify.mlcm import write_label_reports
+from protgan.classify.optim import LR_SCHEDULE_CHOICES, OPTIMIZER_CHOICES, EpochSchedule, make_optimizer
 from protgan.classify.losses import LOSS_CHOICES, check_focal_alpha, make_loss
 from protgan.classify.metrics import evaluate, macro_f1, micro_f1
 from protgan.classify.models import Classifier, create_model, get_spec
+from protgan.classify.models.paper_models import FROM_SCRATCH, SIZE_MULTIPLE, resolve_activation
 from protgan.classify.presets import PRESETS, get_preset
-from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at, exponential_decay
+from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
 from protgan.classify.thresholds import apply_thresholds, tune_thresholds
 from protgan.data import (
     FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
@@ -45,6 +50,9 @@ from protgan.errors import ProtganError
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
+# filled from the preset (or the model's recipe) when not given
+RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
+                 "size", "channels", "augment", "balance")
 # options that may change between the invocations of one run (e.g. one fold per GPU)
 _PER_INVOCATION = ("fold", "workers", "device", "amp")
 
@@ -61,15 +69,15 @@ class ClassifyConfig:
     model: str | None = None
     preset: str = "none"
     classes: str | None = None  # "top5" (default without preset), "all" or a list such as "0,25,Cytosol"
-    channels: str = "rgb"
-    size: int = 512
+    channels: str | None = None  # default: the preset's / recipe's (rgb for the paper's backbones)
+    size: int | None = None  # default: the preset's / recipe's (512 for the paper's backbones)
     folds: int = 5
     fold: int | None = None  # run only this fold (0-based)
     epochs: int | None = None
     batch_size: int | None = None
     batch_schedule: str | None = None  # paper: x2 every 15 epochs up to x4; fixed
     lr: float | None = None
-    augment: str = "classic"
+    augment: str | None = None  # default: the preset's / recipe's (classic for the paper's backbones)
     aug_probs: str | None = None  # "hflip=0.5,invert=0"
     synthetic: str | None = None
     pretrained: bool = True
@@ -83,6 +91,15 @@ class ClassifyConfig:
     workers: int | None = None
     seed: int = 0
     device: str = "auto"
+    # the related papers' recipes (protgan.classify.optim, protgan.classify.balance); None = preset's
+    optimizer: str | None = None  # adam, sgd
+    momentum: float | None = None
+    weight_decay: float | None = None
+    lr_schedule: str | None = None  # exp, plateau, constant
+    plateau_factor: float | None = None
+    plateau_patience: int | None = None
+    balance: str | None = None  # none, median, median:N (Al-joudi & Arif 2023, section 3.2)
+    activation: str | None = None  # gapnet-pl only: selu, prelu
 
     def resolved(self) -> "ClassifyConfig":
         """A copy with every None filled from the preset (or, without one, the model's recipe)."""
@@ -92,6 +109,7 @@ class ClassifyConfig:
             defaults = dict(classes=p.classes, epochs=p.epochs, batch_size=p.batch_size,
                             batch_schedule=p.batch_schedule, lr=p.lr, loss=p.loss,
                             head=p.head if self.head == "paper" else self.head)
+            recipe = p
         else:
             if not self.model:
                 raise ProtganError("--model: required unless --preset paper28 or paper5 is given")
@@ -99,11 +117,18 @@ class ClassifyConfig:
             recipe = PRESETS[get_spec(model).recipe]
             defaults = dict(classes="top5", epochs=recipe.epochs, batch_size=recipe.batch_size,
                             batch_schedule="fixed", lr=recipe.lr, loss=recipe.loss, head=self.head)
+        model = resolve_activation(model, self.activation)
+        defaults.update({k: getattr(recipe, k) for k in RECIPE_FIELDS})
         out = replace(self, model=get_spec(model).name)
+        if get_spec(model).pretrained_source == FROM_SCRATCH:
+            out.pretrained = False  # these papers' networks have no pretrained weights
         for k, v in defaults.items():
             if k == "head" or getattr(out, k) is None:
                 setattr(out, k, v)
         out.focal_alpha = check_focal_alpha(out.focal_alpha)
+        if out.model == "fcn13" and "classic" in out.augment and "invert" not in (out.aug_probs or ""):
+            # the FCN's targets are thresholded protein intensities: an inverted image has no targets
+            out.aug_probs = ",".join(filter(None, [out.aug_probs, "invert=0"]))
         return out
 
 
@@ -160,6 +185,30 @@ def validate(cfg: ClassifyConfig) -> None:
     if cfg.workers is not None and cfg.workers < 0:
         raise ProtganError(f"--workers {cfg.workers}: must be >= 0")
     parse_probabilities(cfg.aug_probs)
+    check_recipe_options(cfg, spec.name)
+
+
+def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
+    """The related papers' options: optimizer, lr schedule, balancing, and what their models need."""
+    if cfg.optimizer not in OPTIMIZER_CHOICES:
+        raise ProtganError(f"--optimizer {cfg.optimizer!r}: expected one of {', '.join(OPTIMIZER_CHOICES)}")
+    if cfg.lr_schedule not in LR_SCHEDULE_CHOICES:
+        raise ProtganError(f"--lr-schedule {cfg.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULE_CHOICES)}")
+    if not 0.0 <= cfg.momentum < 1.0:
+        raise ProtganError(f"--momentum {cfg.momentum}: expected a value in [0, 1)")
+    if cfg.weight_decay < 0:
+        raise ProtganError(f"--weight-decay {cfg.weight_decay}: must be >= 0")
+    if not 0.0 < cfg.plateau_factor < 1.0:
+        raise ProtganError(f"--plateau-factor {cfg.plateau_factor}: expected a value in (0, 1)")
+    if cfg.plateau_patience < 0:
+        raise ProtganError(f"--plateau-patience {cfg.plateau_patience}: must be >= 0")
+    parse_balance(cfg.balance)
+    multiple = SIZE_MULTIPLE.get(model)
+    if multiple and cfg.size % multiple:
+        raise ProtganError(f"--size {cfg.size}: {model} needs a multiple of {multiple} px (e.g. {cfg.size // multiple * multiple or multiple})")
+    if model == "fcn13" and "green" not in parse_channels(cfg.channels):
+        raise ProtganError(f"--channels {cfg.channels}: fcn13 learns heat maps made from the green (protein) "
+                           f"channel; include green (the paper: rgby)")
 
 
 def _writable_dir(path: Path) -> bool:
@@ -213,6 +262,11 @@ def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
         transform = AugmentTransform(parse_probabilities(cfg.aug_probs), cfg.size)
     real_train = ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids,
                                      transform=transform)
+    balanced = None
+    spec = parse_balance(cfg.balance)
+    if spec is not None:  # the real training part only; validation and synthetic images are never resampled
+        balanced = balance_indices(real_train.labels.numpy(), spec, seed=cfg.seed * 1009 + fold, classes=prep.classes)
+        real_train = ResampledDataset(real_train, balanced)
     parts: list[Dataset] = [real_train]
     if prep.synthetic is not None:
         parts.append(ChannelStackDataset(prep.synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
@@ -222,6 +276,7 @@ def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
         "train": ConcatDataset(parts) if len(parts) > 1 else real_train,
         "train_eval": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids),
         "val": val,
+        **({"balance": balanced} if balanced is not None else {}),
     }
 
 
@@ -269,9 +324,11 @@ class Accel:
 
 def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn, accel: Accel,
                 scaler: torch.amp.GradScaler | None = None, keep_outputs: bool = True,
-                on_batch: Callable[[int], None] | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
+                on_batch: Callable[[int], None] | None = None,
+                step_fn: Callable | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
     """One pass over `loader`: (mean loss, logits, targets). The loss is summed on the device and read
-    once at the end, so the loop never waits on the GPU."""
+    once at the end, so the loop never waits on the GPU. `step_fn(model, x, y) -> (logits, loss)`
+    replaces `loss_fn(model(x), y)` for models trained on something else than their logits (the FCN)."""
     model.train()
     loss_sum = torch.zeros((), device=accel.device)
     seen = 0
@@ -280,8 +337,12 @@ def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer
         x = accel.batch(x)
         y = y.to(accel.device, non_blocking=True)
         with accel.autocast():
-            logits = model(x)
-        loss = loss_fn(logits, y)
+            if step_fn is None:
+                logits = model(x)
+            else:
+                logits, loss = step_fn(model, x, y)
+        if step_fn is None:
+            loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -387,6 +448,15 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         f"{len(data['val'])} validation images")
     if not len(data["val"]) or not len(data["train_eval"]):
         raise ProtganError(f"--folds {prep.k}: fold {fold} leaves an empty training or validation part")
+    if "balance" in data:
+        bal = data["balance"]
+        log(f"fold {fold}: {bal.summary()}")
+        log("  class counts (before -> after): " + ", ".join(
+            f"{c}:{b}->{a}" for c, b, a in bal.table([str(c) for c in prep.classes])))
+        write_json(fold_dir / "balance.json", {"target": bal.target, "removed": bal.removed, "added": bal.added,
+                                               "classes": list(prep.classes),
+                                               "counts_before": bal.counts_before.tolist(),
+                                               "counts_after": bal.counts_after.tolist()})
     write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
                                        "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
 
@@ -396,8 +466,10 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
                          weights=cfg.weights, head=cfg.head)
     model = accel.prepare_model(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scheduler = exponential_decay(optimizer)
+    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    scheduler = EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience)
+    # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
+    fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
     scaler = accel.make_scaler()
     loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
     history: list[dict] = []
@@ -445,11 +517,14 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
 
             lr = optimizer.param_groups[0]["lr"]
             train_loss, train_logits, train_y = train_epoch(model, loader, optimizer, loss_fn, accel, scaler,
-                                                            on_batch=tick)
+                                                            on_batch=tick, step_fn=fcn_step)
             del loader
-            scheduler.step()
             val_logits, val_y = predict_logits(model, val_loader, accel)
-            val_loss = float(loss_fn(val_logits, val_y))
+            if fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
+                val_loss = fcn_step.mean_loss(model, val_loader, accel.batch, accel.autocast)
+            else:
+                val_loss = float(loss_fn(val_logits, val_y))
+            scheduler.step(val_loss)
             tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
             ty = train_y.cpu().numpy()
             vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
@@ -497,6 +572,10 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                                                "names": [class_name(c) for c in prep.classes],
                                                "thresholds": thresholds.tolist()})
     _write_val_predictions(fold_dir / "val_predictions.csv", data["val"].ids, va_p, thresholds, prep.classes)
+    # MLCM (Heydarian et al.) and accuracy by labels per image, validation at the tuned thresholds
+    result["val_labels"] = write_label_reports(fold_dir, va_y.numpy(), apply_thresholds(va_p, thresholds),
+                                               [class_name(c) for c in prep.classes], prefix="val_",
+                                               title=f"fold {fold} validation MLCM")
     write_json(result_path, result)
     v = result["val"]["tuned"]
     log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "

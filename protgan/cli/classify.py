@@ -40,19 +40,19 @@ def _print_summary(summary: dict, run: Path) -> None:
 @app.command("classify")
 def classify(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder in the HPA layout (train.csv + images)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Backbone: vgg16, resnet50, resnet101, densenet121, inception_v3, inception_v4, xception, nasnet_mobile, efficientnet_lite0, resnet18 (default: the preset's)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Backbone: vgg16, resnet50, resnet101, densenet121, inception_v3, inception_v4, xception, nasnet_mobile, efficientnet_lite0, resnet18; or a related paper's from-scratch network: gapnet-pl, concat-cnn, cnn13, fcn13 (default: the preset's)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder: config.json, fold_K/ checkpoints, metrics.csv, summary.md, plots."),
-    preset: str = typer.Option("none", "--preset", help="paper28 (InceptionV4, all 28 classes, Adam 5e-4, 35 epochs), paper5 (VGG16, top 5, Adam 1e-4, 50 epochs) or none (the model's recipe, fixed batch size)."),
+    preset: str = typer.Option("none", "--preset", help="paper28 (InceptionV4, all 28 classes, Adam 5e-4, 35 epochs), paper5 (VGG16, top 5, Adam 1e-4, 50 epochs), gapnet (GapNet-PL, 299 px rgby, SGD 0.1, batch 80, median:500 balancing), aggarwal (concat-cnn, 512 px rgb, Adam 1e-3, batch 32), liimatainen (fcn13, 256 px rgby, Adam 1e-3, batch 64) or none (the model's recipe, top5, fixed batch size)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="top5, all, topK or a comma list of indices/names (default: top5, or the preset's)."),
-    channels: str = typer.Option("rgb", "--channels", help="green, rgb (the paper's), rgby or a comma list."),
-    size: int = typer.Option(512, "--size", help="Image side in pixels (the paper: 512)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="green, rgb (the paper's), rgby or a comma list (default: the preset's / model recipe's: rgb; gapnet-pl, cnn13, fcn13: rgby)."),
+    size: Optional[int] = typer.Option(None, "--size", help="Image side in pixels (default: the preset's / model recipe's: 512; gapnet-pl 299, cnn13/fcn13 256)."),
     folds: int = typer.Option(5, "--folds", help="K of the K-fold cross-validation (DATA/folds.csv is shared by every run)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Run only this fold (0-based) into RUN/fold_K; the report is written once all folds are done."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: 35, or 50 for vgg16 / paper5)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (with the paper schedule: the starting size, doubled at epochs 15 and 30). Default 32."),
     batch_schedule: Optional[str] = typer.Option(None, "--batch-schedule", help="paper (x2 every 15 epochs, up to x4; default with a preset) or fixed (default without)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Initial Adam learning rate, decayed as lr * exp(-0.01 epoch) (default 5e-4, vgg16 1e-4)."),
-    augment: str = typer.Option("classic", "--augment", help="none, classic (flips, crop, scale, rotation, shear, sharpening, inversion), gan (add --synthetic images to the training part) or classic+gan."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate, then --lr-schedule (default: the preset's / recipe's: 5e-4, vgg16 1e-4, with lr * exp(-0.01 epoch); gapnet-pl 0.1, concat-cnn/cnn13/fcn13 1e-3 with a plateau rule)."),
+    augment: Optional[str] = typer.Option(None, "--augment", help="Default: the preset's / model recipe's (classic; none for gapnet-pl, cnn13, fcn13). none, classic (flips, crop, scale, rotation, shear, sharpening, inversion), gan (add --synthetic images to the training part) or classic+gan."),
     aug_probs: Optional[str] = typer.Option(None, "--aug-probs", help="Change classic augmentation probabilities, e.g. 'invert=0,rotation=0.8' (hflip, vflip, crop, scale, rotation, shear, sharpen, invert)."),
     synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Folder of synthetic images in the dataset layout (e.g. `protgan synth` output): joins the training part of every fold, never validation."),
     pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline pip package)."),
@@ -67,6 +67,14 @@ def classify(
     seed: int = typer.Option(0, "--seed", help="Seed for weights, order and augmentation (folds.csv always uses seed 0)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     collect: Optional[Path] = typer.Option(None, "--collect", help="Only merge the finished folds of this run folder into the report files."),
+    activation: Optional[str] = typer.Option(None, "--activation", help="gapnet-pl only: selu (the original GapNet-PL) or prelu (Al-joudi & Arif 2023's variant)."),
+    balance: Optional[str] = typer.Option(None, "--balance", help="Resample the training part of each fold towards N images per class: median:N (oversample classes below N, undersample above; the gapnet preset: median:500), median (N = the median class count) or none (default, except with --preset gapnet). Counts are logged and written to fold_K/balance.json."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or sgd (default: the preset's / model recipe's)."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (default 0.9)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (default 0; aggarwal preset 1e-8)."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="exp (lr0 * exp(-0.01 epoch), the paper's), plateau (x --plateau-factor after --plateau-patience epochs without a lower validation loss) or constant."),
+    plateau_factor: Optional[float] = typer.Option(None, "--plateau-factor", help="Learning-rate factor on a plateau (gapnet 0.5, aggarwal 0.1, liimatainen 1/3)."),
+    plateau_patience: Optional[int] = typer.Option(None, "--plateau-patience", help="Epochs without improvement before the plateau cut (gapnet 5, aggarwal 3, liimatainen 8)."),
 ) -> None:
     """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
     from protgan.classify.report import collect_run
@@ -85,7 +93,9 @@ def classify(
         augment=augment, aug_probs=aug_probs, synthetic=str(synthetic) if synthetic else None,
         pretrained=pretrained, weights=str(weights) if weights else None, loss=loss,
         focal_alpha=_alpha(focal_alpha), focal_gamma=focal_gamma, head=head, select=select, amp=amp,
-        workers=workers, seed=seed, device=device,
+        workers=workers, seed=seed, device=device, activation=activation, balance=balance, optimizer=optimizer,
+        momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, plateau_factor=plateau_factor,
+        plateau_patience=plateau_patience,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
