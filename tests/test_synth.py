@@ -214,3 +214,54 @@ def test_bad_options(tmp_path, runs, capsys):
     make_run(runs, 3, 2, channels=("green",))
     code, _, err = run_cli(base, capsys)
     assert_one_line_error(code, err, "one format")
+
+
+def make_classifier_checkpoint(path: Path, classes=(0, 25), channels=("red", "green", "blue"), size=32) -> Path:
+    """A protgan classifier checkpoint (the classify engine's format) with random resnet18 weights."""
+    from protgan.classify.models.registry import create_model
+    from protgan.classify.train import CHECKPOINT_FORMAT, save_checkpoint as save_classifier
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", len(classes), len(channels), pretrained=False, head="linear")
+    save_classifier(path, {"format": CHECKPOINT_FORMAT, "meta": model.meta(), "model": model.state_dict(),
+                           "classes": list(classes), "channels": list(channels), "size": size, "epoch": 1,
+                           "metrics": {}, "thresholds": None, "config": {}})
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier_ckpt(tmp_path_factory) -> Path:
+    return make_classifier_checkpoint(tmp_path_factory.mktemp("clf") / "clf.pt")
+
+
+def test_filter_by_classifier_confidence(tmp_path, runs, classifier_ckpt):
+    from protgan.gan.fid import load_protgan_classifier
+    from protgan.gan.checkpoint import load_generator
+    from protgan.gan.synth import to_uint8_images
+
+    ckpt = classifier_ckpt
+    man = run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "f"), per_class=3, classes="25",
+                                filter_by=f"ckpt:{ckpt}", keep=0.5, device="cpu"))
+    assert man["classes"][0]["filter"]["candidates"] == 6
+    model, _ = load_protgan_classifier(ckpt)
+    g, _ = load_generator(runs / "class25" / "checkpoints" / "last.pt")
+    with torch.no_grad():
+        probs = model.predict_proba(to_uint8_images(g(sample_noise(6, 100, 0, 25))).float() / 255)[:, 1].numpy()
+    best = sorted(np.argsort(-probs, kind="stable")[:3].tolist())
+    assert open_dataset(tmp_path / "f").ids == [synth_id(25, 0, k) for k in best]
+    # A class the classifier does not predict, and other channels: one-line errors.
+    with pytest.raises(ProtganError, match="does not predict class 3"):
+        make_run(runs, 3, 5)
+        run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "g"), per_class=2, classes="3",
+                              filter_by=f"ckpt:{ckpt}", device="cpu"))
+
+
+def test_classifier_embedding_extractor(classifier_ckpt):
+    from protgan.gan.fid import make_extractor
+
+    ext = make_extractor(f"ckpt:{classifier_ckpt}", torch.device("cpu"))
+    feats = ext(torch.randint(0, 255, (3, 3, 48, 48), dtype=torch.uint8), ("red", "green", "blue"))
+    assert feats.shape == (3, 512) and ext.dim == 512  # resnet18's pooled features
+    assert feats.std(0).mean() > 0
+    with pytest.raises(ProtganError, match="takes channels red,green,blue"):
+        ext(torch.zeros(1, 1, 32, 32, dtype=torch.uint8), ("green",))

@@ -39,6 +39,9 @@ def train_gan(
     seed: int = typer.Option(0, "--seed", help="Seed of the init, the noise and the data order."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Loader worker processes (default: a background thread for cached data, else one per core)."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Steps between KID/FID of EMA samples vs the class's real images (metrics.csv, losses.png); its KID keeps checkpoints/best.pt. 0: off."),
+    eval_images: int = typer.Option(256, "--eval-images", help="Generated images per --eval-every evaluation (real: up to 2000 of the class)."),
+    eval_features: str = typer.Option("efficientnet_lite0", "--eval-features", help="Feature space of --eval-every: efficientnet_lite0 (offline ImageNet weights), inception or ckpt:PATH."),
 ) -> None:
     """Train one class's DCGAN (Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3 stride-2 transposed
     convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD for D, 5% label
@@ -50,7 +53,7 @@ def train_gan(
         g_width=g_width, d_width=d_width,
         ckpt_every=ckpt_every, sample_every=sample_every, log_every=log_every, ema_decay=ema_decay, amp=amp,
         compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
-        resume=resume, seed=seed, device=device, workers=workers,
+        resume=resume, seed=seed, device=device, workers=workers, eval_every=eval_every,
     )
     warn = lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
     progress = Progress(TextColumn("[bold]train-gan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -61,7 +64,10 @@ def train_gan(
         progress.update(task, losses=(f"D {row['loss_D']:.3f}  G {row['loss_G']:.3f}  D(x) {row['D_x']:.2f}  "
                                       f"D(G(z)) {row['D_G_z']:.2f}  div {row['diversity']:.2f}  {row['img_per_s']:.0f} img/s"))
 
-    trainer = GanTrainer(cfg, on_log=on_log, on_step=lambda s: progress.update(task, completed=s), warn=warn)
+    from protgan.gan.fid import TrainingEval
+
+    eval_fn = TrainingEval(eval_features, n_fake=eval_images, seed=seed) if eval_every else None
+    trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log, on_step=lambda s: progress.update(task, completed=s), warn=warn)
     console.print(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
                   f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                   + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""),

@@ -323,26 +323,48 @@ def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
                             source=str(efficientnet_lite0_weights_path()))
 
 
+def load_protgan_classifier(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """(Classifier in eval mode, its checkpoint dict: classes, channels, size) from `protgan classify`."""
+    from protgan.classify.train import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt).eval(), ckpt
+
+
+class ClassifierEmbedding(nn.Module):
+    """A protgan classifier cut before its head: [0, 1] images -> its input normalisation -> backbone
+    feature map -> global average pool. Networks with their own head use their `forward_features`."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.classifier
+        x = (x - c.mean) / c.std
+        body = c.backbone
+        feats = body.forward_features(x) if c.head_name == "own" and hasattr(body, "forward_features") else body(x)
+        return feats.mean(dim=(2, 3)) if feats.ndim == 4 else feats.flatten(1)
+
+
+def unit_range_at(batch: torch.Tensor, size: int) -> torch.Tensor:
+    x = batch.float() / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
+    return x
+
+
 def classifier_extractor(path: str, device: torch.device) -> FeatureExtractor:
-    """The pooled embedding of a protgan classifier checkpoint (`protgan.classify`)."""
-    try:
-        from protgan.classify import load_embedding_model  # type: ignore[attr-defined]
-    except ImportError:
-        raise ProtganError(f"--features ckpt:{path}: this protgan has no classifier engine "
-                           f"(protgan.classify.load_embedding_model) to read the checkpoint") from None
-    model, info = load_embedding_model(path, map_location="cpu")
-    model.eval().to(device)
-    channels = tuple(info["channels"])
-    size = int(info["size"])
-
-    def prepare(batch: torch.Tensor, chans: Sequence[str]) -> torch.Tensor:
-        x = batch.float() / 255.0
-        if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
-        return x
-
-    return FeatureExtractor(f"ckpt:{path}", model, int(info["dim"]), prepare, device, channels=channels,
-                            source=str(path))
+    """The pooled embedding of a protgan classifier checkpoint, on the channels it was trained on."""
+    classifier, ckpt = load_protgan_classifier(path)
+    model = ClassifierEmbedding(classifier).eval()
+    size = int(ckpt["size"])
+    channels = tuple(ckpt["channels"])
+    with torch.no_grad():
+        dim = int(model(torch.zeros(1, len(channels), size, size)).shape[1])
+    model.to(device)
+    return FeatureExtractor(f"ckpt:{path}", model, dim, lambda b, chans: unit_range_at(b, size), device,
+                            channels=channels, source=str(path))
 
 
 def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike | None = None) -> FeatureExtractor:
@@ -360,6 +382,20 @@ def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike |
             raise ProtganError(f"--features {spec}: checkpoint {path} does not exist")
         return classifier_extractor(path, device)
     raise ProtganError(f"--features {spec!r}: expected one of {', '.join(FEATURE_CHOICES)}")
+
+
+def check_feature_spec(spec: str, weights: str | os.PathLike | None = None) -> None:
+    """The errors `make_extractor` would raise for missing files, without building a network."""
+    key = spec.strip()
+    if key.lower() == "inception":
+        fid_inception_weights_path(weights)
+    elif key.lower() in ("efficientnet_lite0", "efficientnet-lite0"):
+        efficientnet_lite0_weights_path()
+    elif key.startswith("ckpt:"):
+        if not Path(key[5:]).is_file():
+            raise ProtganError(f"--features {spec}: checkpoint {key[5:]} does not exist")
+    else:
+        raise ProtganError(f"--features {spec!r}: expected one of {', '.join(FEATURE_CHOICES)}")
 
 
 def extract_features(batches: Iterable[torch.Tensor], extractor: FeatureExtractor, channels: Sequence[str],
@@ -600,6 +636,7 @@ class TrainingEval:
         if n_fake < 2:
             raise ProtganError(f"--eval-images {n_fake}: must be at least 2")
         self.features, self.weights = features, weights
+        check_feature_spec(features, weights)  # a bad spec fails before training starts, not at the first eval
         self.n_fake, self.max_real, self.kid_subsets, self.batch, self.seed = n_fake, max_real, kid_subsets, batch, seed
         self.extractor: FeatureExtractor | None = None
         self.real: np.ndarray | None = None

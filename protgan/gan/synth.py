@@ -180,28 +180,23 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
 
 def classifier_scorer(path: str, class_index: int, channels: Sequence[str], device: torch.device) -> Scorer:
     """A protgan classifier's sigmoid confidence for the class."""
-    try:
-        from protgan.classify import load_classifier  # type: ignore[attr-defined]
-    except ImportError:
-        raise ProtganError(f"--filter-by ckpt:{path}: this protgan has no classifier engine "
-                           f"(protgan.classify.load_classifier) to read the checkpoint") from None
-    model, info = load_classifier(path, map_location="cpu")
-    model.eval().to(device)
-    classes = list(info["classes"])
+    from protgan.gan.fid import unit_range_at, load_protgan_classifier
+
+    model, ckpt = load_protgan_classifier(path)
+    model.to(device)
+    classes = [int(c) for c in ckpt["classes"]]
     if class_index not in classes:
-        raise ProtganError(f"--filter-by ckpt:{path}: the classifier does not predict class {class_index}")
-    if tuple(info["channels"]) != tuple(channels):
-        raise ProtganError(f"--filter-by ckpt:{path}: the classifier takes {','.join(info['channels'])}, "
+        raise ProtganError(f"--filter-by ckpt:{path}: the classifier does not predict class {class_index} "
+                           f"(its classes: {','.join(map(str, classes))})")
+    if tuple(ckpt["channels"]) != tuple(channels):
+        raise ProtganError(f"--filter-by ckpt:{path}: the classifier takes {','.join(ckpt['channels'])}, "
                            f"the generators make {','.join(channels)}")
     col = classes.index(class_index)
-    size = int(info["size"])
+    size = int(ckpt["size"])
 
     @torch.no_grad()
     def score(images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 255.0
-        if x.shape[-1] != size:
-            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        return torch.sigmoid(model(x).float()[:, col])
+        return model.predict_proba(unit_range_at(images, size))[:, col]
 
     return score
 

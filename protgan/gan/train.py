@@ -497,7 +497,8 @@ class GanTrainer:
         import matplotlib.pyplot as plt
 
         steps = [r["step"] for r in self.rows]
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        evals = [r for r in self.rows if "score" in r]  # rows of an eval_fn (train-gan --eval-every)
+        fig, axes = plt.subplots(1, 4 if evals else 3, figsize=(20 if evals else 15, 4))
         for key in ("loss_D", "loss_G"):
             axes[0].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
         axes[0].set_title("losses")
@@ -508,6 +509,15 @@ class GanTrainer:
         axes[2].plot(steps, [r.get("diversity", float("nan")) for r in self.rows], label="diversity")
         axes[2].axhline(self.cfg.collapse_threshold, color="red", ls="--", lw=1, label="collapse warning")
         axes[2].set_title("sample spread / real spread")
+        if evals:
+            eval_steps = [r["step"] for r in evals]
+            axes[3].plot(eval_steps, [r["score"] for r in evals], "o-", label="score (KID)" if "kid" in evals[0] else "score")
+            axes[3].set_title("eval vs real images (lower is better)")
+            if "fid" in evals[0]:
+                twin = axes[3].twinx()
+                twin.plot(eval_steps, [r.get("fid", float("nan")) for r in evals], "s--", color="tab:orange", label="FID")
+                twin.set_ylabel("FID")
+                twin.legend(loc="upper center")
         for ax in axes:
             ax.set_xlabel("step")
             ax.legend()
