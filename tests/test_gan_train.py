@@ -221,9 +221,8 @@ def test_collapse_indicator_warns(data: Path, tmp_path: Path) -> None:
     warnings: list[str] = []
     trainer = GanTrainer(_config(data, tmp_path / "run", steps=1), warn=warnings.append)
     trainer.fit()
-    healthy = trainer.diversity()
-    assert healthy > 0 and not warnings
-    trainer._prev_diversity = 1.0
+    assert trainer.diversity() > 0 and not warnings
+    trainer._collapse_armed = True  # as after a healthy stretch (diversity >= 1.5 x threshold)
     with torch.no_grad():  # a generator whose output ignores z: every sample identical
         last = [m for m in trainer.G_ema.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
         last.weight.zero_()
@@ -231,6 +230,7 @@ def test_collapse_indicator_warns(data: Path, tmp_path: Path) -> None:
     assert len(warnings) == 1 and "mode collapse" in warnings[0]
     trainer.diversity()
     assert len(warnings) == 1  # warned when it fell, not on every log
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["collapse_armed"] in (True, False)
 
 
 def test_diffaug_training_runs(data: Path, tmp_path: Path) -> None:

@@ -198,9 +198,10 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    # RNG states must be CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
+    torch.set_rng_state(state["torch"].cpu())
     if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
@@ -251,7 +252,7 @@ class GanTrainer:
         self.step = 0
         self.best_score = math.inf
         self.rows: list[dict[str, float]] = []
-        self._prev_diversity: float | None = None
+        self._collapse_armed = False  # set once diversity is clearly healthy; a fall below the threshold warns once
         self._stop_signal: int | None = None
         self._in_update = False
         self._setup_data()
@@ -326,7 +327,7 @@ class GanTrainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict(),
             "step": self.step, "rng": rng_state(), "config": asdict(self.cfg), "best_score": self.best_score,
-            "prev_diversity": self._prev_diversity,
+            "collapse_armed": self._collapse_armed,
         }
 
     def save(self, path: Path | None = None) -> Path:
@@ -356,7 +357,7 @@ class GanTrainer:
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score = float(state.get("best_score", math.inf))
-        self._prev_diversity = state.get("prev_diversity")
+        self._collapse_armed = bool(state.get("collapse_armed", False))
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------------------------- sampling
@@ -458,11 +459,14 @@ class GanTrainer:
         """Spread of the fixed batch of EMA samples over the spread of a fixed real batch (~1 healthy, ~0 collapsed)."""
         ratio = float(spread(self.generate(z=self.fixed_z))) / max(self.real_spread, 1e-8)
         threshold = self.cfg.collapse_threshold
-        if ratio < threshold and (self._prev_diversity is None or self._prev_diversity >= threshold) and self.step > 0:
-            if self._prev_diversity is not None:
-                self.warn(f"step {self.step}: sample diversity fell to {ratio:.2f} of the real images' "
-                          f"(< {threshold}): possible mode collapse, look at {self.run / SAMPLES_DIR}")
-        self._prev_diversity = ratio
+        # Hysteresis: a fresh G starts near 0 (no warning then); the warning is armed once the spread has
+        # been clearly healthy (1.5x the threshold) and fires once per fall, not on every log near the line.
+        if ratio >= 1.5 * threshold:
+            self._collapse_armed = True
+        elif ratio < threshold and self._collapse_armed:
+            self._collapse_armed = False
+            self.warn(f"step {self.step}: sample diversity fell to {ratio:.2f} of the real images' "
+                      f"(< {threshold}): possible mode collapse, look at {self.run / SAMPLES_DIR}")
         return ratio
 
     def warn(self, message: str) -> None:
@@ -617,7 +621,9 @@ class GanTrainer:
         side_start = time.perf_counter()
         if eval_due:
             assert self.eval_fn is not None
+            rng = rng_state()  # an eval may draw random numbers; the training streams must not see it
             results = {k: float(v) for k, v in self.eval_fn(self, s).items()}
+            set_rng_state(rng)
             row.update(results)
             self._write_metrics()
             score = results.get("score")
