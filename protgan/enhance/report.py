@@ -140,7 +140,8 @@ def render_comparison(path: str | os.PathLike, panels: Sequence[dict], methods: 
 
     cols = [ORIGINAL, *methods]
     nrow = 2 * len(panels)
-    fig, axes = plt.subplots(nrow, len(cols), figsize=(3.0 * len(cols), 3.9 * len(panels)),
+    height = 4.3 * len(panels)
+    fig, axes = plt.subplots(nrow, len(cols), figsize=(3.0 * len(cols), height),
                              gridspec_kw={"height_ratios": [3, 1] * len(panels)}, squeeze=False)
     for p, panel in enumerate(panels):
         for c, name in enumerate(cols):
@@ -151,7 +152,7 @@ def render_comparison(path: str | os.PathLike, panels: Sequence[dict], methods: 
             ax.set_xticks([])
             ax.set_yticks([])
             if name == ORIGINAL:
-                title = f"{panel['title']}\noriginal"
+                title = f"{panel['title']}\noriginal"  # id and channel
             else:
                 s = panel["scores"][name]
                 title = f"{name.upper()}\nSSIM {s['ssim']:.3f}  PSNR {s['psnr']:.1f}"
@@ -173,8 +174,8 @@ def render_comparison(path: str | os.PathLike, panels: Sequence[dict], methods: 
             hax.tick_params(labelsize=6)
             sc = panel["scores"][name]
             hax.set_title(f"contrast {sc['contrast']:.3f}  entropy {sc['entropy']:.2f}", fontsize=7)
-    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.3 / (3.9 * len(panels)), bottom=0.03,
-                        wspace=0.08, hspace=0.35)
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.45 / height, bottom=0.25 / height,
+                        wspace=0.08, hspace=0.5)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
