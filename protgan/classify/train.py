@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from protgan import distributed
 from protgan.atomic import atomic_path, write_json
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
@@ -45,7 +46,6 @@ from protgan.data import (
     FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
-from protgan.device import resolve_device
 from protgan.errors import ProtganError
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
@@ -54,7 +54,7 @@ SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
 RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
                  "size", "channels", "augment", "balance")
 # options that may change between the invocations of one run (e.g. one fold per GPU)
-_PER_INVOCATION = ("fold", "workers", "device", "amp")
+_PER_INVOCATION = ("fold", "workers", "device", "amp", "sync_bn")
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
@@ -100,6 +100,8 @@ class ClassifyConfig:
     plateau_patience: int | None = None
     balance: str | None = None  # none, median, median:N (Al-joudi & Arif 2023, section 3.2)
     activation: str | None = None  # gapnet-pl only: selu, prelu
+    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.distributed)
+    lr_scaling: str = "none"  # torchrun/DDP: none (the recipe's lr), linear (x world size) or sqrt
 
     def resolved(self) -> "ClassifyConfig":
         """A copy with every None filled from the preset (or, without one, the model's recipe)."""
@@ -186,6 +188,7 @@ def validate(cfg: ClassifyConfig) -> None:
         raise ProtganError(f"--workers {cfg.workers}: must be >= 0")
     parse_probabilities(cfg.aug_probs)
     check_recipe_options(cfg, spec.name)
+    distributed.lr_factor(cfg.lr_scaling, world=1)  # checks --lr-scaling
 
 
 def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
@@ -436,6 +439,8 @@ def _seed_everything(seed: int) -> None:
 def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | None = None) -> dict:
     """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content."""
     cfg = prep.cfg
+    if not distributed.is_main():  # torchrun: rank 0 logs, shows progress and writes the files
+        log, progress = (lambda message: None), None
     fold_dir = prep.out / f"fold_{fold}"
     result_path = fold_dir / "result.json"
     if result_path.exists():
@@ -453,20 +458,25 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         log(f"fold {fold}: {bal.summary()}")
         log("  class counts (before -> after): " + ", ".join(
             f"{c}:{b}->{a}" for c, b, a in bal.table([str(c) for c in prep.classes])))
-        write_json(fold_dir / "balance.json", {"target": bal.target, "removed": bal.removed, "added": bal.added,
-                                               "classes": list(prep.classes),
-                                               "counts_before": bal.counts_before.tolist(),
-                                               "counts_after": bal.counts_after.tolist()})
-    write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
-                                       "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
+        if distributed.is_main():
+            write_json(fold_dir / "balance.json", {"target": bal.target, "removed": bal.removed, "added": bal.added,
+                                                   "classes": list(prep.classes),
+                                                   "counts_before": bal.counts_before.tolist(),
+                                                   "counts_after": bal.counts_after.tolist()})
+    if distributed.is_main():
+        write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
+                                           "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
 
-    device = resolve_device(cfg.device)
+    device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
     accel = Accel.for_device(device, cfg.amp)
     _seed_everything(cfg.seed * 1009 + fold)
     model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
                          weights=cfg.weights, head=cfg.head)
     model = accel.prepare_model(model)
-    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped for checkpoints and eval
+    ddp_model = distributed.wrap_model(model, device, cfg.sync_bn)
+    optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr * distributed.lr_factor(cfg.lr_scaling),
+                               cfg.momentum, cfg.weight_decay)
     scheduler = EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience)
     # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
     fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
@@ -491,8 +501,13 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     pin = device.type == "cuda"
     eval_bs = 2 * cfg.batch_size
     val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+    # torchrun: each rank predicts a contiguous part of the validation set; gather_cat restores the whole, in order
+    val_part_loader = val_loader if not distributed.active() else make_loader(
+        distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=workers, pin_memory=pin)
 
     def save_last(next_epoch: int) -> None:
+        if not distributed.is_main():
+            return
         payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
         payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                        scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
@@ -504,9 +519,16 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         for epoch in range(start, cfg.epochs):
             bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
             # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
+            # torchrun: this rank's slice of each global batch of world x bs (the single-process order), and
+            # per-rank augmentation/dropout streams (still a function of seed and epoch)
+            seed = cfg.seed * 100003 + fold * 1009 + epoch
+            drop_last = len(data["train"]) > bs * distributed.world_size()
+            sampler = distributed.train_sampler(len(data["train"]), bs, seed, drop_last)
+            if sampler is not None:
+                torch.manual_seed(distributed.rank_seed(seed))
+                seed = distributed.rank_seed(seed, 1)
             loader = make_loader(data["train"], bs, shuffle=True, workers=workers, pin_memory=pin,
-                                 seed=cfg.seed * 100003 + fold * 1009 + epoch,
-                                 drop_last=len(data["train"]) > bs)
+                                 seed=seed, drop_last=drop_last, sampler=sampler)
             total = len(loader) * bs if loader.drop_last else len(data["train"])
             done = [0]
 
@@ -516,10 +538,15 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                     progress(name, done[0], total)
 
             lr = optimizer.param_groups[0]["lr"]
-            train_loss, train_logits, train_y = train_epoch(model, loader, optimizer, loss_fn, accel, scaler,
+            train_loss, train_logits, train_y = train_epoch(ddp_model, loader, optimizer, loss_fn, accel, scaler,
                                                             on_batch=tick, step_fn=fcn_step)
             del loader
-            val_logits, val_y = predict_logits(model, val_loader, accel)
+            if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
+                train_loss = distributed.mean_scalar(train_loss)
+                train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
+                distributed.broadcast_buffers(model)
+            val_logits, val_y = predict_logits(model, val_part_loader, accel)
+            val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
             if fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
                 val_loss = fcn_step.mean_loss(model, val_loader, accel.batch, accel.autocast)
             else:
@@ -538,9 +565,12 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             for name, (key, better) in BEST_KEYS.items():
                 if name not in best or better(rec[key], best[name]) != best[name]:
                     best[name] = rec[key]
-                    save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
+                    if distributed.is_main():
+                        save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
             save_last(epoch + 1)
-            write_json(fold_dir / "history.json", history)
+            if distributed.is_main():
+                write_json(fold_dir / "history.json", history)
+            distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
             log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
                 f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
                 f"micro F1 {rec['val_micro_f1']:.3f}")
@@ -550,6 +580,9 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
         raise
 
+    if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
+        distributed.barrier()
+        return json.loads(result_path.read_text())
     # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
     chosen_path = fold_dir / f"best_{cfg.select}.pt"
     chosen = torch.load(chosen_path, map_location="cpu", weights_only=False)
@@ -580,6 +613,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     v = result["val"]["tuned"]
     log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "
         f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
+    distributed.barrier()
     return result
 
 
@@ -613,12 +647,17 @@ def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | Non
     merged summary, or None while folds are missing."""
     from protgan.classify.report import collect_run
 
-    prep = prepare(cfg, log)
-    for note in prep.notes:
-        log(note)
-    prep.out.mkdir(parents=True, exist_ok=True)
-    _check_same_run(prep.out, prep.cfg)
-    write_json(prep.out / "config.json", asdict(prep.cfg))
+    distributed.setup(cfg.device)  # torchrun: join the process group first
+    if not distributed.is_main():  # rank 0 logs and writes
+        log, progress = (lambda message: None), None
+    with distributed.main_first():  # rank 0 writes folds.csv and config.json before the others read them
+        prep = prepare(cfg, log)
+        for note in prep.notes:
+            log(note)
+        if distributed.is_main():
+            prep.out.mkdir(parents=True, exist_ok=True)
+            _check_same_run(prep.out, prep.cfg)
+            write_json(prep.out / "config.json", asdict(prep.cfg))
     folds = [prep.cfg.fold] if prep.cfg.fold is not None else list(range(prep.k))
     log(f"{prep.cfg.model} ({prep.cfg.head} head, {'pretrained' if prep.cfg.pretrained else 'from scratch'}"
         f"{', weights ' + prep.cfg.weights if prep.cfg.weights else ''}), {len(prep.classes)} classes, "
@@ -626,6 +665,8 @@ def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | Non
         f"augment {prep.cfg.augment}")
     for f in folds:
         run_fold(prep, f, log, progress)
+    if not distributed.is_main():  # rank 0 writes the report
+        return None
     missing = [f for f in range(prep.k) if not (prep.out / f"fold_{f}" / "result.json").exists()]
     if missing:
         log(f"folds {missing} not done yet: run them (--fold K), then `protgan classify --collect {prep.out}`")

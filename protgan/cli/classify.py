@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from protgan import distributed
 from protgan.cli.app import app, console
 from protgan.errors import ProtganError
 
@@ -67,6 +68,8 @@ def classify(
     seed: int = typer.Option(0, "--seed", help="Seed for weights, order and augmentation (folds.csv always uses seed 0)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     collect: Optional[Path] = typer.Option(None, "--collect", help="Only merge the finished folds of this run folder into the report files."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun (DDP): batch-norm statistics over the global batch (all processes) instead of each process's part."),
+    lr_scaling: str = typer.Option("none", "--lr-scaling", help="Under torchrun: none (the recipe's --lr, the default), linear (x world size) or sqrt (x sqrt(world size)); --batch-size is per process."),
     activation: Optional[str] = typer.Option(None, "--activation", help="gapnet-pl only: selu (the original GapNet-PL) or prelu (Al-joudi & Arif 2023's variant)."),
     balance: Optional[str] = typer.Option(None, "--balance", help="Resample the training part of each fold towards N images per class: median:N (oversample classes below N, undersample above; the gapnet preset: median:500), median (N = the median class count) or none (default, except with --preset gapnet). Counts are logged and written to fold_K/balance.json."),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or sgd (default: the preset's / model recipe's)."),
@@ -95,10 +98,10 @@ def classify(
         focal_alpha=_alpha(focal_alpha), focal_gamma=focal_gamma, head=head, select=select, amp=amp,
         workers=workers, seed=seed, device=device, activation=activation, balance=balance, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, plateau_factor=plateau_factor,
-        plateau_patience=plateau_patience,
+        plateau_patience=plateau_patience, sync_bn=sync_bn, lr_scaling=lr_scaling,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+                  TimeRemainingColumn(), console=console, transient=True, disable=not distributed.is_main()) as bar:
         tasks: dict[str, int] = {}
 
         def progress(name: str, done: int, total: int) -> None:

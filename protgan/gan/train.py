@@ -36,12 +36,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Sampler
 
+from protgan import distributed
 from protgan.atomic import atomic_path, write_json, write_text
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
     resolve_class, resolve_subset, to_signed_range, write_png,
 )
-from protgan.device import resolve_device
 from protgan.errors import ProtganError
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, last_checkpoint, load_checkpoint,
@@ -87,6 +87,8 @@ class TrainGanConfig:
     amp_dtype: str = "auto"  # auto, bf16 or fp16
     channels_last: bool = True  # NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU
     compile: bool = False  # torch.compile G and D
+    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.distributed)
+    lr_scaling: str = "none"  # torchrun/DDP: none (lr_g, lr_d as given), linear (x world size) or sqrt
     diffaug: list[str] = field(default_factory=list)  # DiffAugment policies: color, translation, cutout
     resume: str = "auto"  # auto: continue RUN/checkpoints/last.pt when present; never: start over
     seed: int = 0
@@ -120,6 +122,8 @@ class TrainGanConfig:
             (0.5 < self.real_label <= 1, f"real_label {self.real_label}: must be in (0.5, 1]"),
             (0 <= self.ema_decay < 1, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
             (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
+            (self.lr_scaling in distributed.LR_SCALING_CHOICES,
+             f"--lr-scaling {self.lr_scaling!r}: expected one of {', '.join(distributed.LR_SCALING_CHOICES)}"),
             (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
             (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
             (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
@@ -247,7 +251,11 @@ class GanTrainer:
         self._warn = warn or (lambda message: None)
         self.warnings: list[str] = []
         self.run = Path(config.out)
-        self.device = resolve_device(config.device)
+        self.device = distributed.setup(config.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
+        # torchrun: every rank draws the global batch's noise and takes its slice (the same numbers as one
+        # process with the global batch), and the LRs get --lr-scaling's factor.
+        self.world, self.rank = distributed.world_size(), distributed.rank() if distributed.active() else 0
+        self.lr_factor = distributed.lr_factor(config.lr_scaling)
         self.is_cuda = self.device.type == "cuda"
         self.step = 0
         self.best_score = math.inf
@@ -276,6 +284,13 @@ class GanTrainer:
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
         self.sampler = EpochSampler(len(ids), cfg.seed)
         self.batches_per_epoch = len(ids) // cfg.batch_size
+        if distributed.active():  # this rank's slice of each global batch (world x --batch-size images)
+            global_batch = self.world * cfg.batch_size
+            if len(ids) < global_batch:
+                raise ProtganError(f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images, fewer "
+                                   f"than one global batch ({self.world} processes x --batch-size {cfg.batch_size})")
+            self.sampler = distributed.ShardedSampler(len(ids), cfg.batch_size, order=self.sampler.permutation)
+            self.batches_per_epoch = len(ids) // global_batch
         self.loader = make_loader(self.dataset, cfg.batch_size, shuffle=False, workers=cfg.workers,
                                   drop_last=True, seed=cfg.seed, sampler=self.sampler)
         # The collapse indicator's reference: the spread of the first n_samples images (a fixed batch).
@@ -295,12 +310,16 @@ class GanTrainer:
         self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
             m.to(memory_format=self.memory_format)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
-        self.opt_D = torch.optim.SGD(self.D.parameters(), lr=cfg.lr_d, momentum=cfg.momentum_d)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g * self.lr_factor, betas=tuple(cfg.betas_g))
+        self.opt_D = torch.optim.SGD(self.D.parameters(), lr=cfg.lr_d * self.lr_factor, momentum=cfg.momentum_d)
         self.amp_dtype = self._pick_amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.G_fwd: nn.Module = torch.compile(self.G) if cfg.compile else self.G
         self.D_fwd: nn.Module = torch.compile(self.D) if cfg.compile else self.D
+        # torchrun: G and D each in DDP (self.G / self.D stay unwrapped for checkpoints and the EMA);
+        # D's DDP steps aside while D is frozen for G's update.
+        self.G_fwd = distributed.wrap_model(self.G_fwd, self.device, cfg.sync_bn)
+        self.D_fwd = distributed.wrap_model(self.D_fwd, self.device, cfg.sync_bn)
         if self.is_cuda:
             torch.backends.cudnn.benchmark = True
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 1]).generate_state(1)[0]))
@@ -332,7 +351,8 @@ class GanTrainer:
 
     def save(self, path: Path | None = None) -> Path:
         path = path or last_checkpoint(self.run)
-        save_checkpoint(path, self.state_dict())
+        if distributed.is_main():  # torchrun: rank 0 writes (unwrapped state dicts: any world size resumes)
+            save_checkpoint(path, self.state_dict())
         return path
 
     def load(self, path: Path) -> None:
@@ -350,9 +370,9 @@ class GanTrainer:
         self.opt_D.load_state_dict(state["opt_D"])
         # The options of this invocation win over the saved ones (e.g. a changed learning rate).
         for group in self.opt_G.param_groups:
-            group["lr"] = self.cfg.lr_g
+            group["lr"] = self.cfg.lr_g * self.lr_factor
         for group in self.opt_D.param_groups:
-            group["lr"] = self.cfg.lr_d
+            group["lr"] = self.cfg.lr_d * self.lr_factor
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
@@ -376,15 +396,17 @@ class GanTrainer:
 
     def write_samples(self, step: int) -> Path:
         path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
-        write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)), self.cfg.channels))
+        if distributed.is_main():
+            write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)), self.cfg.channels))
         return path
 
     # ---------------------------------------------------------------------------------- the hot loop
     def _targets(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """D's targets: real -> real_label (smoothed), fake -> 0, with `label_flip` of each swapped."""
         p, r = self.cfg.label_flip, self.cfg.real_label
-        real_t = torch.where(torch.rand(b, device=self.device) < p, 0.0, r)
-        fake_t = torch.where(torch.rand(b, device=self.device) < p, r, 0.0)
+        mine = slice(self.rank * b, (self.rank + 1) * b)  # torchrun: this rank's part of the global draw
+        real_t = torch.where(torch.rand(b * self.world, device=self.device)[mine] < p, 0.0, r)
+        fake_t = torch.where(torch.rand(b * self.world, device=self.device)[mine] < p, r, 0.0)
         return real_t, fake_t
 
     def train_step(self, real_u8: torch.Tensor) -> None:
@@ -393,7 +415,7 @@ class GanTrainer:
         policy = cfg.diffaug
         real = to_signed_range(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
         b = real.shape[0]
-        z = torch.randn(b, cfg.z_dim, device=self.device)
+        z = torch.randn(b * self.world, cfg.z_dim, device=self.device)[self.rank * b:(self.rank + 1) * b]
         real_t, fake_t = self._targets(b)
 
         self.D.requires_grad_(True)
@@ -436,6 +458,9 @@ class GanTrainer:
     # ---------------------------------------------------------------------------------- bookkeeping
     def _read_metrics(self, seconds: float) -> dict[str, float]:
         """The one host sync per log interval: averages since the last log; raises on NaN/inf."""
+        if distributed.active():  # the means over ranks (equal batches); a NaN on any rank stops all
+            self._sums = distributed.all_reduce_mean(self._sums)
+            self._first_bad = distributed.all_reduce_max(self._first_bad)
         first_bad = int(self._first_bad)
         if first_bad >= 0:
             kept = last_checkpoint(self.run)
@@ -444,7 +469,7 @@ class GanTrainer:
                 f"loss became NaN/inf at step {first_bad}: training stopped, {where} "
                 f"(try a lower --lr-d/--lr-g, or --no-amp)")
         sums = (self._sums / max(self._count, 1)).tolist()
-        n_img = self._count * self.cfg.batch_size
+        n_img = self._count * self.cfg.batch_size * self.world
         row = {
             "step": self.step, "loss_D": sums[0], "loss_G": sums[1], "D_x": sums[2], "D_G_z": sums[3],
             "lr_G": self.opt_G.param_groups[0]["lr"], "lr_D": self.opt_D.param_groups[0]["lr"],
@@ -474,6 +499,8 @@ class GanTrainer:
         self._warn(message)
 
     def _write_metrics(self) -> None:
+        if not distributed.is_main():
+            return
         cols = list(METRIC_COLUMNS) + sorted({k for r in self.rows for k in r} - set(METRIC_COLUMNS))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
@@ -493,7 +520,7 @@ class GanTrainer:
                      for r in rows if r.get("step") and int(r["step"]) <= self.step]
 
     def plot_losses(self) -> Path | None:
-        if not self.rows:
+        if not self.rows or not distributed.is_main():
             return None
         import matplotlib
 
@@ -556,6 +583,8 @@ class GanTrainer:
         if cfg.resume == "auto" and last.exists():
             self.load(last)
             self._load_metrics()
+        if not distributed.is_main():  # torchrun: rank 0 writes the run folder
+            return
         self.run.mkdir(parents=True, exist_ok=True)
         write_json(self.run / CONFIG_FILE, asdict(cfg))
         if self.step == 0:
@@ -603,12 +632,15 @@ class GanTrainer:
             self._log_row()
         self.write_samples(self.step)
         path = self.save()
+        distributed.barrier()  # torchrun: no rank leaves before the checkpoint is written
         self.plot_losses()
         return TrainResult(status, self.step, self.run, cfg.n_images, path, list(self.warnings))
 
     def _after_step(self) -> None:
         """Logging, eval, samples and checkpoints due after this step (their time is kept out of img/s)."""
         cfg, s = self.cfg, self.step
+        if distributed.active() and distributed.any_rank(self._stop_signal is not None):
+            self._stop_signal = self._stop_signal or signal.SIGTERM  # a signal seen by one rank stops all here
         eval_due = bool(cfg.eval_every and self.eval_fn and s % cfg.eval_every == 0)
         ckpt_due = bool(cfg.ckpt_every and s % cfg.ckpt_every == 0)
         sample_due = bool(cfg.sample_every and s % cfg.sample_every == 0)
@@ -619,7 +651,7 @@ class GanTrainer:
         if log_due:
             row = self._log_row(write=not eval_due)
         side_start = time.perf_counter()
-        if eval_due:
+        if eval_due and distributed.is_main():  # torchrun: rank 0 evaluates; the others go on
             assert self.eval_fn is not None
             rng = rng_state()  # an eval may draw random numbers; the training streams must not see it
             results = {k: float(v) for k, v in self.eval_fn(self, s).items()}
@@ -634,6 +666,7 @@ class GanTrainer:
             self.write_samples(s)
         if ckpt_due:
             self.save()
+            distributed.barrier()
         self._side_seconds += time.perf_counter() - side_start
 
     def _log_row(self, write: bool = True) -> dict[str, float]:

@@ -1,0 +1,258 @@
+"""`protgan train-gan --classes top5 --gpus 0,1,2,3 --out RUNS`: one GAN per class, trained concurrently.
+
+The paper trains one DCGAN per class in isolation, so the classes are independent jobs. Each job is an
+ordinary, resumable `protgan train-gan --class N --out RUNS/class_N` process: with CUDA_VISIBLE_DEVICES
+set to one GPU of --gpus (at most one job per GPU at a time), or on the CPU (--jobs at a time, the
+cores split between them). Its output goes to RUNS/class_N/train.log; a summary table and
+RUNS/fanout.json tell how each ended. Running the same command again resumes every unfinished class
+(finished ones exit at once). RUNS holds no config.json of its own, so `protgan synth --runs RUNS`
+finds the per-class runs in it.
+
+Ctrl-C (or SIGTERM) stops launching, forwards one SIGINT to each running job (each saves a checkpoint
+and exits) and waits for them. Jobs run in their own sessions so a terminal's Ctrl-C reaches them
+only through this forwarding, once.
+
+This is a scheduler of independent processes on one machine, not a cluster scheduler: on a cluster,
+submit one `train-gan --class N` per job (see the README's "Scaling out": a SLURM job array).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from protgan.atomic import write_json
+from protgan.data import class_name, open_dataset, resolve_subset
+from protgan.errors import ProtganError
+
+FANOUT_FILE = "fanout.json"
+LOG_FILE = "train.log"
+# Options of train-gan that the fan-out sets per job itself (never passed through).
+OWN_OPTIONS = ("class_", "out", "device", "gpus", "jobs")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a job runs: one GPU (CUDA_VISIBLE_DEVICES=index, --device cuda) or a share of the CPU."""
+
+    label: str
+    device: str
+    env: dict[str, str]
+
+
+@dataclass
+class Job:
+    class_index: int
+    name: str
+    out: Path
+    args: list[str]  # train-gan options other than --class, --out and --device
+
+
+@dataclass
+class JobResult:
+    class_index: int
+    name: str
+    slot: str
+    status: str  # done, failed, interrupted, not started
+    returncode: int | None
+    seconds: float
+    step: int | None
+    log: str
+    error: str = ""
+
+
+def parse_gpus(text: str) -> list[str]:
+    """'0,1,2,3' -> ['0', '1', '2', '3'] (GPU indices as CUDA_VISIBLE_DEVICES takes them)."""
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus or any(not g.isdigit() for g in gpus):
+        raise ProtganError(f"--gpus {text!r}: expected a comma list of GPU indices, e.g. 0,1,2,3")
+    if len(set(gpus)) != len(gpus):
+        raise ProtganError(f"--gpus {text!r}: a GPU is listed twice (one job per GPU at a time)")
+    return gpus
+
+
+def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
+    """--gpus: one slot per GPU; else --device cpu (or auto without CUDA): `jobs` CPU slots; auto with
+    CUDA and no --gpus: every visible GPU."""
+    if jobs < 1:
+        raise ProtganError(f"--jobs {jobs}: must be >= 1")
+    device = device.strip().lower()
+    if gpus is not None:
+        if device == "cpu":
+            raise ProtganError("--gpus with --device cpu: pick one (--jobs N runs N CPU jobs at a time)")
+        return [Slot(f"cuda {g}", "cuda", {"CUDA_VISIBLE_DEVICES": g}) for g in parse_gpus(gpus)]
+    if device.startswith("cuda:"):
+        raise ProtganError(f"--device {device}: a fan-out places its jobs itself; use --gpus 0,1,... instead")
+    if device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            ids = [g for g in visible.split(",") if g.strip()] if visible else [str(i) for i in range(torch.cuda.device_count())]
+            return [Slot(f"cuda {g}", "cuda", {"CUDA_VISIBLE_DEVICES": g}) for g in ids]
+        if device == "cuda":
+            raise ProtganError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cpu_env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return [Slot(f"cpu {k}" if jobs > 1 else "cpu", "cpu", dict(cpu_env)) for k in range(jobs)]
+
+
+def pass_through_options(ctx: click.Context, skip: Sequence[str] = OWN_OPTIONS) -> list[str]:
+    """The command line of the current click command again (every option with its value), except `skip`."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in skip:
+            continue
+        value = ctx.params.get(param.name)
+        if param.is_flag:
+            if value:
+                args.append(param.opts[0])
+            elif param.secondary_opts:
+                args.append(param.secondary_opts[0])
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    return args
+
+
+def plan_jobs(data: str, classes: str, out: str | os.PathLike, args: Sequence[str]) -> list[Job]:
+    """One job per class of the subset `classes` of DATA, into OUT/class_N."""
+    ds = open_dataset(data)
+    subset = resolve_subset(classes, ds.targets)
+    root = Path(out)
+    if (root / "config.json").is_file():
+        raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
+                           f"(its classes go to {root}/class_N)")
+    return [Job(c, class_name(c), root / f"class_{c}", list(args)) for c in subset]
+
+
+def _last_step(run: Path) -> int | None:
+    path = run / "metrics.csv"
+    try:
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        return int(rows[-1]["step"]) if rows else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
+
+
+class _Running:
+    def __init__(self, job: Job, slot: Slot, proc: subprocess.Popen, log_file: Any) -> None:
+        self.job, self.slot, self.proc, self.log_file = job, slot, proc, log_file
+        self.t0 = time.perf_counter()
+
+
+def job_command(job: Job, slot: Slot) -> list[str]:
+    return [sys.executable, "-m", "protgan", "train-gan", "--class", str(job.class_index), "--out", str(job.out),
+            "--device", slot.device, *job.args]
+
+
+def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[str, Job, Slot | None], None] | None = None,
+               poll_s: float = 0.2, stop_wait_s: float = 600.0) -> list[JobResult]:
+    """Run `jobs` with at most one job per slot at a time; returns one result per job (in job order)."""
+    on_event = on_event or (lambda event, job, slot: None)
+    pending = list(jobs)
+    free = list(slots)
+    running: list[_Running] = []
+    results: dict[int, JobResult] = {}
+    stopping = False
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        pass
+
+    def finish(r: _Running) -> None:
+        rc = r.proc.returncode
+        r.log_file.close()
+        log = r.job.out / LOG_FILE
+        status = "done" if rc == 0 else "interrupted" if rc in (130, -signal.SIGINT) else "failed"
+        results[r.job.class_index] = JobResult(
+            r.job.class_index, r.job.name, r.slot.label, status, rc, time.perf_counter() - r.t0,
+            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log))
+        free.append(r.slot)
+        on_event(status, r.job, r.slot)
+
+    try:
+        while pending or running:
+            while pending and free and not stopping:
+                job, slot = pending.pop(0), free.pop(0)
+                job.out.mkdir(parents=True, exist_ok=True)
+                log_file = (job.out / LOG_FILE).open("a")
+                log_file.write(f"$ {' '.join(job_command(job, slot))}  # {slot.label}\n")
+                log_file.flush()
+                env = {**os.environ, **slot.env, "PYTHONUNBUFFERED": "1"}
+                for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):  # each job is a single process of its own
+                    env.pop(key, None)
+                proc = subprocess.Popen(job_command(job, slot), stdout=log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                running.append(_Running(job, slot, proc, log_file))
+                on_event("started", job, slot)
+            for r in [r for r in running if r.proc.poll() is not None]:
+                running.remove(r)
+                finish(r)
+            if stopping and not running:
+                break
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        stopping = True
+        for r in running:  # one SIGINT each: the job saves a checkpoint and exits
+            try:
+                r.proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        deadline = time.perf_counter() + stop_wait_s
+        for r in running:
+            try:
+                r.proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                r.proc.kill()
+                r.proc.wait()
+            finish(r)
+        running.clear()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    for job in pending:
+        results[job.class_index] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
+                                             _last_step(job.out), str(job.out / LOG_FILE))
+    return [results[j.class_index] for j in jobs]
+
+
+@dataclass
+class FanoutSummary:
+    out: str
+    classes: str
+    slots: list[str]
+    options: list[str]
+    results: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def write_summary(out: str | os.PathLike, classes: str, slots: Sequence[Slot], options: Sequence[str],
+                  results: Sequence[JobResult], interrupted: bool) -> Path:
+    path = Path(out) / FANOUT_FILE
+    summary = FanoutSummary(str(out), classes, [s.label for s in slots], list(options),
+                            [asdict(r) for r in results], interrupted)
+    write_json(path, asdict(summary))
+    return path
