@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -121,8 +122,11 @@ class EnhanceResult:
 _WORKER: dict = {}
 
 
-def _init_worker(methods: tuple[str, ...], clip_limit: float, tile_grid: int) -> None:
+def _init_worker(methods: tuple[str, ...], clip_limit: float, tile_grid: int, pool_worker: bool = False) -> None:
     cv2.setNumThreads(1)  # parallelism is across processes; OpenCV threads would oversubscribe
+    if pool_worker:
+        # Ctrl-C is handled once, by the parent, which terminates the pool (no traceback per worker)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER.update(methods=methods, clip_limit=clip_limit, tile_grid=tile_grid, scorers={})
 
 
@@ -201,7 +205,7 @@ def _run_jobs(jobs: list[tuple[Item, bool, Optional[str]]], config: EnhanceConfi
     # fork where available: workers need only numpy/OpenCV and start instantly, without re-importing
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=init_args)
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(*init_args, True))
     try:
         chunk = max(1, min(16, len(jobs) // (workers * 8)))
         yield from pool.imap_unordered(_process, jobs, chunksize=chunk)
