@@ -1,3 +1,4 @@
 from protgan.cli import main
 
-main()
+if __name__ == "__main__":  # spawn-started workers re-import this module; only a real run starts the CLI
+    main()

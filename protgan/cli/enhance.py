@@ -29,7 +29,7 @@ def enhance(
     channels: str = typer.Option("rgby", "--channels", help="Channels to enhance: green, rgb, rgby or a comma list; other channels are copied unchanged."),
     clip_limit: float = typer.Option(2.0, "--clip-limit", help="CLAHE clip limit, in OpenCV's unit: a multiple of the mean bin height of a tile's histogram (> 0)."),
     tile_grid: int = typer.Option(8, "--tile-grid", help="AHE/CLAHE tiles per side (8: 64x64-pixel tiles on a 512x512 image)."),
-    apply: str = typer.Option("best", "--apply", help="Method written to the enhanced dataset: best (by --select-by), he, ahe, clahe, or none (scores only)."),
+    apply: str = typer.Option("clahe", "--apply", help="Method written to the enhanced dataset: clahe (the paper's choice, default), best (by --select-by), he, ahe, or none (scores only)."),
     select_by: str = typer.Option("ssim", "--select-by", help="What --apply best maximises: ssim, psnr, mse (vs the original: the least-changed image wins) or contrast, entropy (no reference)."),
     sample: int = typer.Option(0, "--sample", help="Score only this many images (seeded choice; 0 = all); the chosen method is still applied to all."),
     workers: int = typer.Option(0, "--workers", help="Worker processes (0 = one per CPU core)."),

@@ -62,7 +62,7 @@ class EnhanceConfig:
     channels: str = "rgby"
     clip_limit: float = DEFAULT_CLIP_LIMIT
     tile_grid: int = DEFAULT_TILE_GRID
-    apply: str = "best"
+    apply: str = "clahe"  # the paper applied CLAHE to every later stage; "best" re-decides by --select-by
     select_by: str = "ssim"
     sample: int = 0  # score only this many images (seeded choice); 0 = all
     workers: int = 0  # processes; 0 = one per CPU core
