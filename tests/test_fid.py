@@ -237,3 +237,27 @@ def test_fid_command_bad_input(tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["fid", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"),
                             "--features", "efficientnet_lite0", "--kid-subsets", "0"], capsys)
     assert_one_line_error(code, err, "--kid-subsets")
+
+
+def test_training_eval_hook_writes_scores_and_best_checkpoint(tmp_path):
+    """train-gan --eval-every: KID/FID vs the class's real images in metrics.csv, best.pt, the score panel."""
+    import csv
+
+    from protgan.gan.train import GanTrainer, TrainGanConfig
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(2,)] * 2, channels=("red", "green", "blue"))
+    cfg = TrainGanConfig(data=str(data), class_index=0, out=str(tmp_path / "run"), size=32, g_width=32, d_width=32,
+                         batch_size=4, steps=2, eval_every=1, sample_every=0, ckpt_every=0, log_every=1,
+                         workers=0, device="cpu")
+    ev = F.TrainingEval("efficientnet_lite0", n_fake=4, kid_subsets=3)
+    GanTrainer(cfg, eval_fn=ev).fit()
+    assert ev.real.shape == (8, 1280)  # the 8 images of class 0, not class 2's
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows if r.get("score")] == [1, 2]
+    for r in rows:
+        assert float(r["score"]) == float(r["kid"]) and float(r["fid"]) > 0
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    assert (tmp_path / "run" / "losses.png").is_file()
+    with pytest.raises(ProtganError, match="--features"):
+        F.TrainingEval("resnet")

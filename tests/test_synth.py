@@ -265,3 +265,25 @@ def test_classifier_embedding_extractor(classifier_ckpt):
     assert feats.std(0).mean() > 0
     with pytest.raises(ProtganError, match="takes channels red,green,blue"):
         ext(torch.zeros(1, 1, 32, 32, dtype=torch.uint8), ("green",))
+
+
+def test_interrupted_run_resumes_finished_classes(tmp_path, runs):
+    out = tmp_path / "syn"
+    cfg = SynthConfig(runs=str(runs), out=str(out), per_class=3, batch=2, device="cpu")
+
+    def stop_in_class_25(label: str, done: int, total: int) -> None:
+        if "class 25" in label:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_synth(cfg, progress=stop_in_class_25)
+    assert not (out / "train.csv").exists() and not (out / "manifest.json").exists()
+    labels: list[str] = []
+    run_synth(cfg, progress=lambda label, done, total: labels.append(label))
+    assert "class 0 (done before)" in labels and any(lab.startswith("class 25") for lab in labels)
+    clean = tmp_path / "clean"
+    run_synth(SynthConfig(runs=str(runs), out=str(clean), per_class=3, batch=2, device="cpu"))
+    resumed, fresh = tree_bytes(out), tree_bytes(clean)
+    resumed.pop("config.json"), fresh.pop("config.json")  # they name their own --out
+    assert resumed == fresh
+    assert not (out / ".synth-progress.json").exists()
