@@ -100,3 +100,32 @@ def test_duplicates_get_one_geometric_transform():
             assert x.numpy().tobytes() in allowed(k)
             seen_ops.add(x.numpy().tobytes())
     assert r.duplicate.sum() == 2 + 3 and len(seen_ops) >= 2  # class 0: 2 -> 4, class 1: 1 -> 4
+
+
+def test_gapnet_run_with_balance_logs_counts_and_heatmaps_need_an_fcn(tmp_path, capsys):
+    import json
+
+    from tests.cli_helpers import assert_one_line_error, run_cli
+    from tests.conftest import make_dataset
+
+    targets = [(0,)] * 10 + [(25,)] * 4 + [(0, 25)] * 2 + [(21,)] * 2 + [(23,)] * 2
+    data = make_dataset(tmp_path / "data", targets, size=32)
+    run = tmp_path / "run"
+    code, out, err = run_cli(["classify", "--data", str(data), "--model", "gapnet-pl", "--out", str(run), "--size", "32",
+                              "--folds", "2", "--fold", "0", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+                              "--device", "cpu", "--classes", "0,21,23,25", "--balance", "median:4"], capsys)
+    assert code == 0, err
+    assert "balance to 4 per class" in out and "class counts (before -> after)" in out
+    bal = json.loads((run / "fold_0" / "balance.json").read_text())
+    assert bal["target"] == 4 and bal["classes"] == [0, 21, 23, 25]
+    assert min(bal["counts_after"]) >= 4 and bal["counts_after"][0] < bal["counts_before"][0]
+    ids = json.loads((run / "fold_0" / "ids.json").read_text())
+    assert len(ids["train"]) == sum(1 for _ in ids["train"]) and len(set(ids["train"])) < len(ids["train"])
+    assert not set(ids["train"]) & set(ids["val"])  # resampling never touches validation
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["optimizer"], cfg["lr"], cfg["momentum"], cfg["lr_schedule"], cfg["plateau_factor"]) == (
+        "sgd", 0.1, 0.9, "plateau", 0.5)
+    code, _, err = run_cli(["predict", str(data), "--checkpoint", str(run / "fold_0" / "best_macro_f1.pt"),
+                            "--heatmaps", str(tmp_path / "hm"), "--device", "cpu"], capsys)
+    assert_one_line_error(code, err, "--heatmaps", "fcn13")
+    assert not (tmp_path / "hm").exists()

@@ -116,3 +116,61 @@ def test_heatmap_png_one_panel_per_predicted_class(tmp_path):
     assert [p.name for p in paths] == ["img0_heatmaps.png"]
     img = read_channel_raw(paths[0])  # decodes (grey view of the RGB figure)
     assert img.shape[1] > 2.5 * img.shape[0]  # image panel + two class panels side by side
+
+
+# ------------------------------------------------------------------ end to end: classify + predict
+TARGETS = [(0,), (25,), (0, 25), (21,), (2, 0), (23,), (0, 21), (25, 2), (2,), (23, 0), (21, 25), (0,)] * 2
+
+
+def _fcn_cli(data, run):
+    return ["classify", "--data", str(data), "--model", "fcn13", "--out", str(run), "--size", "32", "--folds", "2",
+            "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu", "--classes", "0,2,21,23,25"]
+
+
+def test_fcn13_trains_on_heat_maps_and_predict_writes_heatmaps(tmp_path, capsys):
+    import json
+
+    from protgan.classify.train import load_checkpoint
+    from tests.cli_helpers import run_cli
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", TARGETS, size=32)
+    run = tmp_path / "run"
+    code, out, err = run_cli(_fcn_cli(data, run), capsys)
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    # the liimatainen recipe without a preset: Adam 1e-3, lr / 3 after 8 epochs, rgby, BCE, from scratch
+    assert (cfg["optimizer"], cfg["lr"], cfg["lr_schedule"], cfg["plateau_patience"], cfg["channels"], cfg["loss"],
+            cfg["pretrained"]) == ("adam", 1e-3, "plateau", 8, "rgby", "bce", False)
+    assert abs(cfg["plateau_factor"] - 1 / 3) < 1e-12
+    for f in ("val_mlcm.csv", "val_mlcm.png", "val_by_label_count.csv"):
+        assert (run / f).exists() and (run / "fold_0" / f).exists(), f
+    summary = (run / "summary.md").read_text()
+    assert "labels per image" in summary and "Multi-label confusion matrix" in summary
+    assert "lr 0.001 (x 0.333 after 8 epochs without a lower validation loss)" in summary
+    hist = json.loads((run / "fold_0" / "history.json").read_text())
+    # the FCN's loss is the pixelwise BCE of its maps, not the image-level BCE of its confidences
+    assert hist[0]["val_loss"] < 1.0 and hist[0]["train_loss"] > 0
+    ckpt_path = run / "fold_0" / "best_macro_f1.pt"
+    assert load_checkpoint(ckpt_path)["meta"]["model"] == "fcn13"
+    hm = tmp_path / "hm"
+    code, out, err = run_cli(["predict", str(data), "--checkpoint", str(ckpt_path), "--heatmaps", str(hm),
+                              "--show", "0", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in hm.iterdir()) == [f"img{i:04d}_heatmaps.png" for i in range(len(TARGETS))]
+
+
+def test_fcn_bad_options_are_one_line_errors(tmp_path, capsys):
+    from tests.cli_helpers import assert_one_line_error, run_cli
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", TARGETS, size=32)
+    code, _, err = run_cli(_fcn_cli(data, tmp_path / "r1") + ["--channels", "red,blue"], capsys)
+    assert_one_line_error(code, err, "--channels", "green")
+    code, _, err = run_cli(_fcn_cli(data, tmp_path / "r2") + ["--size", "40"], capsys)  # the last --size wins
+    assert_one_line_error(code, err, "--size 40", "multiple of 16")
+    code, _, err = run_cli(_fcn_cli(data, tmp_path / "r3") + ["--activation", "prelu"], capsys)
+    assert_one_line_error(code, err, "--activation", "gapnet-pl")
+    code, _, err = run_cli(_fcn_cli(data, tmp_path / "r4") + ["--balance", "mean:3"], capsys)
+    assert_one_line_error(code, err, "--balance")
+    assert not any((tmp_path / r).exists() for r in ("r1", "r2", "r3", "r4"))

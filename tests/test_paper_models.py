@@ -160,3 +160,68 @@ def test_liimatainen_cnn_any_size_divisible_by_32_and_glorot_init():
     a = (6 / (3 * 9 + 32 * 9)) ** 0.5
     assert w.abs().max() <= a and w.abs().max() > 0.8 * a
     assert torch.all(cnn.base[0].bias == 0)
+
+
+def test_presets_carry_the_papers_recipes():
+    from protgan.classify.train import ClassifyConfig
+
+    g = ClassifyConfig("d", "o", preset="gapnet").resolved()
+    assert (g.model, g.size, g.channels, g.optimizer, g.lr, g.momentum, g.batch_size, g.loss, g.lr_schedule,
+            g.plateau_factor, g.balance, g.classes, g.pretrained) == (
+        "gapnet-pl", 299, "rgby", "sgd", 0.1, 0.9, 80, "bce", "plateau", 0.5, "median:500", "all", False)
+    assert ClassifyConfig("d", "o", preset="gapnet", activation="prelu").resolved().model == "gapnet-pl-prelu"
+    a = ClassifyConfig("d", "o", preset="aggarwal").resolved()
+    assert (a.model, a.size, a.channels, a.optimizer, a.lr, a.weight_decay, a.batch_size, a.loss, a.lr_schedule,
+            a.plateau_factor, a.plateau_patience) == ("concat-cnn", 512, "rgb", "adam", 1e-3, 1e-8, 32, "bce",
+                                                      "plateau", 0.1, 3)
+    li = ClassifyConfig("d", "o", preset="liimatainen").resolved()
+    assert (li.model, li.size, li.channels, li.optimizer, li.lr, li.batch_size, li.loss, li.lr_schedule,
+            li.plateau_patience, li.epochs) == ("fcn13", 256, "rgby", "adam", 1e-3, 64, "bce", "plateau", 8, 100)
+    assert abs(li.plateau_factor - 1 / 3) < 1e-12
+    assert ClassifyConfig("d", "o", preset="liimatainen", model="cnn13").resolved().model == "cnn13"
+    # the fine-tuning presets are unchanged: Adam with the exponential decay, 512 px RGB
+    p = ClassifyConfig("d", "o", preset="paper28").resolved()
+    assert (p.optimizer, p.lr_schedule, p.size, p.channels, p.augment, p.balance) == ("adam", "exp", 512, "rgb",
+                                                                                       "classic", "none")
+
+
+def test_plateau_schedule_cuts_after_patience_and_resumes():
+    from protgan.classify.optim import EpochSchedule, make_optimizer
+
+    def run(losses, state=None):
+        opt = make_optimizer([nn.Parameter(torch.zeros(1))], "adam", 1e-3)
+        sched = EpochSchedule(opt, "plateau", factor=1 / 3, patience=8)
+        if state:
+            sched.load_state_dict(state)
+            opt.param_groups[0]["lr"] = state["lr"]
+        lrs = []
+        for loss in losses:
+            sched.step(loss)
+            lrs.append(opt.param_groups[0]["lr"])
+        return lrs, {**sched.state_dict(), "lr": opt.param_groups[0]["lr"]}
+
+    losses = [1.0, 0.9] + [0.95] * 12
+    lrs, _ = run(losses)
+    # best at epoch 2; epochs 3..10 are 8 epochs without a decrease -> lr / 3 from epoch 10 on
+    assert lrs[:9] == [1e-3] * 9 and abs(lrs[9] - 1e-3 / 3) < 1e-12
+    first, state = run(losses[:5])
+    rest, _ = run(losses[5:], state)
+    assert first + rest == lrs
+    sgd = make_optimizer([nn.Parameter(torch.zeros(1))], "sgd", 0.1, momentum=0.9)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+
+
+def test_dice_thresholds_are_the_f1_thresholds():
+    # Liimatainen et al. pick each class's threshold by the Dice coefficient on the training data;
+    # per class, Dice = 2TP / (2TP + FP + FN) = F1, so the engine's F1 tuning (step 0.01) is that rule.
+    import numpy as np
+
+    from protgan.classify.thresholds import GRID, tune_thresholds
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 3)) < 0.3).astype(int)
+    p = np.clip(y * 0.35 + rng.random((300, 3)) * 0.65, 0, 1)
+    for c in range(3):
+        dice = [2 * ((p[:, c] >= t) & (y[:, c] == 1)).sum() / ((p[:, c] >= t).sum() + y[:, c].sum()) for t in GRID]
+        best = GRID[np.flatnonzero(np.isclose(dice, max(dice)))]
+        assert tune_thresholds(y, p)[c] in best

@@ -48,10 +48,10 @@ class EpochSchedule:
                 raise ProtganError(f"--plateau-factor {factor}: expected a value in (0, 1)")
             if patience < 0:
                 raise ProtganError(f"--plateau-patience {patience}: must be >= 0")
-            # Keras' ReduceLROnPlateau (the papers' framework) with min_delta 1e-4 on the loss: 'rel' here,
-            # as close as torch gets; "did not decrease for `patience` epochs" then cuts the lr.
+            # Keras' ReduceLROnPlateau (the papers' framework) cuts once `patience` epochs in a row brought no
+            # improvement; torch's cuts after patience + 1 such epochs, hence patience - 1 here.
             self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="min", factor=factor, patience=patience, threshold=1e-4)
+                optimizer, mode="min", factor=factor, patience=max(patience - 1, 0), threshold=1e-4)
         elif name == "exp":
             self.inner = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: math.exp(-exp_k * e))
         else:

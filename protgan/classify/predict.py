@@ -14,9 +14,11 @@ import torch
 from torch.utils.data import Dataset
 
 from protgan.atomic import atomic_path
+from protgan.classify.fcn_targets import fcn_maps, fcn_network
+from protgan.classify.heatmaps import write_heatmaps
 from protgan.classify.thresholds import apply_thresholds
 from protgan.classify.train import Accel, load_checkpoint, model_from_checkpoint
-from protgan.data import make_loader, read_channel
+from protgan.data import class_name, make_loader, read_channel
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, index_image_files, read_label_table
 from protgan.data.imageio import IMAGE_EXTENSIONS
 from protgan.device import resolve_device
@@ -81,8 +83,12 @@ class _Stacks(Dataset):
 
 
 def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], thresholds: str = "tuned",
-            batch_size: int = 16, device: str = "auto", workers: int = 0) -> tuple[list[Prediction], dict]:
-    """(predictions sorted by Id, checkpoint info: classes, names, thresholds used and where from)."""
+            batch_size: int = 16, device: str = "auto", workers: int = 0,
+            heatmaps: str | os.PathLike | None = None) -> tuple[list[Prediction], dict]:
+    """(predictions sorted by Id, checkpoint info: classes, names, thresholds used and where from).
+
+    `heatmaps`: with an FCN checkpoint (fcn13), also write DIR/{Id}_heatmaps.png per image: the image
+    and one panel per predicted class with its heat map overlaid (protgan.classify.heatmaps)."""
     ckpt = load_checkpoint(checkpoint)
     classes = ckpt["classes"]
     if thresholds == "tuned":
@@ -104,19 +110,48 @@ def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
     data = _Stacks(files, ckpt["channels"], ckpt["size"])
     accel = Accel.for_device(resolve_device(device), None)
     model = accel.prepare_model(model_from_checkpoint(ckpt)).eval()
+    if heatmaps is not None and fcn_network(model) is None:
+        raise ProtganError(f"--heatmaps {heatmaps}: {ckpt['meta']['model']} makes no heat maps; use an fcn13 checkpoint")
+    truth = _known_labels(inputs) if heatmaps is not None else {}
     loader = make_loader(data, batch_size, shuffle=False, workers=workers, pin_memory=accel.device.type == "cuda")
     probs = []
+    done = 0
     with torch.no_grad():
         for x, _ in loader:
             with accel.autocast():
-                probs.append(torch.sigmoid(model(accel.batch(x)).float()).cpu())
+                if heatmaps is None:
+                    logits = model(accel.batch(x))
+                else:  # one pass: the maps, and the confidences as their maxima
+                    maps = fcn_maps(model, accel.batch(x))
+                    logits = maps.amax(dim=(2, 3))
+            probs.append(torch.sigmoid(logits.float()).cpu())
+            if heatmaps is not None:
+                ids = data.ids[done:done + len(x)]
+                write_heatmaps(heatmaps, ids, x.numpy(), tuple(ckpt["channels"]), torch.sigmoid(maps.float()).cpu().numpy(),
+                               probs[-1].numpy(), th, ckpt["class_names"],
+                               true_names=[[class_name(c) for c in truth[i] if c in classes] if i in truth else None
+                                           for i in ids] if truth else None)
+            done += len(x)
     p = torch.cat(probs).numpy()
     pred = apply_thresholds(p, th)
     out = [Prediction(id_, [classes[j] for j in np.flatnonzero(pred[i])],
                       {classes[j]: float(p[i, j]) for j in range(len(classes))}) for i, id_ in enumerate(data.ids)]
     info = {"classes": classes, "names": ckpt["class_names"], "thresholds": th.tolist(), "threshold_source": source,
             "model": ckpt["meta"]["model"], "channels": ckpt["channels"], "size": ckpt["size"]}
+    if heatmaps is not None:
+        info["heatmaps"] = str(heatmaps)
     return out, info
+
+
+def _known_labels(inputs: Sequence[str | os.PathLike]) -> dict[str, tuple[int, ...]]:
+    """Labels of the inputs that come with a train.csv (shown as "true:" on the heat-map figures)."""
+    known: dict[str, tuple[int, ...]] = {}
+    for item in inputs:
+        table = Path(item) / LABEL_FILE
+        if Path(item).is_dir() and table.exists():
+            ids, targets = read_label_table(table)
+            known.update(zip(ids, (tuple(t) for t in targets)))
+    return known
 
 
 def write_submission(path: str | os.PathLike, predictions: Sequence[Prediction]) -> None:

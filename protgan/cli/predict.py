@@ -21,6 +21,7 @@ def predict(
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
     show: int = typer.Option(20, "--show", help="Rows of the result table printed (0: none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    heatmaps: Optional[Path] = typer.Option(None, "--heatmaps", help="fcn13 checkpoints only: write DIR/{Id}_heatmaps.png per image, the image and one panel per predicted class with the FCN's heat map overlaid."),
 ) -> None:
     """Predict labels with the checkpoint's tuned thresholds; print them and write Id,Predicted."""
     from protgan.classify.predict import predict as run_predict
@@ -28,7 +29,7 @@ def predict(
     from protgan.data import class_name
 
     preds, info = run_predict(checkpoint, inputs, thresholds=threshold, batch_size=batch_size, device=device,
-                              workers=workers)
+                              workers=workers, heatmaps=heatmaps)
     console.print(f"{info['model']} on {','.join(info['channels'])} at {info['size']} px; thresholds: "
                   f"{info['threshold_source']}", highlight=False)
     if show:
@@ -43,6 +44,8 @@ def predict(
         console.print(table)
         if len(preds) > show:
             console.print(f"... {len(preds) - show} more")
+    if heatmaps is not None:
+        console.print(f"wrote {len(preds)} heat-map figures to {heatmaps}/{{Id}}_heatmaps.png")
     if out is not None:
         write_submission(out, preds)
         console.print(f"wrote {out} ({len(preds)} rows, Id,Predicted)")
