@@ -130,7 +130,7 @@ def main() -> None:
     p.add_argument("--sizes", default=None, help="comma list (default: 64,128,256,512 on CUDA, 64,128 on CPU)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per size (default: 30 CUDA, 3 CPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 5 CUDA, 1 CPU)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 64 CUDA (the trainer's default), 8 CPU")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 64 CUDA (the trainer's default), 4 CPU")
     p.add_argument("--width", type=int, default=1024, help="G/D width (1024: the paper's model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true", help="protgan without autocast (isolates channels_last etc.)")
@@ -144,7 +144,7 @@ def main() -> None:
     cuda = resolve_device(args.device).type == "cuda"
     args.steps = args.steps or (30 if cuda else 3)
     args.warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
-    args.batch_size = args.batch_size or (64 if cuda else 8)
+    args.batch_size = args.batch_size or (64 if cuda else 4)
     if args.variant:  # a child: one measurement
         print(json.dumps(run_one(args)))
         return
