@@ -1,0 +1,342 @@
+"""`run_demo`: the whole pipeline on the embedded default data, on a CPU, in minutes.
+
+    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class) -> synth -> fid -> compare
+
+Each stage calls the stage's public Python API and writes into its own folder of DIR:
+
+    DIR/data/  DIR/enhanced/  DIR/gan/class_NN/  DIR/synthetic/  DIR/fid/  DIR/compare/
+    DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
+    DIR/logs/          what the parallel jobs printed
+    DIR/report.md, DIR/report.html   every table and figure (protgan.demo.report)
+
+Resumable: a stage recorded in demo.json is skipped; an interrupted stage resumes with the stage's own
+resume (GAN checkpoints, finished classify cells, images already written).
+
+The per-class GANs and the classification cells are independent: they run in `jobs` processes with one
+torch thread each (one class / one cell per process, as a multi-node run would fan them out). On a
+small CPU this beats one process with several threads: the tensors of a 32-64 px demo are too small
+for intra-op parallelism, and busy OpenMP threads degrade badly when the cores are shared.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from protgan.atomic import write_json
+from protgan.errors import ProtganError
+
+STAGES = ("data", "enhance", "gan", "synth", "fid", "compare", "report")
+STATE_FILE = "demo.json"
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How big each stage is. The GAN and classifier settings are the CPU-sized versions of the paper's:
+    the same models and recipes at a small size, few steps and epochs."""
+
+    name: str
+    n: int  # demo images
+    size: int  # image side (GAN, synthetic images and classifier)
+    enhance_sample: int  # images scored by HE / AHE / CLAHE (CLAHE is applied to all)
+    gan_steps: int
+    gan_batch: int
+    gan_width: int  # G / D channels at 8 x 8 (the paper: 1024)
+    gan_select: str  # which images train a class's GAN (see train-gan --select)
+    per_class: int  # synthetic images per class
+    model: str
+    folds: int
+    seeds: str
+    epochs: int
+    batch_size: int
+    # the GAN optimiser settings of the CPU demo: the paper's lr (2e-4 / SGD 0.01) needs thousands of
+    # steps; these learn something in hundreds (the train-gan engineer's CPU settings)
+    gan_lr_g: float = 1e-3
+    gan_lr_d: float = 2e-3
+    gan_ema: float = 0.99
+
+
+PLANS: dict[str, DemoPlan] = {
+    # about 10 minutes on a 2-core CPU
+    "default": DemoPlan("default", n=600, size=64, enhance_sample=100, gan_steps=400, gan_batch=16, gan_width=64,
+                        gan_select="only", per_class=80, model="efficientnet_lite0", folds=3, seeds="0,1",
+                        epochs=5, batch_size=32),
+    # under 2 minutes
+    "quick": DemoPlan("quick", n=240, size=32, enhance_sample=40, gan_steps=60, gan_batch=8, gan_width=64,
+                      gan_select="only", per_class=30, model="efficientnet_lite0", folds=2, seeds="0,1",
+                      epochs=2, batch_size=32),
+    # the test's end-to-end run (--tiny, hidden): too few single-label images per class for `only`
+    "tiny": DemoPlan("tiny", n=120, size=32, enhance_sample=12, gan_steps=6, gan_batch=8, gan_width=32,
+                     gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
+                     epochs=1, batch_size=16),
+}
+
+
+@dataclass
+class DemoConfig:
+    """Options of `protgan demo` (saved in DIR/demo.json)."""
+
+    out: str = "demo-run"
+    plan: str = "default"  # default, quick or tiny
+    seed: int = 0
+    device: str = "auto"
+    jobs: int = 0  # processes for the GAN classes and the classification cells (0: one per core)
+
+    def resolved_jobs(self) -> int:
+        return self.jobs or os.cpu_count() or 1
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    plan: DemoPlan
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage (this run and earlier ones)
+    report_md: Path | None = None
+    report_html: Path | None = None
+
+
+def paths(out: Path) -> dict[str, Path]:
+    return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "synthetic": out / "synthetic",
+            "fid": out / "fid", "compare": out / "compare", "logs": out / "logs"}
+
+
+# ------------------------------------------------------------------------------------ parallel jobs
+def _init_job() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _parallel(fn: Callable[[Any], Any], args: Sequence[Any], jobs: int) -> Iterable[Any]:
+    """fn(arg) for every arg, in `jobs` spawned processes (in this process when jobs == 1)."""
+    if jobs <= 1 or len(args) <= 1:
+        for a in args:
+            yield fn(a)
+        return
+    ctx = mp.get_context("spawn")  # torch and fork do not mix
+    with ctx.Pool(min(jobs, len(args)), initializer=_init_job) as pool:
+        yield from pool.imap_unordered(fn, args)
+
+
+def _file_log(path: Path) -> Log:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(message + "\n")
+
+    return log
+
+
+def _train_gan_job(args: tuple[dict, str]) -> dict:
+    from protgan.gan.train import GanTrainer, TrainGanConfig
+
+    cfg_dict, log_path = args
+    log = _file_log(Path(log_path))
+    t0 = time.perf_counter()
+    cfg = TrainGanConfig(**cfg_dict)
+    trainer = GanTrainer(cfg, on_log=lambda row: log(
+        f"step {int(row['step'])}: loss_D {row['loss_D']:.3f} loss_G {row['loss_G']:.3f} D(x) {row['D_x']:.2f} "
+        f"D(G(z)) {row['D_G_z']:.2f} diversity {row['diversity']:.2f}"), warn=lambda m: log(f"warning: {m}"))
+    result = trainer.fit()
+    if result.status == "interrupted":
+        raise KeyboardInterrupt
+    return {"class_index": cfg.class_index, "class_name": cfg.class_name, "status": result.status,
+            "step": result.step, "n_images": result.n_images, "warnings": result.warnings,
+            "seconds": time.perf_counter() - t0}
+
+
+def _compare_job(args: tuple[dict, list[str], str]) -> int:
+    from protgan.classify.compare import CompareConfig, run_compare
+
+    cfg_dict, cells, log_path = args
+    cfg = CompareConfig(**{**cfg_dict, "cells": cells})
+    run_compare(cfg, log=_file_log(Path(log_path)))
+    return len(cells)
+
+
+# ------------------------------------------------------------------------------------------ stages
+class Demo:
+    """Runs the stages in order, skipping those recorded as done in DIR/demo.json."""
+
+    def __init__(self, cfg: DemoConfig, log: Log = print, progress: Progress | None = None) -> None:
+        if cfg.plan not in PLANS:
+            raise ProtganError(f"plan {cfg.plan!r}: expected one of {', '.join(PLANS)}")
+        if cfg.jobs < 0:
+            raise ProtganError(f"--jobs {cfg.jobs}: must be >= 0 (0 = one per core)")
+        from protgan.device import resolve_device
+
+        resolve_device(cfg.device)  # a bad --device fails before any work
+        self.cfg = cfg
+        self.plan = PLANS[cfg.plan]
+        self.out = Path(cfg.out)
+        self.p = paths(self.out)
+        self.log = log
+        self.progress = progress or (lambda name, done, total: None)
+        self.jobs = cfg.resolved_jobs()
+        self.state = self._load_state()
+
+    def _load_state(self) -> dict:
+        path = self.out / STATE_FILE
+        ident = {"plan": asdict(self.plan), "seed": self.cfg.seed}
+        if path.is_file():
+            state = json.loads(path.read_text())
+            if {k: state.get(k) for k in ident} != ident:
+                old = state.get("plan", {}).get("name")
+                raise ProtganError(f"{path}: this folder holds a demo made with other options (plan {old}, seed "
+                                   f"{state.get('seed')}); use another --out or delete {self.out}")
+            return state
+        if self.out.exists() and any(self.out.iterdir()):
+            raise ProtganError(f"--out {self.out}: folder is not empty and holds no demo ({STATE_FILE} missing)")
+        return {**ident, "stages": {}}
+
+    def _save_state(self) -> None:
+        self.state["config"] = asdict(self.cfg)
+        write_json(self.out / STATE_FILE, self.state)
+
+    def run(self) -> DemoResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._save_state()
+        for i, name in enumerate(STAGES, 1):
+            done = self.state["stages"].get(name)
+            if done and name != "report":
+                self.log(f"[{i}/{len(STAGES)}] {name}: done before ({done['seconds']:.0f} s)")
+                continue
+            self.log(f"[{i}/{len(STAGES)}] {name} ...")
+            t0 = time.perf_counter()
+            info = getattr(self, f"stage_{name}")() or {}
+            seconds = time.perf_counter() - t0
+            self.state["stages"][name] = {"seconds": round(seconds, 2), **info}
+            self._save_state()
+            self.log(f"[{i}/{len(STAGES)}] {name}: {seconds:.0f} s")
+        seconds = {k: v["seconds"] for k, v in self.state["stages"].items()}
+        return DemoResult(self.out, self.plan, seconds, self.out / "report.md", self.out / "report.html")
+
+    # -- 1. the embedded default data
+    def stage_data(self) -> dict:
+        from protgan.data.demo import generate_demo_dataset
+
+        plan = self.plan
+        generate_demo_dataset(self.p["data"], n=plan.n, size=plan.size, seed=self.cfg.seed, classes="top5",
+                              workers=self.jobs, progress=lambda d, t: self.progress("demo-data", d, t))
+        return {"n": plan.n, "size": plan.size}
+
+    # -- 2. contrast enhancement: HE / AHE / CLAHE scored, CLAHE applied (the paper's choice)
+    def stage_enhance(self) -> dict:
+        from protgan.enhance import EnhanceConfig, run_enhance
+
+        cfg = EnhanceConfig(data=str(self.p["data"]), out=str(self.p["enhanced"]), apply="clahe", channels="rgby",
+                            sample=self.plan.enhance_sample, workers=self.jobs, seed=self.cfg.seed, comparison=3)
+        result = run_enhance(cfg, progress=lambda phase, d, t: self.progress(f"enhance: {phase}", d, t))
+        return {"chosen": result.chosen, "scored": result.scored, "written": result.written}
+
+    def classes(self) -> list[int]:
+        from protgan.data import open_dataset, resolve_subset
+
+        return resolve_subset("top5", open_dataset(self.p["enhanced"]).targets)
+
+    # -- 3. one DCGAN per class, the classes in parallel
+    def gan_config(self, c: int) -> dict:
+        from protgan.gan.train import TrainGanConfig
+
+        plan = self.plan
+        quarter = max(1, plan.gan_steps // 4)
+        cfg = TrainGanConfig(
+            data=str(self.p["enhanced"]), class_index=c, out=str(self.p["gan"] / f"class_{c:02d}"), size=plan.size,
+            channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=plan.gan_steps,
+            batch_size=plan.gan_batch, lr_g=plan.gan_lr_g, lr_d=plan.gan_lr_d, g_width=plan.gan_width,
+            d_width=plan.gan_width, ema_decay=plan.gan_ema, seed=self.cfg.seed, device=self.cfg.device, workers=0,
+            ckpt_every=quarter, sample_every=quarter, log_every=max(1, min(25, quarter)),
+        )
+        return asdict(cfg)
+
+    def stage_gan(self) -> dict:
+        classes = self.classes()
+        logs = self.p["logs"]
+        args = [(self.gan_config(c), str(logs / f"gan_class_{c:02d}.log")) for c in classes]
+        self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}), {self.plan.gan_steps} steps at "
+                 f"{self.plan.size} px, {min(self.jobs, len(classes))} parallel jobs; logs in {logs}")
+        runs = {}
+        self.progress("train-gan (classes)", 0, len(classes))
+        for k, r in enumerate(_parallel(_train_gan_job, args, self.jobs), 1):
+            runs[str(r["class_index"])] = r
+            self.progress("train-gan (classes)", k, len(classes))
+            self.log(f"  class {r['class_index']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
+                     f"({r['status']}, {r['seconds']:.0f} s)" + "".join(f"; warning: {w}" for w in r["warnings"]))
+        return {"runs": runs}
+
+    # -- 4. synthetic images
+    def stage_synth(self) -> dict:
+        from protgan.gan.synth import SynthConfig, run_synth
+
+        cfg = SynthConfig(runs=str(self.p["gan"]), out=str(self.p["synthetic"]), per_class=self.plan.per_class,
+                          seed=self.cfg.seed, batch=64, device=self.cfg.device)
+        manifest = run_synth(cfg, progress=lambda label, d, t: self.progress("synth", d, t))
+        return {"total": manifest["total"]}
+
+    # -- 5. FID / KID per class, offline features, with the real-vs-real floor
+    def stage_fid(self) -> dict:
+        from protgan.gan.fid import FidConfig, run_fid
+
+        cfg = FidConfig(real=str(self.p["enhanced"]), fake=str(self.p["synthetic"]), features="efficientnet_lite0",
+                        select=self.plan.gan_select, seed=self.cfg.seed, device=self.cfg.device, workers=0,
+                        out=str(self.p["fid"]))
+        result = run_fid(cfg, progress=lambda label, d, t: self.progress("fid: features", d, t))
+        return {"classes": len(result.rows)}
+
+    # -- 6. classification: classic vs GAN augmentation, cells in parallel
+    def compare_config(self):
+        from protgan.classify.compare import CompareConfig
+
+        plan = self.plan
+        return CompareConfig(data=str(self.p["enhanced"]), out=str(self.p["compare"]), models=plan.model,
+                             classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
+                             epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
+                             workers=0, device=self.cfg.device)
+
+    def stage_compare(self) -> dict:
+        from protgan.classify.compare import run_compare, selected_cells, shared_folds
+
+        cfg = self.compare_config()
+        shared_folds(cfg, log=lambda m: None)  # before the jobs: they must not race to write folds.csv
+        todo = [c.key for c in selected_cells(cfg) if not c.done(Path(cfg.out))]
+        jobs = min(self.jobs, max(1, len(todo)))
+        self.log(f"  {self.plan.model} at {self.plan.size} px, {self.plan.folds} folds x seeds {self.plan.seeds}: "
+                 f"{len(todo)} cells to train in {jobs} parallel jobs; logs in {self.p['logs']}")
+        if todo and jobs > 1:
+            # longest first (the gan arm trains on more images), dealt round-robin
+            todo.sort(key=lambda k: ":gan:" not in k)
+            chunks = [todo[j::jobs] for j in range(jobs)]
+            base = {k: v for k, v in asdict(cfg).items() if k != "cells"}
+            args = [(base, chunk, str(self.p["logs"] / f"compare_job{j}.log")) for j, chunk in enumerate(chunks)]
+            done = 0
+            self.progress("compare (cells)", 0, len(todo))
+            for n in _parallel(_compare_job, args, jobs):
+                done += n
+                self.progress("compare (cells)", done, len(todo))
+        result = run_compare(cfg, log=_file_log(self.p["logs"] / "compare.log"), progress=self.progress)
+        if result is None:
+            raise ProtganError(f"{cfg.out}: cells are missing after the compare stage (see {self.p['logs']})")
+        d = result.difference(self.plan.model, "gan", "classic", "macro_f1")
+        return {"gan_minus_classic_macro_f1": d["mean_diff"], "ci": [d["ci_low"], d["ci_high"]],
+                "ci_corrected": [d["ci_low_corrected"], d["ci_high_corrected"]], "p_t": d["p_t"]}
+
+    # -- 7. the report
+    def stage_report(self) -> dict:
+        from protgan.demo.report import write_report
+
+        md, html = write_report(self.out, self.plan, self.state)
+        return {"report": str(md), "html": str(html)}
+
+
+def run_demo(cfg: DemoConfig, log: Log = print, progress: Progress | None = None) -> DemoResult:
+    """Run (or resume) the whole demo into cfg.out; returns the per-stage timings and the report paths."""
+    return Demo(cfg, log, progress).run()

@@ -1,0 +1,249 @@
+"""DIR/report.md and DIR/report.html of a demo run: every table and figure of the stages.
+
+The report is built once as a list of blocks (headings, paragraphs, tables, images) and rendered twice:
+Markdown with relative image links, and a self-contained HTML page with the PNGs inlined as base64.
+It reads only the files the stages wrote (summary.csv, metrics.csv, fid.json, the compare outputs).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from protgan.atomic import write_text
+
+
+@dataclass
+class Block:
+    kind: str  # h1, h2, h3, p, table, img
+    text: str = ""
+    header: Sequence[str] = ()
+    rows: Sequence[Sequence[str]] = ()
+    path: Path | None = None  # img
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(f):
+        return "n/a"
+    if math.isinf(f):
+        return "inf"
+    return f"{f:.{digits}f}"
+
+
+def _pm(mean: Any, std: Any, digits: int) -> str:
+    if mean in (None, ""):
+        return "-"
+    return f"{_num(mean, digits)} ± {_num(std, digits)}"
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _latest_sample(run: Path) -> Path | None:
+    grids = sorted((run / "samples").glob("step_*.png"))
+    return grids[-1] if grids else None
+
+
+def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
+    from protgan.classify.compare import TABLE_METRICS, collect, verdict
+    from protgan.data import class_name, open_dataset
+
+    p = {k: out / v for k, v in (("data", "data"), ("enhanced", "enhanced"), ("gan", "gan"),
+                                  ("synthetic", "synthetic"), ("fid", "fid"), ("compare", "compare"))}
+    stages = state.get("stages", {})
+    b: list[Block] = [Block("h1", "protgan demo: the paper's pipeline on the embedded default data")]
+    total = sum(v["seconds"] for k, v in stages.items() if k != "report")
+    b.append(Block("p", (
+        f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
+        f"(`protgan demo-data`), CLAHE enhancement, one DCGAN per top-5 class ({plan.gan_steps} steps, width "
+        f"{plan.gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID in the "
+        f"offline EfficientNet-Lite0 feature space, and {plan.model} trained with classic vs GAN augmentation on "
+        f"{plan.folds} folds x seeds {plan.seeds} ({plan.epochs} epochs). Everything is CPU-sized: the paper's "
+        f"models and recipes at 512 px need a GPU (see the README's walkthrough). These are demo-scale numbers, "
+        f"not a reproduction of the paper's.")))
+    b.append(Block("table", header=("stage", "wall-clock seconds"),
+                   rows=[(k, _num(v["seconds"], 1)) for k, v in stages.items() if k != "report"]
+                   + [("total (before the report)", _num(total, 1))]))
+
+    # ---- data
+    ds = open_dataset(p["data"])
+    counts = ds.class_counts()
+    b.append(Block("h2", "1. Data"))
+    b.append(Block("p", f"{len(ds.ids)} images in `{p['data']}` (red, green, blue, yellow at {plan.size} px); "
+                        "labels follow the real HPA label table's statistics."))
+    b.append(Block("table", header=("class", "name", "images", "% of images"),
+                   rows=[(str(c), class_name(c), str(int(counts[c])), _num(100 * counts[c] / len(ds.ids), 1))
+                         for c in sorted(range(len(counts)), key=lambda c: -counts[c]) if counts[c]]))
+
+    # ---- enhancement
+    b.append(Block("h2", "2. Contrast enhancement (paper section 3.1.1, its Table of MSE / PSNR / SSIM)"))
+    summary = _read_csv(p["enhanced"] / "summary.csv")
+    rows = [r for r in summary if r["channel"] == "all"] or summary
+    b.append(Block("p", f"HE, AHE and CLAHE scored against the original on {rows[0]['n']} channel images "
+                        f"(a seeded sample); CLAHE, the paper's choice, is applied to every image and feeds the "
+                        f"later stages. Mean ± std over images, all channels."))
+    b.append(Block("table", header=("method", "n", "MSE", "PSNR (dB)", "SSIM", "RMS contrast", "entropy (bits)"),
+                   rows=[(r["method"], r["n"], _pm(r["mse_mean"], r["mse_std"], 1), _pm(r["psnr_mean"], r["psnr_std"], 2),
+                          _pm(r["ssim_mean"], r["ssim_std"], 4), _pm(r["contrast_mean"], r["contrast_std"], 4),
+                          _pm(r["entropy_mean"], r["entropy_std"], 3)) for r in rows]))
+    if (p["enhanced"] / "comparison.png").is_file():
+        b.append(Block("img", "original vs HE / AHE / CLAHE, with grey-level histograms",
+                       path=p["enhanced"] / "comparison.png"))
+
+    # ---- GANs
+    b.append(Block("h2", "3. One DCGAN per class (paper section 3.1.2)"))
+    runs = sorted(d for d in p["gan"].iterdir() if (d / "config.json").is_file())
+    gan_rows = []
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        metrics = _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
+        last = metrics[-1] if metrics else {}
+        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], str(cfg["n_images"]), last.get("step", "-"),
+                         _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
+                         _num(last.get("D_G_z"), 2), _num(last.get("diversity"), 2)))
+    b.append(Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "
+                        f"with `--select {plan.gan_select}`; values of the last logged step. diversity = spread of "
+                        f"a fixed batch of EMA samples over that of real images (about 1 healthy, near 0 on collapse)."))
+    b.append(Block("table", header=("class", "name", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
+                                    "diversity"), rows=gan_rows))
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        title = f"class {cfg['class_index']} ({cfg['class_name']})"
+        b.append(Block("h3", title))
+        if (run / "samples" / "real.png").is_file():
+            b.append(Block("img", f"{title}: real training images", path=run / "samples" / "real.png"))
+        latest = _latest_sample(run)
+        if latest is not None:
+            b.append(Block("img", f"{title}: EMA generator samples at step {int(latest.stem.split('_')[-1])}", path=latest))
+        if (run / "losses.png").is_file():
+            b.append(Block("img", f"{title}: losses, D outputs and diversity", path=run / "losses.png"))
+
+    # ---- FID
+    b.append(Block("h2", "4. Synthetic images and their FID / KID"))
+    manifest = json.loads((p["synthetic"] / "manifest.json").read_text())
+    fid = json.loads((p["fid"] / "fid.json").read_text())
+    b.append(Block("p", f"{manifest['total']} synthetic images ({plan.per_class} per class) in `{p['synthetic']}`. "
+                        f"FID and KID in the {fid['features']} feature space (ImageNet weights shipped in a pip "
+                        f"package, offline) at {fid['size']} px; the floor is the same measure between two random "
+                        f"halves of the real class (FID ½ compares half the real images with as many synthetic "
+                        f"ones: compare it with the floor, FID's bias depends on n)."))
+    b.append(Block("table", header=("class", "name", "real", "synthetic", "FID", "KID x1e3", "FID ½", "floor FID",
+                                    "floor KID x1e3"),
+                   rows=[(str(r["class_index"]), r["class_name"], str(r["n_real"]), str(r["n_fake"]), _num(r["fid"], 2),
+                          f"{_num(r['kid'] * 1e3, 2)} ± {_num(r['kid_std'] * 1e3, 2)}", _num(r["fid_half"], 2),
+                          _num(r["fid_real_real"], 2),
+                          f"{_num(r['kid_real_real'] * 1e3, 2)} ± {_num(r['kid_real_real_std'] * 1e3, 2)}")
+                         for r in fid["classes"]]))
+
+    # ---- classification
+    result = collect(p["compare"], log=lambda m: None)
+    b.append(Block("h2", "5. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"))
+    b.append(Block("p", f"{plan.model} (ImageNet-pretrained, offline weights), {plan.folds}-fold cross-validation x "
+                        f"seeds {plan.seeds}; both arms share folds, seeds and initial weights; the gan arm adds the "
+                        f"synthetic images to the training part of every fold (never to validation). Mean ± std over "
+                        f"the cells; Test = the validation fold; thresholds tuned per class on the training part."))
+    header = ["model", "augmentation"] + [f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]
+    b.append(Block("table", header=header, rows=[
+        [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']})" if "gan" in t["arm"] else "")]
+        + [f"{_num(t[f'{s}_{m}_mean'])} ± {_num(t[f'{s}_{m}_std'])}" for m, _ in TABLE_METRICS for s in ("train", "test")]
+        for t in result.table]))
+    labels = dict(TABLE_METRICS)
+    pct = int(round(result.config["confidence"] * 100))
+    b.append(Block("table", header=("difference", "metric", "n", "mean", f"{pct}% CI (t)", "p (paired t)",
+                                    "p (Wilcoxon)", f"{pct}% CI (CV-corrected)", "verdict"),
+                   rows=[(f"{d['arm']} - {d['baseline']}", labels[d["metric"]], str(d["n"]),
+                          f"{d['mean_diff']:+.4f}", f"[{_num(d['ci_low'], 4)}, {_num(d['ci_high'], 4)}]",
+                          _num(d["p_t"], 3), _num(d["p_wilcoxon"], 3),
+                          f"[{_num(d['ci_low_corrected'], 4)}, {_num(d['ci_high_corrected'], 4)}]", verdict(d))
+                         for d in result.differences]))
+    d = result.difference(plan.model, "gan", "classic", "macro_f1")
+    b.append(Block("p", (
+        f"**Did GAN augmentation help here?** Test macro F1 {d['mean_b']:.3f} (classic) vs {d['mean_a']:.3f} (gan): "
+        f"difference {d['mean_diff']:+.4f}, {pct}% t interval [{_num(d['ci_low'], 4)}, {_num(d['ci_high'], 4)}], "
+        f"CV-corrected [{_num(d['ci_low_corrected'], 4)}, {_num(d['ci_high_corrected'], 4)}] over {d['n']} paired "
+        f"cells: {verdict(d)}. The paper reports +0.022 macro F1 for VGG16 at 512 px with 1000 images per class "
+        f"(no interval); a CPU demo with a few hundred GAN steps is not expected to reproduce it.")))
+    b.append(Block("img", "test macro F1 per cell and arm; paired differences with their intervals",
+                   path=p["compare"] / "comparison.png"))
+    b.append(Block("p", f"Per-cell runs (checkpoints, curves.png, per_class.png) are in `{p['compare'] / 'cells'}`; "
+                        f"every number above is in `{p['compare']}/cells.csv`, `comparison.csv` and `differences.csv`."))
+    return b
+
+
+# ------------------------------------------------------------------------------------------ render
+def _md_cell(s: str) -> str:
+    return str(s).replace("|", "\\|")
+
+
+def to_markdown(blocks: Sequence[Block], out: Path) -> str:
+    lines: list[str] = []
+    for blk in blocks:
+        if blk.kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(blk.kind[1]) + " " + blk.text, ""]
+        elif blk.kind == "p":
+            lines += [blk.text, ""]
+        elif blk.kind == "table":
+            lines.append("| " + " | ".join(map(_md_cell, blk.header)) + " |")
+            lines.append("|" + "---|" * len(blk.header))
+            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in blk.rows]
+            lines.append("")
+        elif blk.kind == "img":
+            rel = blk.path.relative_to(out) if blk.path.is_relative_to(out) else blk.path
+            lines += [f"![{blk.text}]({rel.as_posix()})", f"*{blk.text}*", ""]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """HTML-escape, then the two Markdown marks the report uses: **bold** and `code`."""
+    import re
+
+    s = html.escape(text)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
+figure{margin:1em 0}figcaption{font-style:italic;color:#555}code{background:#f4f4f4;padding:0 3px}"""
+
+
+def to_html(blocks: Sequence[Block]) -> str:
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>protgan demo report</title>",
+             f"<style>{_CSS}</style></head><body>"]
+    for blk in blocks:
+        if blk.kind in ("h1", "h2", "h3"):
+            parts.append(f"<{blk.kind}>{_inline(blk.text)}</{blk.kind}>")
+        elif blk.kind == "p":
+            parts.append(f"<p>{_inline(blk.text)}</p>")
+        elif blk.kind == "table":
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in blk.header) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in blk.rows]
+            parts.append("</table>")
+        elif blk.kind == "img":
+            data = base64.b64encode(blk.path.read_bytes()).decode("ascii")
+            parts.append(f"<figure><img alt='{html.escape(blk.text)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{html.escape(blk.text)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out: Path, plan: Any, state: dict) -> tuple[Path, Path]:
+    """Write DIR/report.md and DIR/report.html; returns their paths."""
+    out = Path(out)
+    blocks = build_blocks(out, plan, state)
+    write_text(out / "report.md", to_markdown(blocks, out))
+    write_text(out / "report.html", to_html(blocks))
+    return out / "report.md", out / "report.html"
