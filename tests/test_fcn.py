@@ -151,7 +151,8 @@ def test_fcn13_trains_on_heat_maps_and_predict_writes_heatmaps(tmp_path, capsys)
     hist = json.loads((run / "fold_0" / "history.json").read_text())
     # the FCN's loss is the pixelwise BCE of its maps, not the image-level BCE of its confidences
     assert hist[0]["val_loss"] < 1.0 and hist[0]["train_loss"] > 0
-    ckpt_path = run / "fold_0" / "best_macro_f1.pt"
+    assert json.loads((run / "fold_0" / "result.json").read_text())["selected"] == "loss"  # the paper's criterion
+    ckpt_path = run / "fold_0" / "best_loss.pt"
     assert load_checkpoint(ckpt_path)["meta"]["model"] == "fcn13"
     hm = tmp_path / "hm"
     code, out, err = run_cli(["predict", str(data), "--checkpoint", str(ckpt_path), "--heatmaps", str(hm),

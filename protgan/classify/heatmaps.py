@@ -5,7 +5,7 @@ present, but also where it locates ... we can roughly estimate which cells the p
 Panel 1 is the image as stored (red/green/blue composite, yellow shown as red+green) with its true
 labels when known; then, for every class predicted above its threshold (the top class, marked "below
 threshold", when none is), the protein channel in grey with the class's sigmoid map upsampled
-(bilinear) on top, titled with the class name, its confidence (the map's maximum) and threshold.
+(bilinear) on top in the inferno colour map, more opaque where the probability is higher, titled with the class name, its confidence (the map's maximum) and threshold.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def write_heatmap_png(
     drawn, none_passed = panel_classes(probs, thresholds)
     up = upsample_maps(maps[drawn], size)
     n = 1 + len(drawn)
-    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.25), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n, 3.4), squeeze=False)
     ax0 = axes[0, 0]
     ax0.imshow(rgb)
     head = title or "image"
@@ -67,15 +67,16 @@ def write_heatmap_png(
     ax0.set_title(head, fontsize=8)
     for ax, k, heat in zip(axes[0, 1:], drawn, up):
         ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
-        ax.imshow(heat, cmap="jet", alpha=0.45 * (0.25 + 0.75 * heat), vmin=0, vmax=1)
+        # opacity grows with the probability: background pixels (p ~ 0) leave the protein channel visible
+        ax.imshow(heat, cmap="inferno", alpha=np.clip(0.75 * heat, 0, 0.75), vmin=0, vmax=1)
         note = " (below threshold)" if none_passed else ""
         ax.set_title(f"{class_names[k]}{note}\nconf {probs[k]:.2f} / thr {thresholds[k]:.2f}", fontsize=8)
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return drawn
 

@@ -35,6 +35,7 @@ class Preset:
     channels: str = "rgb"
     augment: str = "classic"
     balance: str = "none"
+    select: str = "macro_f1"  # the best checkpoint evaluated per fold
 
 
 PRESETS: dict[str, Preset] = {
@@ -55,11 +56,12 @@ PRESETS: dict[str, Preset] = {
                        lr_schedule="plateau", plateau_factor=0.1, plateau_patience=3, size=512, channels="rgb",
                        augment="classic"),
     # Liimatainen et al. 2021 (sections 2.2-2.3): all four channels at 256 px, Adam 1e-3, batch 64, BCE,
-    # lr / 3 after 8 epochs without a lower validation loss, 100 epochs, no augmentation mentioned.
+    # lr / 3 after 8 epochs without a lower validation loss, 100 epochs, no augmentation mentioned; the
+    # model with the lowest validation loss is kept (their early-stopping criterion).
     "liimatainen": Preset("liimatainen", model="fcn13", classes="all", head="own", lr=1e-3, epochs=100,
                           loss="bce", batch_size=64, batch_schedule="fixed", optimizer="adam",
                           lr_schedule="plateau", plateau_factor=1 / 3, plateau_patience=8, size=256,
-                          channels="rgby", augment="none"),
+                          channels="rgby", augment="none", select="loss"),
 }
 PRESET_CHOICES = (*PRESETS, "none")
 

@@ -52,7 +52,7 @@ CHECKPOINT_FORMAT = "protgan-classifier/1"
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
 # filled from the preset (or the model's recipe) when not given
 RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
-                 "size", "channels", "augment", "balance")
+                 "size", "channels", "augment", "balance", "select")
 # options that may change between the invocations of one run (e.g. one fold per GPU)
 _PER_INVOCATION = ("fold", "workers", "device", "amp", "sync_bn")
 
@@ -86,7 +86,8 @@ class ClassifyConfig:
     focal_alpha: float | None = None  # None: the paper's unweighted focal loss
     focal_gamma: float = 2.0
     head: str = "paper"
-    select: str = "macro_f1"  # which best checkpoint gives the reported metrics and thresholds
+    select: str | None = None  # which best checkpoint gives the reported metrics and thresholds (macro_f1;
+    # the liimatainen recipe: loss, the paper's criterion)
     amp: bool | None = None  # None: on with CUDA
     workers: int | None = None
     seed: int = 0

@@ -62,7 +62,7 @@ def classify(
     focal_alpha: Optional[str] = typer.Option(None, "--focal-alpha", help="Focal loss alpha in (0, 1): positives weighted alpha, negatives 1 - alpha (eq. 3). Default none = the paper's alpha = 1 read as no balancing (see README)."),
     focal_gamma: float = typer.Option(2.0, "--focal-gamma", help="Focal loss gamma (the paper: 2)."),
     head: str = typer.Option("paper", "--head", help="paper (the model's recipe head), paper28 (dropout-BN-GAP-128-n), paper5 (GAP-256-n) or linear."),
-    select: str = typer.Option("macro_f1", "--select", help="Which per-fold best checkpoint is evaluated and gets the tuned thresholds: loss, macro_f1 or micro_f1."),
+    select: Optional[str] = typer.Option(None, "--select", help="Which per-fold best checkpoint is evaluated and gets the tuned thresholds: loss, macro_f1 or micro_f1 (default macro_f1; cnn13/fcn13: loss, Liimatainen et al.'s criterion)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision (bf16, or fp16 + loss scaling); default: on with CUDA."),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes (default: up to 8, one per core)."),
     seed: int = typer.Option(0, "--seed", help="Seed for weights, order and augmentation (folds.csv always uses seed 0)."),
