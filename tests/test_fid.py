@@ -79,9 +79,13 @@ def test_kid_unbiased_estimator_matches_direct_double_loop():
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
     assert F.mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
-    # One subset that is the whole set: the subset estimator is the estimator itself, std 0.
-    mean, std = F.kernel_inception_distance(x, y, subsets=3, subset_size=30)
-    assert mean == pytest.approx(xx + yy - 2 * xy, rel=1e-10) and std == pytest.approx(0.0, abs=1e-12)
+    # The subset estimator: subsets of half the set (15 of 30), their mean and std over subsets.
+    mean, std = F.kernel_inception_distance(x, y, subsets=40, subset_size=1000, seed=1)
+    rng = np.random.default_rng(1)
+    vals = [F.mmd2_unbiased(x[rng.choice(30, 15, replace=False)], y[rng.choice(30, 15, replace=False)])
+            for _ in range(40)]
+    assert mean == pytest.approx(np.mean(vals), rel=1e-10) and std == pytest.approx(np.std(vals), rel=1e-10)
+    assert std > 0
 
 
 def test_kid_is_near_zero_for_same_distribution_and_positive_for_shift():

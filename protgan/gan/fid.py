@@ -114,10 +114,15 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 
 def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float]:
-    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of min(subset_size, n1, n2)
-    images each, drawn without replacement within a subset (the torch-fidelity / Binkowski protocol)."""
+    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of m images each, drawn without
+    replacement within a subset (the torch-fidelity / Binkowski protocol).
+
+    m = min(subset_size, half the smaller set): with subsets as large as a small set (a rare class)
+    every subset would be the whole set and the std would read 0; at half, the subsets differ and
+    the std says how much the estimate moves with the sample. Sets of 2000+ images use subset_size.
+    """
     f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
-    m = min(subset_size, f1.shape[0], f2.shape[0])
+    m = min(subset_size, max(2, min(f1.shape[0], f2.shape[0]) // 2))
     if m < 2:
         raise ProtganError(f"KID needs at least 2 images in each set, got {f1.shape[0]} and {f2.shape[0]}")
     if subsets < 1:
