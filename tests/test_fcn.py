@@ -136,29 +136,46 @@ def test_fcn13_trains_on_heat_maps_and_predict_writes_heatmaps(tmp_path, capsys)
 
     data = make_dataset(tmp_path / "data", TARGETS, size=32)
     run = tmp_path / "run"
-    code, out, err = run_cli(_fcn_cli(data, run), capsys)
+    code, out, err = run_cli(_fcn_cli(data, run) + ["--fold", "0"], capsys)
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())
     # the liimatainen recipe without a preset: Adam 1e-3, lr / 3 after 8 epochs, rgby, BCE, from scratch
     assert (cfg["optimizer"], cfg["lr"], cfg["lr_schedule"], cfg["plateau_patience"], cfg["channels"], cfg["loss"],
-            cfg["pretrained"]) == ("adam", 1e-3, "plateau", 8, "rgby", "bce", False)
+            cfg["pretrained"], cfg["select"]) == ("adam", 1e-3, "plateau", 8, "rgby", "bce", False, "loss")
     assert abs(cfg["plateau_factor"] - 1 / 3) < 1e-12
+    fold = run / "fold_0"
+    for f in ("val_mlcm.csv", "val_mlcm.png", "val_mlcm_percent.csv", "val_by_label_count.csv"):
+        assert (fold / f).exists(), f
+    result = json.loads((fold / "result.json").read_text())
+    assert result["selected"] == "loss"  # the paper's criterion
+    assert sum(map(sum, result["val_labels"]["mlcm"])) >= result["n_val"]
+    hist = json.loads((fold / "history.json").read_text())
+    # the FCN's loss is the pixelwise BCE of its maps, not the image-level BCE of its confidences
+    assert 0 < hist[0]["val_loss"] < 1.0 and hist[0]["train_loss"] > 0
+    ckpt_path = fold / "best_loss.pt"
+    assert load_checkpoint(ckpt_path)["meta"]["model"] == "fcn13"
+    hm = tmp_path / "hm"
+    files = [str(p) for p in sorted((data / "train").glob("img000[01]_*.png"))]
+    code, out, err = run_cli(["predict", *files, "--checkpoint", str(ckpt_path), "--heatmaps", str(hm),
+                              "--show", "0", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in hm.iterdir()) == ["img0000_heatmaps.png", "img0001_heatmaps.png"]
+
+
+@pytest.mark.slow
+def test_fcn13_all_folds_merge_label_reports_into_summary(tmp_path, capsys):
+    from tests.cli_helpers import run_cli
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", TARGETS, size=32)
+    run = tmp_path / "run"
+    code, out, err = run_cli(_fcn_cli(data, run), capsys)
+    assert code == 0, err
     for f in ("val_mlcm.csv", "val_mlcm.png", "val_by_label_count.csv"):
-        assert (run / f).exists() and (run / "fold_0" / f).exists(), f
+        assert (run / f).exists(), f
     summary = (run / "summary.md").read_text()
     assert "labels per image" in summary and "Multi-label confusion matrix" in summary
     assert "lr 0.001 (x 0.333 after 8 epochs without a lower validation loss)" in summary
-    hist = json.loads((run / "fold_0" / "history.json").read_text())
-    # the FCN's loss is the pixelwise BCE of its maps, not the image-level BCE of its confidences
-    assert hist[0]["val_loss"] < 1.0 and hist[0]["train_loss"] > 0
-    assert json.loads((run / "fold_0" / "result.json").read_text())["selected"] == "loss"  # the paper's criterion
-    ckpt_path = run / "fold_0" / "best_loss.pt"
-    assert load_checkpoint(ckpt_path)["meta"]["model"] == "fcn13"
-    hm = tmp_path / "hm"
-    code, out, err = run_cli(["predict", str(data), "--checkpoint", str(ckpt_path), "--heatmaps", str(hm),
-                              "--show", "0", "--device", "cpu"], capsys)
-    assert code == 0, err
-    assert sorted(p.name for p in hm.iterdir()) == [f"img{i:04d}_heatmaps.png" for i in range(len(TARGETS))]
 
 
 def test_fcn_bad_options_are_one_line_errors(tmp_path, capsys):
