@@ -143,7 +143,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "classify", "model": args.model, "size": args.size, "batch": batch, "steps": steps,
         "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
-        "protgan_img_per_s": round(ours, 2), "plain_fp32_img_per_s": round(plain, 2),
+        "protgan_img_per_s": float(f"{ours:.4g}"), "plain_fp32_img_per_s": float(f"{plain:.4g}"),
         "ratio_protgan_over_plain": round(ours / plain, 3),
         "protgan_amp": str(accel.amp_dtype).replace("torch.", "") if accel.amp_dtype else "off",
         "protgan_channels_last": accel.channels_last,
