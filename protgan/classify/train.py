@@ -636,7 +636,8 @@ def _check_same_run(out: Path, cfg: ClassifyConfig) -> None:
         return
     old = json.loads(path.read_text())
     new = asdict(cfg)
-    diff = [k for k in new if k not in _PER_INVOCATION and old.get(k) != new[k]]
+    # options added to protgan after this run started are absent from its config.json: not a change
+    diff = [k for k in new if k not in _PER_INVOCATION and k in old and old[k] != new[k]]
     if diff:
         k = diff[0]
         raise ProtganError(f"{path}: this run was made with {k}={old.get(k)!r}, not {new[k]!r}; "
