@@ -122,3 +122,24 @@ def test_reports_written(tmp_path):
     assert np.array_equal(body, mlcm(t, p))
     assert paths["by_label_count_csv"].read_text().startswith("labels_per_image,images,share,exact_match,mean_dice")
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_fold_reports_merge_to_the_whole_set(tmp_path):
+    from protgan.classify.mlcm import merge_label_reports
+
+    rng = np.random.default_rng(2)
+    t = (rng.random((90, 3)) < 0.4).astype(np.uint8)
+    p = np.where(rng.random((90, 3)) < 0.75, t, 1 - t)
+    names = ["A", "B", "C"]
+    parts = [write_label_reports(tmp_path / f"f{k}", t[k::3], p[k::3], names) for k in range(3)]
+    md = merge_label_reports(tmp_path, parts, names)
+    whole = mlcm(t, p)
+    merged = np.array([[int(v) for v in ln.split(",")[1:]] for ln in (tmp_path / "val_mlcm.csv").read_text().splitlines()[1:]])
+    assert np.array_equal(merged, whole)
+    rows = {r.n_labels: r for r in accuracy_by_label_count(t, p)}
+    lines = (tmp_path / "val_by_label_count.csv").read_text().splitlines()[1:]
+    for ln in lines:
+        k, n, share, exact, dice = ln.split(",")
+        assert int(n) == rows[k].images and np.isclose(float(exact), rows[k].exact_match, atol=1e-4, equal_nan=True)
+        assert np.isclose(float(dice), rows[k].mean_dice, atol=1e-4, equal_nan=True)
+    assert "| Labels per image |" in md and "NPL column" in md

@@ -5,7 +5,8 @@ present, but also where it locates ... we can roughly estimate which cells the p
 Panel 1 is the image as stored (red/green/blue composite, yellow shown as red+green) with its true
 labels when known; then, for every class predicted above its threshold (the top class, marked "below
 threshold", when none is), the protein channel in grey with the class's sigmoid map upsampled
-(bilinear) on top in the inferno colour map, more opaque where the probability is higher, titled with the class name, its confidence (the map's maximum) and threshold.
+(bilinear) on top in the inferno colour map, scaled to the map's own maximum and more opaque where
+it is higher, titled with the class name, its confidence (the map's maximum) and threshold.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def write_heatmap_png(
     ax0.set_title(head, fontsize=8)
     for ax, k, heat in zip(axes[0, 1:], drawn, up):
         ax.imshow(grey, cmap="gray", vmin=0, vmax=255)
-        # opacity grows with the probability: background pixels (p ~ 0) leave the protein channel visible
-        ax.imshow(heat, cmap="inferno", alpha=np.clip(0.75 * heat, 0, 0.75), vmin=0, vmax=1)
+        # each map is shown relative to its own maximum (the confidence, in the title): an FCN's
+        # probabilities are small where most target pixels are 0, and where matters more than how much
+        rel = heat / max(float(heat.max()), 1e-6)
+        ax.imshow(rel, cmap="inferno", alpha=np.clip(0.8 * rel, 0, 0.8), vmin=0, vmax=1)
         note = " (below threshold)" if none_passed else ""
         ax.set_title(f"{class_names[k]}{note}\nconf {probs[k]:.2f} / thr {thresholds[k]:.2f}", fontsize=8)
     for ax in axes[0]:
