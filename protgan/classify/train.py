@@ -447,7 +447,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     if result_path.exists():
         log(f"fold {fold}: already done ({result_path})")
         return json.loads(result_path.read_text())
-    fold_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():
+        fold_dir.mkdir(parents=True, exist_ok=True)
     data = fold_datasets(prep, fold)
     n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
     log(f"fold {fold}: {len(data['train_eval'])} real + {n_syn} synthetic training images, "

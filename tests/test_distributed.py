@@ -1,0 +1,328 @@
+"""torchrun/DDP on CPU (gloo): sharded sampling, sync batch norm, and the two training loops run by two
+processes against one process with the same global batch; rank-0-only writes; resume 2 -> 1 processes;
+the train-gan fan-out.
+
+Why the comparisons are exact (to float rounding): a DDP global batch holds the same images as the
+single-process batch (ShardedSampler), DDP averages the per-rank mean gradients (= the mean over the
+global batch when ranks hold equal parts), and --sync-bn makes batch norm use the global batch's
+statistics (without it each rank normalises by its own half, a different function). The GAN draws its
+noise and label flips for the global batch on every rank and takes its slice (the same numbers as one
+process); D's dropout is set to 0 for the comparison (its masks are per-rank draws of other shapes),
+and the classifier runs without augmentation and with a head that has no dropout. The classifier
+comparison uses SGD: Adam's first updates are lr x sign(gradient), so a parameter whose gradient is
+zero up to rounding moves by +-lr depending on the rounding of either run (seen: 1e-3 differences
+from 1e-9 gradients), while SGD keeps both runs within rounding of each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from protgan import distributed
+from protgan.errors import ProtganError
+from tests.conftest import make_dataset
+
+TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _join(rank: int, world: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+
+
+class WriteAudit:
+    """Records every file write/rename/mkdir under `root` by this process (sys.addaudithook)."""
+
+    EVENTS = {"os.rename", "os.replace", "os.mkdir", "os.remove", "shutil.move"}
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root.resolve())
+        self.seen: list[str] = []
+        self.on = True
+        sys.addaudithook(self)
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if not self.on:
+            return
+        if event == "open":
+            path, mode = args[0], args[1]
+            writing = isinstance(mode, str) and any(c in mode for c in "wax+")
+            if isinstance(mode, int):  # os.open flags
+                writing = bool(mode & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+        else:
+            path, writing = (args[0] if args else None), event in self.EVENTS
+        if writing and isinstance(path, (str, os.PathLike)) and os.path.abspath(path).startswith(self.root):
+            self.seen.append(f"{event} {path}")
+
+
+# ------------------------------------------------------------------------------------ no processes
+@pytest.mark.parametrize("world,n,batch,drop_last", [(2, 23, 4, True), (3, 23, 2, True), (2, 23, 4, False),
+                                                      (3, 10, 4, False), (1, 9, 4, False), (4, 17, 2, False)])
+def test_sharded_sampler_splits_each_global_batch(world, n, batch, drop_last):
+    order = list(torch.randperm(n, generator=torch.Generator().manual_seed(n)).tolist())
+    samplers = [distributed.ShardedSampler(n, batch, order=lambda e: order, drop_last=drop_last, rank_=r, world=world)
+                for r in range(world)]
+    streams = [list(s) for s in samplers]
+    assert [len(s) for s in samplers] == [len(s) for s in streams]
+    seen = [i for s in streams for i in s]
+    assert len(seen) == len(set(seen)), "a sample twice in one epoch"
+    g = world * batch
+    full = n // g
+    for k in range(full):  # global batch k = the single-process batch k of size world x batch
+        union = [i for s in streams for i in s[k * batch:(k + 1) * batch]]
+        assert union == order[k * g:(k + 1) * g]
+    tail = n - full * g
+    expected = n if (not drop_last and tail >= world) or tail == 0 else full * g
+    assert len(seen) == expected
+    # every rank has the same number of batches (else DDP's all-reduce would wait forever)
+    assert len({-(-len(s) // batch) for s in streams}) == 1
+
+
+def test_sharded_sampler_epochs_and_resume_position():
+    s = distributed.ShardedSampler(40, 4, seed=3, rank_=1, world=2)
+    s.set_epoch(0)
+    e0 = list(s)
+    s.set_epoch(1)
+    e1 = list(s)
+    assert e0 != e1 and sorted(e0) != sorted(range(40))  # a new order each epoch, half the data per rank
+    s.set_position(1, 8)
+    assert list(s) == e1[8:] and len(s) == len(e1) - 8
+
+
+def test_loader_order_is_make_loaders_order():
+    from protgan.data import make_loader
+
+    class Index(torch.utils.data.Dataset):
+        def __len__(self):
+            return 37
+
+        def __getitem__(self, k):
+            return torch.tensor(k)
+
+    for seed in (0, 12345):
+        loader = make_loader(Index(), 5, shuffle=True, workers=0, seed=seed)
+        got = [int(i) for batch in loader for i in batch]
+        assert got == distributed.loader_order(37, seed)
+
+
+def test_single_process_is_untouched(monkeypatch):
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert distributed.setup("cpu") == torch.device("cpu")
+    assert not distributed.active() and distributed.is_main() and distributed.world_size() == 1
+    m = nn.BatchNorm2d(3)
+    assert distributed.wrap_model(m, torch.device("cpu"), sync_bn=True) is m
+    assert distributed.train_sampler(10, 2, 0, True) is None
+    t = torch.ones(3)
+    assert distributed.all_reduce_mean(t) is t and distributed.gather_cat(t) is t
+    distributed.barrier()
+    assert distributed.any_rank(True) and not distributed.any_rank(False)
+
+
+def test_lr_factor_and_bad_environment(monkeypatch):
+    assert distributed.lr_factor("none", 4) == 1 and distributed.lr_factor("linear", 4) == 4
+    assert distributed.lr_factor("sqrt", 4) == 2
+    with pytest.raises(ProtganError, match="--lr-scaling"):
+        distributed.lr_factor("cubic", 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ProtganError, match="cuda:LOCAL_RANK"):
+        distributed.rank_device("cuda:1")
+    assert not distributed.is_main()  # RANK is read before the group is joined, to mute logs early
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(ProtganError, match="MASTER_ADDR"):
+        distributed.setup("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ProtganError, match="WORLD_SIZE"):
+        distributed.launched_world_size()
+
+
+# ---------------------------------------------------------------------- sync batch norm on gloo
+def _sync_bn_worker(rank: int, port: int, out: str) -> None:
+    _join(rank, 2, port)
+    from timm.layers import BatchNormAct2d
+
+    device = distributed.setup("cpu")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), BatchNormAct2d(6, momentum=0.2), nn.Conv2d(6, 4, 3),
+                          nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 4 * 4, 1))
+    ddp = distributed.wrap_model(model, device, sync_bn=True)
+    assert isinstance(model[1], distributed.GlooSyncBatchNorm) and isinstance(model[1].act, nn.ReLU)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, 8, 8, generator=g), torch.randn(8, 1, generator=g)
+    mine = slice(rank * 4, rank * 4 + 4)
+    for _ in range(3):
+        loss = ((ddp(x[mine]) - y[mine]) ** 2).mean() + (ddp(x[mine] * 2) ** 2).mean()  # two forwards, one backward
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if rank == 0:
+        torch.save(model.state_dict(), out)
+    distributed.cleanup()
+
+
+@pytest.mark.slow  # also covered by the GAN and classifier comparisons below (BatchNorm2d, timm BatchNormAct2d)
+def test_sync_batchnorm_on_gloo_matches_one_process(tmp_path):
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_sync_bn_worker, args=(free_port(), str(out)), nprocs=2)
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), BatchNormAct2d(6, momentum=0.2), nn.Conv2d(6, 4, 3),
+                          nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 4 * 4, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, 8, 8, generator=g), torch.randn(8, 1, generator=g)
+    for _ in range(3):
+        loss = ((model(x) - y) ** 2).mean() + (model(x * 2) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ddp = torch.load(out)
+    assert ddp.keys() == model.state_dict().keys()  # same keys: checkpoints load without sync batch norm
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(ddp[k], v, **TOL, msg=k)
+
+
+# --------------------------------------------------------------------------------------- the GAN
+def _gan_config(data: Path, out: Path, batch: int, steps: int, **kw):
+    from protgan.gan.train import TrainGanConfig
+
+    return TrainGanConfig(data=str(data), class_index=0, out=str(out), size=32, steps=steps, batch_size=batch,
+                          g_width=16, d_width=16, dropout=0.0, sync_bn=True, ckpt_every=0, sample_every=1,
+                          log_every=1, n_samples=4, device="cpu", workers=0, amp=False, **kw)
+
+
+def _gan_worker(rank: int, port: int, data: str, out: str, audit_file: str) -> None:
+    _join(rank, 2, port)
+    from protgan.gan.train import GanTrainer
+
+    audit = WriteAudit(Path(out))
+    GanTrainer(_gan_config(Path(data), Path(out), batch=4, steps=2)).fit()
+    audit.on = False
+    Path(f"{audit_file}.{rank}").write_text(json.dumps(audit.seen))
+    distributed.cleanup()
+
+
+def _gan_params(run: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in state[m].items()}
+
+
+def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path):
+    from protgan.gan.train import GanTrainer
+
+    data = make_dataset(tmp_path / "data", [(0,)] * 16 + [(2,)] * 2, channels=("red", "green", "blue"))
+    ddp, ref = tmp_path / "ddp", tmp_path / "ref"
+    mp.spawn(_gan_worker, args=(free_port(), str(data), str(ddp), str(tmp_path / "audit")), nprocs=2)
+    # only rank 0 wrote into the run folder
+    writes = {r: json.loads((tmp_path / f"audit.{r}").read_text()) for r in (0, 1)}
+    assert writes[1] == [] and any("last.pt" in w for w in writes[0])
+    assert not list(ddp.rglob("*.tmp"))
+
+    GanTrainer(_gan_config(data, ref, batch=8, steps=2)).fit()  # one process, the same global batch
+    a, b = _gan_params(ddp), _gan_params(ref)
+    assert a.keys() == b.keys() and not any(k.split(".", 1)[1].startswith("module.") for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], **TOL, msg=k)
+    rows = (ddp / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3  # header + one row per step, written once
+
+    # resume the 2-process run in one process (global batch kept: --batch-size 8): it continues like the
+    # single-process run does
+    GanTrainer(_gan_config(data, ddp, batch=8, steps=4)).fit()
+    GanTrainer(_gan_config(data, ref, batch=8, steps=4)).fit()
+    a, b = _gan_params(ddp), _gan_params(ref)
+    assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], **TOL, msg=k)
+
+
+# -------------------------------------------------------------------------------- the classifier
+def _classify_config(data: Path, out: Path, batch: int, epochs: int):
+    from protgan.classify.train import ClassifyConfig
+
+    # resnet18: a randomly initialised EfficientNet-Lite0 at 32-64 px is ill-conditioned (its float32 and
+    # float64 gradients differ by 10% in one process), so no float32 comparison of it means anything
+    return ClassifyConfig(data=str(data), out=str(out), model="resnet18", pretrained=False, head="linear",
+                          classes="0,25", channels="rgb", size=32, folds=2, fold=0, epochs=epochs, batch_size=batch,
+                          augment="none", workers=0, device="cpu", sync_bn=True, seed=1, optimizer="sgd", lr=0.01)
+
+
+def _classify_worker(rank: int, port: int, data: str, out: str, audit_file: str, stop_after: int) -> None:
+    _join(rank, 2, port)
+    import protgan.classify.train as ct
+
+    audit = WriteAudit(Path(out))
+    if stop_after:  # Ctrl-C at the start of epoch `stop_after` (0-based) on every rank
+        real = ct.batch_size_at
+
+        def interrupt(epoch, *a, **k):
+            if epoch == stop_after:
+                raise KeyboardInterrupt
+            return real(epoch, *a, **k)
+
+        ct.batch_size_at = interrupt
+    try:
+        ct.run_classify(_classify_config(Path(data), Path(out), batch=4, epochs=2 if stop_after else 1), log=lambda m: None)
+    except KeyboardInterrupt:
+        pass
+    audit.on = False
+    Path(f"{audit_file}.{rank}").write_text(json.dumps(audit.seen))
+    distributed.cleanup()
+
+
+def test_ddp_classify_matches_one_process(tmp_path):
+    from protgan.classify.train import run_classify
+
+    data = make_dataset(tmp_path / "data", [(0,), (25,), (0, 25)] * 12, channels=("red", "green", "blue"))
+    ddp, ref = tmp_path / "ddp", tmp_path / "ref"
+    mp.spawn(_classify_worker, args=(free_port(), str(data), str(ddp), str(tmp_path / "audit"), 0), nprocs=2)
+    writes = {r: json.loads((tmp_path / f"audit.{r}").read_text()) for r in (0, 1)}
+    assert writes[1] == [] and any("result.json" in w for w in writes[0])
+
+    run_classify(_classify_config(data, ref, batch=8, epochs=1), log=lambda m: None)
+    a = torch.load(ddp / "fold_0" / "last.pt", weights_only=False)
+    b = torch.load(ref / "fold_0" / "last.pt", weights_only=False)
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k].float(), b["model"][k].float(), **TOL, msg=k)
+    # the logged metrics are over all ranks: the same as the single-process run's
+    ha, hb = (json.loads((r / "fold_0" / "history.json").read_text())[0] for r in (ddp, ref))
+    for key in ("train_loss", "val_loss", "val_macro_f1", "train_macro_f1"):
+        assert ha[key] == pytest.approx(hb[key], rel=1e-4, abs=1e-5), key
+
+
+@pytest.mark.slow  # a third pair of processes; the GAN test checks 2 -> 1 resume exactly
+def test_ddp_classify_interrupted_resumes_in_one_process(tmp_path):
+    from protgan.classify.train import run_classify
+
+    data = make_dataset(tmp_path / "data", [(0,), (25,), (0, 25)] * 8, channels=("red", "green", "blue"))
+    run = tmp_path / "run"
+    mp.spawn(_classify_worker, args=(free_port(), str(data), str(run), str(tmp_path / "audit"), 1), nprocs=2)
+    saved = torch.load(run / "fold_0" / "last.pt", weights_only=False)
+    assert saved["next_epoch"] == 1 and not (run / "fold_0" / "result.json").exists()
+    assert not any(k.startswith("module.") for k in saved["model"])
+    logs = []
+    run_classify(_classify_config(data, run, batch=4, epochs=2), log=logs.append)  # the same command, 1 process
+    assert any("resuming at epoch 2/2" in m for m in logs)
+    history = json.loads((run / "fold_0" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (run / "fold_0" / "result.json").exists()
