@@ -326,3 +326,73 @@ def test_ddp_classify_interrupted_resumes_in_one_process(tmp_path):
     history = json.loads((run / "fold_0" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     assert (run / "fold_0" / "result.json").exists()
+
+
+# ------------------------------------------------------------------------------ train-gan fan-out
+def test_fanout_runs_one_job_per_slot_at_a_time(tmp_path, monkeypatch):
+    from protgan.gan import fanout
+
+    trace = tmp_path / "trace.txt"
+    script = ("import os, sys, time; t = open(sys.argv[1], 'a'); d = os.environ['CUDA_VISIBLE_DEVICES']; "
+              "t.write(f'start {d} {time.time()}\\n'); t.flush(); time.sleep(0.3); "
+              "t.write(f'end {d} {time.time()}\\n'); sys.exit(int(sys.argv[2]))")
+    monkeypatch.setattr(fanout, "job_command", lambda job, slot: [
+        sys.executable, "-c", script, str(trace), "3" if job.class_index == 2 else "0"])
+    jobs = [fanout.Job(c, f"c{c}", tmp_path / f"class_{c}", []) for c in range(5)]
+    slots = fanout.make_slots("0,1", "auto", 1)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1"] and slots[0].device == "cuda"
+    results = fanout.run_fanout(jobs, slots, poll_s=0.05)
+    assert [r.status for r in results] == ["done", "done", "failed", "done", "done"]
+    assert results[2].returncode == 3 and all((tmp_path / f"class_{c}" / "train.log").exists() for c in range(5))
+    events = [ln.split() for ln in trace.read_text().splitlines()]
+    for gpu in ("0", "1"):  # never two jobs at once on one device
+        spans = sorted((float(t), kind) for kind, d, t in events if d == gpu)
+        depth = 0
+        for _, kind in spans:
+            depth += 1 if kind == "start" else -1
+            assert depth <= 1
+    assert sum(1 for kind, *_ in events if kind == "start") == 5
+
+
+def test_fanout_options_and_errors(tmp_path):
+    from protgan.gan import fanout
+
+    cpu = fanout.make_slots(None, "cpu", 2)
+    assert len(cpu) == 2 and all(s.device == "cpu" and s.env["CUDA_VISIBLE_DEVICES"] == "" for s in cpu)
+    for bad, match in (("0,x", "--gpus"), ("1,1", "twice")):
+        with pytest.raises(ProtganError, match=match):
+            fanout.make_slots(bad, "auto", 1)
+    with pytest.raises(ProtganError, match="--device cpu"):
+        fanout.make_slots("0", "cpu", 1)
+    with pytest.raises(ProtganError, match="--jobs"):
+        fanout.make_slots(None, "cpu", 0)
+    data = make_dataset(tmp_path / "data", [(0,), (25,), (0,), (2,)], channels=("red", "green", "blue"))
+    jobs = fanout.plan_jobs(str(data), "0,25", tmp_path / "runs", ["--size", "32"])
+    assert [(j.class_index, j.out.name) for j in jobs] == [(0, "class_0"), (25, "class_25")]
+    (tmp_path / "single").mkdir()
+    (tmp_path / "single" / "config.json").write_text("{}")
+    with pytest.raises(ProtganError, match="single-class run folder"):
+        fanout.plan_jobs(str(data), "0", tmp_path / "single", [])
+
+
+@pytest.mark.slow  # three `protgan train-gan` processes
+def test_train_gan_fanout_cli(tmp_path, capsys):
+    from protgan.gan.checkpoint import find_runs
+    from tests.cli_helpers import run_cli
+
+    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(25,)] * 8 + [(2,)], channels=("red", "green", "blue"))
+    runs = tmp_path / "runs"
+    code, out, err = run_cli(["train-gan", "--data", str(data), "--classes", "0,25,2", "--out", str(runs),
+                              "--jobs", "2", "--device", "cpu", "--size", "32", "--g-width", "16", "--d-width", "16",
+                              "--batch-size", "4", "--steps", "2", "--no-amp"], capsys)
+    assert code == 1 and "1 of 3 classes failed" in err  # class 2 has one image: fewer than a batch
+    summary = json.loads((runs / "fanout.json").read_text())
+    assert [r["status"] for r in summary["results"]] == ["done", "done", "failed"]
+    assert "fewer than one batch" in summary["results"][2]["error"]
+    assert "--steps" in summary["options"] and "--class" not in summary["options"]
+    assert not (runs / "config.json").exists() and set(find_runs(runs)) == {0, 25}
+    assert (runs / "class_0" / "checkpoints" / "last.pt").exists() and (runs / "class_0" / "train.log").exists()
+    code, out, err = run_cli(["train-gan", "--data", str(data), "--classes", "0,25,2", "--out", str(runs),
+                              "--jobs", "2", "--device", "cpu", "--size", "32", "--g-width", "16", "--d-width", "16",
+                              "--batch-size", "4", "--steps", "2", "--no-amp"], capsys)
+    assert code == 1 and "already trained" in (runs / "class_25" / "train.log").read_text()  # resumed: nothing to do

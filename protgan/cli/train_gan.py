@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -18,6 +17,7 @@ from protgan.gan.train import TrainGanConfig, GanTrainer
 
 @app.command("train-gan")
 def train_gan(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="Dataset folder in the HPA layout (a packed cache in DATA/cache is used when present)."),
     class_: Optional[str] = typer.Option(None, "--class", help="The class to learn: index 0..27 or name (e.g. 0 or Nucleoplasm). Without it, --classes LIST trains one GAN per class (fan-out)."),
     out: Path = typer.Option(..., "--out", help="Run folder: config.json, checkpoints/, samples/, metrics.csv, losses.png."),
@@ -56,7 +56,7 @@ def train_gan(
     if class_ is None:
         if classes is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
-        _fan_out(data, classes, out, device, gpus, jobs)
+        _fan_out(ctx, data, classes, out, device, gpus, jobs)
         return
     if gpus is not None:
         raise ProtganError("--gpus: only for a fan-out (--classes without --class); one class uses --device cuda:N")
@@ -110,7 +110,7 @@ def train_gan(
                       highlight=False, soft_wrap=True)
 
 
-def _fan_out(data: Path, classes: str, out: Path, device: str, gpus: Optional[str], jobs: int) -> None:
+def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: str, gpus: Optional[str], jobs: int) -> None:
     """`--classes LIST` without `--class`: one `train-gan --class N --out OUT/class_N` process per class."""
     from rich.table import Table
 
@@ -120,7 +120,7 @@ def _fan_out(data: Path, classes: str, out: Path, device: str, gpus: Optional[st
         raise ProtganError("--classes without --class under torchrun: a fan-out runs its own processes "
                            "(run it without torchrun, with --gpus)")
     slots = make_slots(gpus, device, jobs)
-    options = pass_through_options(click.get_current_context())
+    options = pass_through_options(ctx)
     plan = plan_jobs(str(data), classes, out, options)
     console.print(f"fan-out: {len(plan)} classes ({', '.join(str(j.class_index) for j in plan)}) on "
                   f"{', '.join(s.label for s in slots)}; logs in {out}/class_N/train.log", highlight=False, soft_wrap=True)

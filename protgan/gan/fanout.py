@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import click
-
 from protgan.atomic import write_json
 from protgan.data import class_name, open_dataset, resolve_subset
 from protgan.errors import ProtganError
@@ -106,11 +104,12 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
     return [Slot(f"cpu {k}" if jobs > 1 else "cpu", "cpu", dict(cpu_env)) for k in range(jobs)]
 
 
-def pass_through_options(ctx: click.Context, skip: Sequence[str] = OWN_OPTIONS) -> list[str]:
+def pass_through_options(ctx: Any, skip: Sequence[str] = OWN_OPTIONS) -> list[str]:
     """The command line of the current click command again (every option with its value), except `skip`."""
     args: list[str] = []
     for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name in skip:
+        # duck-typed: typer ships its own copy of click, whose classes are not click's
+        if getattr(param, "param_type_name", "") != "option" or param.name in skip:
             continue
         value = ctx.params.get(param.name)
         if param.is_flag:
