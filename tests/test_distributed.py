@@ -396,3 +396,31 @@ def test_train_gan_fanout_cli(tmp_path, capsys):
                               "--jobs", "2", "--device", "cpu", "--size", "32", "--g-width", "16", "--d-width", "16",
                               "--batch-size", "4", "--steps", "2", "--no-amp"], capsys)
     assert code == 1 and "already trained" in (runs / "class_25" / "train.log").read_text()  # resumed: nothing to do
+
+
+@pytest.mark.slow  # torchrun + two CLI processes
+def test_torchrun_cli_train_gan_and_classify(tmp_path):
+    import subprocess
+
+    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(0, 25), (25,)] * 4, channels=("red", "green", "blue"))
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+              "--master-port", str(free_port()), "-m", "protgan"]
+    gan = tmp_path / "gan"
+    proc = subprocess.run(launch + ["train-gan", "--data", str(data), "--class", "0", "--out", str(gan), "--size", "32",
+                                    "--g-width", "16", "--d-width", "16", "--batch-size", "2", "--steps", "2",
+                                    "--device", "cpu", "--sync-bn", "--lr-scaling", "linear"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("done: step 2") == 1  # rank 0 prints, rank 1 does not
+    assert "global batch 4, lr x 2" in proc.stdout
+    state = torch.load(gan / "checkpoints" / "last.pt", weights_only=False)
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2 * 2e-4)
+    cls = tmp_path / "cls"
+    proc = subprocess.run(launch + ["classify", "--data", str(data), "--out", str(cls), "--model", "resnet18",
+                                    "--no-pretrained", "--head", "linear", "--size", "32", "--augment", "none",
+                                    "--classes", "0,25", "--folds", "2", "--fold", "0", "--epochs", "1",
+                                    "--batch-size", "2", "--device", "cpu", "--workers", "0", "--sync-bn"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("fold 0 done") == 1
+    assert (cls / "fold_0" / "result.json").exists() and json.loads((cls / "config.json").read_text())["sync_bn"]
