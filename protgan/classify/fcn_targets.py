@@ -6,10 +6,12 @@ and resized to match the output size. The same target was used for each class pr
 not present were given zeros as target."
 
 Here, per image: min-max normalise to [0, 1] -> Gaussian filter -> >= 0.3 -> dilation with a square
-structuring element -> area-resize to the map size and re-binarise at 0.5 (a map pixel is foreground
-when at least half of the input pixels it covers are). The paper gives neither the Gaussian's width
-nor the dilation's size: we use sigma 2 px and a 5 x 5 square at the paper's 256 px input and scale
-both with the input size. Everything runs batched on the training device, on the batch as the loop
+structuring element -> area-resize to the map size. An area resize of a binary mask (what Keras-era
+`resize` does with anti-aliasing) gives each map pixel the fraction of its input pixels that are
+foreground: a soft target in [0, 1], which BCE takes as is. Re-binarising at 0.5 (`binary_cut=0.5`)
+would erase structures smaller than half a map pixel (nuclei at small input sizes). The paper gives
+neither the Gaussian's width nor the dilation's size: we use sigma 2 px and a 5 x 5 square at the
+paper's 256 px input and scale both with the input size. Everything runs batched on the training device, on the batch as the loop
 sees it, so augmentations (flips, rotations) move the targets with the image.
 """
 
@@ -30,6 +32,7 @@ class FcnTargetSpec:
     dilation_radius_px: float = 2.0  # square of side 2r+1 at `reference_size`
     reference_size: int = 256  # the paper's input size
     truncate: float = 4.0  # Gaussian support in sigmas (scipy.ndimage's default)
+    binary_cut: float | None = None  # None: soft area-fraction targets; a number: >= it -> 1, else 0
 
     def sigma(self, size: int) -> float:
         return self.sigma_px * size / self.reference_size
@@ -60,7 +63,8 @@ def gaussian_blur(img: torch.Tensor, sigma: float, truncate: float = 4.0) -> tor
 
 
 def protein_masks(protein: torch.Tensor, map_size: int, spec: FcnTargetSpec = FcnTargetSpec()) -> torch.Tensor:
-    """B x map_size x map_size binary (0./1.) masks from B x H x W protein images (any dtype/range)."""
+    """B x map_size x map_size masks in [0, 1] (the foreground fraction of each map pixel, or 0/1 with
+    `spec.binary_cut`) from B x H x W protein images (any dtype/range)."""
     if protein.dim() == 4:
         protein = protein[:, 0]
     if protein.dim() != 3:
@@ -79,7 +83,8 @@ def protein_masks(protein: torch.Tensor, map_size: int, spec: FcnTargetSpec = Fc
         cover = F.avg_pool2d(binary, (h // map_size, w // map_size))
     else:
         cover = F.adaptive_avg_pool2d(binary, map_size)
-    return (cover[:, 0] >= 0.5).float()
+    cover = cover[:, 0]
+    return cover if spec.binary_cut is None else (cover >= spec.binary_cut).float()
 
 
 def fcn_targets(
