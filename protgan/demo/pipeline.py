@@ -68,7 +68,7 @@ PLANS: dict[str, DemoPlan] = {
     # about 10 minutes on a 2-core CPU
     "default": DemoPlan("default", n=600, size=64, enhance_sample=100, gan_steps=400, gan_batch=16, gan_width=64,
                         gan_select="only", per_class=80, model="efficientnet_lite0", folds=3, seeds="0,1",
-                        epochs=5, batch_size=32),
+                        epochs=3, batch_size=32),
     # under 2 minutes
     "quick": DemoPlan("quick", n=240, size=32, enhance_sample=40, gan_steps=60, gan_batch=8, gan_width=64,
                       gan_select="only", per_class=30, model="efficientnet_lite0", folds=2, seeds="0,1",
@@ -118,8 +118,15 @@ def _init_job() -> None:
 def _parallel(fn: Callable[[Any], Any], args: Sequence[Any], jobs: int) -> Iterable[Any]:
     """fn(arg) for every arg, in `jobs` spawned processes (in this process when jobs == 1)."""
     if jobs <= 1 or len(args) <= 1:
-        for a in args:
-            yield fn(a)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the job processes: these tensors are too small to share out
+        try:
+            for a in args:
+                yield fn(a)
+        finally:
+            torch.set_num_threads(threads)
         return
     ctx = mp.get_context("spawn")  # torch and fork do not mix
     with ctx.Pool(min(jobs, len(args)), initializer=_init_job) as pool:

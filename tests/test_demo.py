@@ -1,0 +1,127 @@
+"""protgan demo: the whole pipeline end to end (the hidden --tiny plan), its report, resume and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from protgan.demo import PLANS, STAGES
+from tests.cli_helpers import assert_one_line_error, run_cli
+
+
+def _tables(md: str) -> list[list[list[str]]]:
+    """Every Markdown table of the report as rows of cells (header and separator dropped)."""
+    tables, cur = [], None
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cur is None:
+                cur = []  # the header
+            elif not set("".join(cells)) <= set("-"):
+                cur.append(cells)
+        elif cur is not None:
+            tables.append(cur)
+            cur = None
+    if cur is not None:
+        tables.append(cur)
+    return tables
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+", cell)]
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory) -> Path:
+    import torch
+
+    from protgan.cli import main
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors; robust on a shared machine
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["demo", "--tiny", "--out", str(out), "--jobs", "1", "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    assert exc.value.code == 0
+    return out
+
+
+def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
+    out = tiny_demo
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    state = json.loads((out / "demo.json").read_text())
+    assert list(state["stages"]) == list(STAGES)
+    for heading in ("1. Data", "2. Contrast enhancement", "3. One DCGAN per class", "4. Synthetic images",
+                    "5. Classification"):
+        assert heading in md
+    tables = _tables(md)
+    # stage timings, class counts, enhancement, GAN, FID, comparison, differences
+    assert len(tables) == 7
+    timings, counts, enhance, gan, fid, table, diffs = tables
+    assert len(gan) == 5 and len(fid) == 5 and len(counts) == 5
+    assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
+    for r in enhance[1:]:  # MSE, PSNR, SSIM of each method: finite numbers
+        for cell in r[2:5]:
+            assert all(math.isfinite(v) for v in _numbers(cell)) and _numbers(cell)
+    for r in gan:
+        assert int(r[3]) == PLANS["tiny"].gan_steps
+        assert all(math.isfinite(float(v)) for v in r[4:9])
+    for r in fid:  # FID, KID, the floor
+        for cell in (r[4], r[5], r[7]):
+            vals = _numbers(cell)
+            assert vals and all(math.isfinite(v) for v in vals), r
+        assert float(r[4]) >= 0
+    assert [r[1].split(" ")[0] for r in table] == ["classic", "gan"]
+    for r in table:
+        for cell in r[2:]:
+            mean, std = _numbers(cell)
+            assert 0 <= mean <= 1 and std >= 0
+    assert [r[0] for r in diffs] == ["gan - classic"] * 3
+    for r in diffs:
+        assert math.isfinite(float(r[3]))
+        lo, hi = _numbers(r[4])
+        assert lo <= float(r[3]) <= hi
+    assert "Did GAN augmentation help here?" in md
+    # every figure exists, and the HTML inlines every one of them
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 1 + 3 * 5 + 1  # enhancement, per class (real, samples, losses), comparison
+    for rel in images:
+        assert (out / rel).is_file(), rel
+    assert html.count("src='data:image/png;base64,") == len(images)
+    assert "<table>" in html and "Did GAN augmentation help here?" in html
+
+
+def test_demo_resumes_without_redoing_stages(tiny_demo: Path, capsys) -> None:
+    before = json.loads((tiny_demo / "demo.json").read_text())["stages"]
+    gan_ckpt = tiny_demo / "gan" / "class_00" / "checkpoints" / "last.pt"
+    mtime = gan_ckpt.stat().st_mtime_ns
+    code, out, _ = run_cli(["demo", "--tiny", "--out", str(tiny_demo), "--jobs", "1", "--device", "cpu"], capsys)
+    assert code == 0
+    assert "done before" in out
+    after = json.loads((tiny_demo / "demo.json").read_text())["stages"]
+    for stage in STAGES[:-1]:
+        assert after[stage]["seconds"] == before[stage]["seconds"]
+    assert gan_ckpt.stat().st_mtime_ns == mtime
+
+
+def test_demo_bad_input(tmp_path: Path, tiny_demo: Path, capsys) -> None:
+    # a folder that holds something else
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    code, _, err = run_cli(["demo", "--tiny", "--out", str(tmp_path / "busy")], capsys)
+    assert_one_line_error(code, err, "not empty")
+    # a demo folder made with another plan
+    code, _, err = run_cli(["demo", "--quick", "--out", str(tiny_demo)], capsys)
+    assert_one_line_error(code, err, "other options")
+    code, _, err = run_cli(["demo", "--tiny", "--out", str(tmp_path / "x"), "--device", "tpu"], capsys)
+    assert code != 0 and "Traceback" not in err
+    code, _, err = run_cli(["demo", "--quick", "--tiny", "--out", str(tmp_path / "y")], capsys)
+    assert_one_line_error(code, err, "--quick and --tiny")
