@@ -47,6 +47,8 @@ def test_train_gan_command(data: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
     code, stdout, _ = run_cli(_args(data, out, "--steps", "3"), capsys)
     assert code == 0 and "already trained to step 3" in stdout
+    code, _, err = run_cli(_args(data, out, "--steps", "4", "--g-upsample", "resize"), capsys)
+    assert_one_line_error(code, err, "g_upsample='transposed'", "not 'resize'")
     code, stdout, _ = run_cli(_args(data, out, "--steps", "4", "--select", "any"), capsys)
     assert_one_line_error(code, _, "select='only'", "not 'any'", "--resume never")
 
@@ -80,6 +82,7 @@ BAD = {
     "bad channels": (["--channels", "purple"], ["--channels 'purple'"]),
     "bad diffaug": (["--diffaug", "zoom"], ["--diffaug", "'zoom'"]),
     "bad steps": (["--steps", "0"], ["--steps 0"]),
+    "bad upsample": (["--g-upsample", "bilinear"], ["--g-upsample 'bilinear'"]),
     "missing data": (["--data", "/nonexistent/protgan"], ["/nonexistent/protgan"]),
 }
 
@@ -99,3 +102,17 @@ def test_missing_channel_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert_one_line_error(code, err, "img0003", "blue")
     code, _, err = run_cli(_args(root, tmp_path / "run", "--channels", "rgby"), capsys)
     assert_one_line_error(code, err, "yellow")
+
+
+def test_resize_generator_run_reloads_as_resize(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from torch import nn
+
+    from protgan.gan.checkpoint import load_generator
+
+    out = tmp_path / "run"
+    code, _, err = run_cli(_args(data, out, "--steps", "2", "--g-upsample", "resize"), capsys)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["g_upsample"] == "resize"
+    g, _ = load_generator(out / "checkpoints" / "last.pt")  # strict load: the architecture must match
+    assert any(isinstance(m, nn.Upsample) for m in g.modules())
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())

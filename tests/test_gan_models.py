@@ -68,6 +68,46 @@ def test_forward_shapes_at_32(channels: int) -> None:
     x.mean().backward()  # trainable end to end
 
 
+def test_resize_generator_layers_match_the_paper_model() -> None:
+    t, r = build_generator(512, 3), build_generator(512, 3, upsample="resize")
+    assert _count(r, nn.ConvTranspose2d) == 0 and _count(r, nn.Conv2d) == 6 and _count(r, nn.Upsample) == 6
+    assert sum(p.numel() for p in r.parameters()) == sum(p.numel() for p in t.parameters())
+    assert _count(r, nn.BatchNorm2d) == 6
+    with torch.no_grad():
+        assert r(torch.randn(2, 100)).shape == (2, 3, 512, 512)
+    with pytest.raises(ProtganError, match="--g-upsample 'bilinear'"):
+        build_generator(64, 3, upsample="bilinear")
+
+
+def _constant_weights_output(upsample: str) -> torch.Tensor:
+    """G with every weight a positive constant and identity BN: a constant 8 x 8 grid goes in."""
+    g = build_generator(32, 1, width=32, upsample=upsample).eval()
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                cin = m.in_channels
+                m.weight.fill_(1.0 / (9 * cin))  # a 3x3 mean over all inputs: unit gain, tanh stays unsaturated
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.Linear):
+                m.weight.fill_(0.005)
+                if m.bias is not None:
+                    m.bias.zero_()
+        return g(torch.ones(1, 100))[0, 0]
+
+
+def test_resize_generator_has_no_checkerboard() -> None:
+    # 3x3 stride-2 transposed convs give output pixels 1, 2 or 4 overlapping taps: a fixed periodic
+    # pattern even from a constant input. Nearest upsample + 3x3 conv keeps a constant field constant.
+    inner = (slice(4, -4), slice(4, -4))
+    t, r = _constant_weights_output("transposed")[inner], _constant_weights_output("resize")[inner]
+    assert r.std() < 1e-6 * r.abs().mean() + 1e-7
+    assert t.std() > 0.1 * t.abs().mean()
+    assert 0.3 < float(r.mean()) < 0.9  # a real signal, not a saturated tanh
+    # the transposed pattern is periodic (period 2 per layer: 4 after two layers), the checkerboard
+    assert float(t[0::4, 0::4].std()) < 1e-6 and float(t[1::4, 1::4].std()) < 1e-6
+
+
 def test_dcgan_init() -> None:
     g = build_generator(64, 3)
     w = torch.cat([m.weight.detach().flatten() for m in g.modules() if isinstance(m, (nn.ConvTranspose2d, nn.Linear))])

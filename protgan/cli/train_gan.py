@@ -31,6 +31,7 @@ def train_gan(
     lr_d: float = typer.Option(0.01, "--lr-d", help="SGD learning rate of D (momentum 0.9)."),
     g_width: int = typer.Option(1024, "--g-width", help="G channels at its 8x8 grid, halving per layer (paper: 1024; smaller for quick CPU runs)."),
     d_width: int = typer.Option(1024, "--d-width", help="D channels at its last 8x8 conv, halving towards the input (1024 mirrors G)."),
+    g_upsample: str = typer.Option("transposed", "--g-upsample", help="G's upsampling: transposed (the paper's 3x3 stride-2 transposed convs) or resize (nearest 2x + 3x3 conv: no checkerboard artifacts)."),
     ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between checkpoints (also written at the end and on Ctrl-C); 0: only then."),
     sample_every: int = typer.Option(500, "--sample-every", help="Steps between fixed-noise sample grids (samples/step_XXXXXX.png); 0: only at the end."),
     log_every: int = typer.Option(50, "--log-every", help="Steps between metrics rows (the only host-device sync)."),
@@ -66,7 +67,7 @@ def train_gan(
         data=str(data), class_index=resolve_class(class_), out=str(out), size=size,
         channels=channels.split(",") if "," in channels else channels,  # type: ignore[arg-type]
         select=select, classes=classes, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        g_width=g_width, d_width=d_width,
+        g_width=g_width, d_width=d_width, g_upsample=g_upsample,
         ckpt_every=ckpt_every, sample_every=sample_every, log_every=log_every, ema_decay=ema_decay, amp=amp,
         compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
         resume=resume, seed=seed, device=device, workers=workers, eval_every=eval_every,

@@ -68,7 +68,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def generator_from_config(config: dict[str, Any]) -> Generator:
     """An (untrained) generator with the architecture a run's config describes."""
     return build_generator(int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100)),
-                           int(config.get("g_width", 1024)))
+                           int(config.get("g_width", 1024)), str(config.get("g_upsample", "transposed")))
 
 
 def load_generator(ckpt_path: str | os.PathLike, use_ema: bool = True,

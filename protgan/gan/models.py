@@ -11,6 +11,12 @@ Channel widths: the generator starts at `width` (1024, the paper's 8 x 8 x 1024)
 layer, never below `MIN_WIDTH` (32); the discriminator mirrors it (its last conv has `width` channels
 at 8 x 8, halving towards the input). At 512 px: G 1024-512-256-128-64-32-C, D C-32-64-128-256-512-1024.
 `width` smaller than 1024 is for tests and quick CPU runs only.
+
+`upsample="resize"` (an option beyond the paper) replaces each 3x3 stride-2 transposed convolution by
+a nearest-neighbour 2x upsample followed by a 3x3 convolution (Odena et al. 2016, "Deconvolution and
+checkerboard artifacts"): a kernel of 3 with stride 2 overlaps unevenly (1 or 2 taps per output pixel),
+which prints a fixed 2-pixel checkerboard into every sample; resize-convolution cannot. Same layer
+count, widths and parameter count.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ Z_DIM = 100
 BN_MOMENTUM = 0.2
 LEAKY_SLOPE = 0.2
 DROPOUT = 0.25
+UPSAMPLE_MODES = ("transposed", "resize")  # the paper's transposed convs; nearest upsample + conv
 
 
 def num_layers(size: int) -> int:
@@ -44,6 +51,11 @@ def check_size(size: int) -> None:
         raise ProtganError(f"--size {size}: must be a power of two from {MIN_SIZE} to {MAX_SIZE} (32, 64, 128, 256, 512)")
 
 
+def check_upsample(mode: str) -> None:
+    if mode not in UPSAMPLE_MODES:
+        raise ProtganError(f"--g-upsample {mode!r}: expected one of {', '.join(UPSAMPLE_MODES)}")
+
+
 def generator_widths(size: int, width: int = 1024) -> list[int]:
     """Feature channels at 8 x 8 and after each transposed conv except the last (which outputs the image)."""
     n = num_layers(size)
@@ -52,9 +64,10 @@ def generator_widths(size: int, width: int = 1024) -> list[int]:
 
 class Generator(nn.Module):
     def __init__(self, size: int = 512, channels: int = 3, z_dim: int = Z_DIM, width: int = 1024,
-                 bn_momentum: float = BN_MOMENTUM) -> None:
+                 bn_momentum: float = BN_MOMENTUM, upsample: str = "transposed") -> None:
         super().__init__()
-        self.size, self.channels, self.z_dim, self.width = size, channels, z_dim, width
+        check_upsample(upsample)
+        self.size, self.channels, self.z_dim, self.width, self.upsample = size, channels, z_dim, width, upsample
         widths = generator_widths(size, width)
         self.base_width = widths[0]
         # bias=False wherever BN follows: BN's shift makes a bias redundant.
@@ -64,8 +77,11 @@ class Generator(nn.Module):
         outs = widths[1:] + [channels]
         for i, (cin, cout) in enumerate(zip(widths, outs)):
             last = i == len(outs) - 1
-            # kernel 3, stride 2: padding=1 + output_padding=1 makes the output exactly twice the input.
-            layers.append(nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=last))
+            if upsample == "transposed":
+                # kernel 3, stride 2: padding=1 + output_padding=1 makes the output exactly twice the input.
+                layers.append(nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=last))
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1, bias=last)]
             if last:
                 layers.append(nn.Tanh())
             else:
@@ -113,9 +129,10 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(size: int, channels: int, z_dim: int = Z_DIM, width: int = 1024) -> Generator:
+def build_generator(size: int, channels: int, z_dim: int = Z_DIM, width: int = 1024,
+                    upsample: str = "transposed") -> Generator:
     """forward(z: B x z_dim) -> B x channels x size x size in [-1, 1]; DCGAN-initialised."""
-    g = Generator(size, channels, z_dim, width)
+    g = Generator(size, channels, z_dim, width, upsample=upsample)
     dcgan_init(g)
     return g
 

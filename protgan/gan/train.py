@@ -48,11 +48,11 @@ from protgan.gan.checkpoint import (
     save_checkpoint,
 )
 from protgan.gan.diffaug import diff_augment, parse_policy
-from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator, check_size
+from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator, check_size, check_upsample
 
 SELECT_MODES = ("only", "any")
 # Config fields that define the model or its data: a resumed run must agree on them.
-ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "select", "classes")
+ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
@@ -81,6 +81,7 @@ class TrainGanConfig:
     z_dim: int = 100
     g_width: int = 1024  # channels at G's 8 x 8 grid (the paper's 1024); halves per layer
     d_width: int = 1024  # channels of D's last conv at 8 x 8; halves towards the input
+    g_upsample: str = "transposed"  # the paper's 3x3 stride-2 transposed convs, or "resize" (no checkerboard)
     dropout: float = 0.25
     ema_decay: float = 0.999  # EMA of G's weights (ramped up as min(decay, (1+step)/(10+step)))
     amp: bool = True  # autocast on CUDA (bf16 when supported, else fp16 with a GradScaler); CPU runs fp32
@@ -104,6 +105,7 @@ class TrainGanConfig:
 
     def validate(self) -> None:
         check_size(self.size)
+        check_upsample(self.g_upsample)
         self.class_index = resolve_class(self.class_index)
         self.class_name = class_name(self.class_index)
         self.channels = list(parse_channels(self.channels))
@@ -304,7 +306,7 @@ class GanTrainer:
         # Models are built from a seed of their own so the init does not depend on what ran before.
         torch.manual_seed(cfg.seed)
         c = len(cfg.channels)
-        self.G: Generator = build_generator(cfg.size, c, cfg.z_dim, cfg.g_width).to(self.device)
+        self.G: Generator = build_generator(cfg.size, c, cfg.z_dim, cfg.g_width, cfg.g_upsample).to(self.device)
         self.D: Discriminator = build_discriminator(cfg.size, c, cfg.d_width, cfg.dropout).to(self.device)
         self.G_ema: Generator = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
