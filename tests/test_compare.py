@@ -88,6 +88,24 @@ def test_paired_stats_degenerate_cases() -> None:
     assert one.n == 1 and one.mean_diff == pytest.approx(0.1) and math.isnan(one.ci_low)
 
 
+def test_all_arms_differences_separate_gan_images_from_classic_transforms(small, tmp_path) -> None:
+    from protgan.classify.compare import _differences
+
+    cfg = _cfg(small, tmp_path / "c", seeds="0,1", all_arms=True)
+    # test macro F1 per arm, the same offset in every (fold, seed), plus a cell-level jitter shared by the arms
+    level = {"none": 0.50, "classic": 0.60, "gan": 0.55, "classic+gan": 0.65}
+    rows = [{"model": "efficientnet_lite0", "arm": a, "fold": f, "seed": s, "n_val": 10, "n_train_real": 40,
+             **{f"test_{m}": level[a] + 0.01 * (f + 2 * s) for m in ("macro_f1", "micro_f1", "label_accuracy")}}
+            for a in level for f in range(2) for s in range(2)]
+    diffs = {(d["arm"], d["baseline"]): d for d in _differences(cfg, rows) if d["metric"] == "macro_f1"}
+    assert list(diffs) == [("gan", "classic"), ("classic+gan", "classic"), ("gan", "none"), ("classic", "none")]
+    for (a, b), d in diffs.items():
+        assert d["n"] == 4 and d["mean_diff"] == pytest.approx(level[a] - level[b])
+    two = _cfg(small, tmp_path / "c2", seeds="0,1")  # the paper's two arms: only gan - classic
+    assert [(d["arm"], d["baseline"]) for d in _differences(two, [r for r in rows if r["arm"] in ("gan", "classic")])
+            if d["metric"] == "macro_f1"] == [("gan", "classic")]
+
+
 def test_cells_parse_and_enumerate(small, tmp_path) -> None:
     cfg = _cfg(small, tmp_path / "c", models="efficientnet_lite0", seeds="1,2", all_arms=True)
     cells = all_cells(cfg)

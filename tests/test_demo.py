@@ -63,9 +63,9 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
                     "5. Classification"):
         assert heading in md
     tables = _tables(md)
-    # stage timings, class counts, enhancement, GAN, FID, comparison, differences
-    assert len(tables) == 7
-    timings, counts, enhance, gan, fid, table, diffs = tables
+    # stage timings, class counts, enhancement, GAN, FID, KID during training, comparison, differences
+    assert len(tables) == 8
+    timings, counts, enhance, gan, fid, kid, table, diffs = tables
     assert len(gan) == 5 and len(fid) == 5 and len(counts) == 5
     assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
     for r in enhance[1:]:  # MSE, PSNR, SSIM of each method: finite numbers
@@ -79,20 +79,26 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
             vals = _numbers(cell)
             assert vals and all(math.isfinite(v) for v in vals), r
         assert float(r[4]) >= 0
-    assert [r[1].split(" ")[0] for r in table] == ["classic", "gan"]
+    # KID at every eval step of every class (tiny: steps 3 and 6), and the real-vs-real floor
+    assert len(kid) == 5
+    for r in kid:
+        assert len(r) == 2 + 2 + 1 and all(math.isfinite(float(v)) for v in r[2:]), r
+    assert [r[1].split(" ")[0] for r in table] == ["none", "classic", "gan", "classic+gan"]
     for r in table:
         for cell in r[2:]:
             mean, std = _numbers(cell)
             assert 0 <= mean <= 1 and std >= 0
-    assert [r[0] for r in diffs] == ["gan - classic"] * 3
+    assert [r[0] for r in diffs] == [d for d in ("gan - classic", "classic+gan - classic", "gan - none",
+                                                 "classic - none") for _ in range(3)]
     for r in diffs:
         assert math.isfinite(float(r[3]))
         lo, hi = _numbers(r[4])
         assert lo <= float(r[3]) <= hi
     assert "Did GAN augmentation help here?" in md
+    assert "`classic+gan - classic`: test macro F1" in md and "`gan - none`: test macro F1" in md
     # every figure exists, and the HTML inlines every one of them
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(images) == 1 + 3 * 5 + 1  # enhancement, per class (real, samples, losses), comparison
+    assert len(images) == 1 + 3 * 5 + 1 + 1  # enhancement, per class (real, samples, losses), KID, comparison
     for rel in images:
         assert (out / rel).is_file(), rel
     assert html.count("src='data:image/png;base64,") == len(images)

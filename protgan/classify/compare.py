@@ -42,7 +42,8 @@ from protgan.errors import ProtganError
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
 # (arm, baseline): the differences reported; the first is the paper's claim
-CONTRASTS = (("gan", "classic"), ("classic+gan", "classic"), ("classic", "none"))
+# gan - none: the GAN images alone, without the classic transforms the paper's gan arm also lacks
+CONTRASTS = (("gan", "classic"), ("classic+gan", "classic"), ("gan", "none"), ("classic", "none"))
 # the paper's table columns: (metric key in result.json, label)
 TABLE_METRICS = (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1"), ("label_accuracy", "Accuracy"))
 THRESHOLD_CHOICES = ("tuned", "0.5")
@@ -621,8 +622,9 @@ def plot_comparison(result: CompareResult, cfg: CompareConfig, path: Path) -> No
 
     models, arms = cfg.model_list(), cfg.arms()
     colors = {"none": "#7f7f7f", "classic": "#1f77b4", "gan": "#d62728", "classic+gan": "#9467bd"}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 1.8 + 0.45 * max(len(models) * len(arms), 3 * len(models), 4)),
-                                   gridspec_kw={"width_ratios": [1, 1.2]})
+    # the taller panel sets the height: one row per (model, arm) on the left, per difference on the right
+    rows = max(len(models) * len(arms), 0.8 * max(len(result.differences), 3 * len(models)), 4)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 1.8 + 0.45 * rows), gridspec_kw={"width_ratios": [1, 1.2]})
     rng = np.random.default_rng(0)
     pairs = [(m, a) for m in models for a in arms]
     for y, (m, a) in enumerate(pairs):

@@ -62,21 +62,32 @@ class DemoPlan:
     gan_lr_g: float = 1e-3
     gan_lr_d: float = 2e-3
     gan_ema: float = 0.99
+    # nearest upsample + conv (train-gan --g-upsample resize): at a few hundred CPU steps the paper's 3x3
+    # stride-2 transposed convs still print a checkerboard over the samples (see README, train-gan)
+    gan_upsample: str = "resize"
+    gan_eval_every: int = 0  # KID/FID of EMA samples against the class during training (train-gan --eval-every)
+    gan_eval_images: int = 128
+    # all four arms (none, classic, gan, classic+gan): the paper's gan arm has no classic transforms, so
+    # gan - classic alone mixes "GAN images" with "no classic augmentation"; the extra arms separate them
+    all_arms: bool = True
 
 
+# per_class: the paper added 1000 images to each top-5 class, about +36% on the ~13,900 real training images
+# of a fold (5 folds of the ~17,400 top-5 images); the demo plans keep that ratio (default: 5 x 24 = 120 on
+# 320 real training images), so the GAN arms do not simply train on twice the data for twice the steps.
 PLANS: dict[str, DemoPlan] = {
-    # about 10 minutes on a 2-core CPU
-    "default": DemoPlan("default", n=600, size=64, enhance_sample=100, gan_steps=400, gan_batch=16, gan_width=64,
-                        gan_select="only", per_class=80, model="efficientnet_lite0", folds=3, seeds="0,1",
-                        epochs=3, batch_size=32),
+    # about 10 minutes on an idle 2-core CPU
+    "default": DemoPlan("default", n=480, size=64, enhance_sample=100, gan_steps=300, gan_batch=16, gan_width=64,
+                        gan_select="only", per_class=24, model="efficientnet_lite0", folds=3, seeds="0,1",
+                        epochs=3, batch_size=32, gan_eval_every=100, gan_eval_images=96),
     # under 2 minutes
     "quick": DemoPlan("quick", n=240, size=32, enhance_sample=40, gan_steps=60, gan_batch=8, gan_width=64,
-                      gan_select="only", per_class=30, model="efficientnet_lite0", folds=2, seeds="0,1",
-                      epochs=2, batch_size=32),
+                      gan_select="only", per_class=10, model="efficientnet_lite0", folds=2, seeds="0",
+                      epochs=2, batch_size=32, gan_eval_every=30, gan_eval_images=64),
     # the test's end-to-end run (--tiny, hidden): too few single-label images per class for `only`
     "tiny": DemoPlan("tiny", n=120, size=32, enhance_sample=12, gan_steps=6, gan_batch=8, gan_width=32,
                      gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
-                     epochs=1, batch_size=16),
+                     epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16),
 }
 
 
@@ -143,14 +154,16 @@ def _file_log(path: Path) -> Log:
     return log
 
 
-def _train_gan_job(args: tuple[dict, str]) -> dict:
+def _train_gan_job(args: tuple[dict, int, str]) -> dict:
+    from protgan.gan.fid import TrainingEval
     from protgan.gan.train import GanTrainer, TrainGanConfig
 
-    cfg_dict, log_path = args
+    cfg_dict, eval_images, log_path = args
     log = _file_log(Path(log_path))
     t0 = time.perf_counter()
     cfg = TrainGanConfig(**cfg_dict)
-    trainer = GanTrainer(cfg, on_log=lambda row: log(
+    eval_fn = TrainingEval("efficientnet_lite0", n_fake=eval_images, seed=cfg.seed) if cfg.eval_every else None
+    trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=lambda row: log(
         f"step {int(row['step'])}: loss_D {row['loss_D']:.3f} loss_G {row['loss_G']:.3f} D(x) {row['D_x']:.2f} "
         f"D(G(z)) {row['D_G_z']:.2f} diversity {row['diversity']:.2f}"), warn=lambda m: log(f"warning: {m}"))
     result = trainer.fit()
@@ -260,15 +273,15 @@ class Demo:
             data=str(self.p["enhanced"]), class_index=c, out=str(self.p["gan"] / f"class_{c:02d}"), size=plan.size,
             channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=plan.gan_steps,
             batch_size=plan.gan_batch, lr_g=plan.gan_lr_g, lr_d=plan.gan_lr_d, g_width=plan.gan_width,
-            d_width=plan.gan_width, ema_decay=plan.gan_ema, seed=self.cfg.seed, device=self.cfg.device, workers=0,
-            ckpt_every=quarter, sample_every=quarter, log_every=max(1, min(25, quarter)),
+            d_width=plan.gan_width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
+            device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter, sample_every=quarter, log_every=max(1, min(25, quarter)),
         )
         return asdict(cfg)
 
     def stage_gan(self) -> dict:
         classes = self.classes()
         logs = self.p["logs"]
-        args = [(self.gan_config(c), str(logs / f"gan_class_{c:02d}.log")) for c in classes]
+        args = [(self.gan_config(c), self.plan.gan_eval_images, str(logs / f"gan_class_{c:02d}.log")) for c in classes]
         self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}), {self.plan.gan_steps} steps at "
                  f"{self.plan.size} px, {min(self.jobs, len(classes))} parallel jobs; logs in {logs}")
         runs = {}
@@ -307,6 +320,7 @@ class Demo:
         return CompareConfig(data=str(self.p["enhanced"]), out=str(self.p["compare"]), models=plan.model,
                              classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
                              epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
+                             all_arms=plan.all_arms,
                              workers=0, device=self.cfg.device)
 
     def stage_compare(self) -> dict:
@@ -319,8 +333,8 @@ class Demo:
         self.log(f"  {self.plan.model} at {self.plan.size} px, {self.plan.folds} folds x seeds {self.plan.seeds}: "
                  f"{len(todo)} cells to train in {jobs} parallel jobs; logs in {self.p['logs']}")
         if todo and jobs > 1:
-            # longest first (the gan arm trains on more images), dealt round-robin
-            todo.sort(key=lambda k: ":gan:" not in k)
+            # longest first (the gan arms train on more images), dealt round-robin
+            todo.sort(key=lambda k: "gan" not in k.split(":")[1])
             chunks = [todo[j::jobs] for j in range(jobs)]
             base = {k: v for k, v in asdict(cfg).items() if k != "cells"}
             args = [(base, chunk, str(self.p["logs"] / f"compare_job{j}.log")) for j, chunk in enumerate(chunks)]
