@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from protgan.atomic import write_text
+from protgan.atomic import atomic_path, write_text
 
 
 @dataclass
@@ -242,11 +242,9 @@ def _kid_during_training(runs: Sequence[Path], fid: dict, png: Path) -> tuple[di
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(png, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(png)
     return kid_rows, png
 
 
