@@ -274,7 +274,8 @@ class Demo:
             channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=plan.gan_steps,
             batch_size=plan.gan_batch, lr_g=plan.gan_lr_g, lr_d=plan.gan_lr_d, g_width=plan.gan_width,
             d_width=plan.gan_width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
-            device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter, sample_every=quarter, log_every=max(1, min(25, quarter)),
+            device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter,
+            sample_every=quarter, log_every=max(1, min(25, quarter)),
         )
         return asdict(cfg)
 

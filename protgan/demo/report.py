@@ -57,7 +57,7 @@ def _latest_sample(run: Path) -> Path | None:
 
 
 def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
-    from protgan.classify.compare import TABLE_METRICS, collect, verdict
+    from protgan.classify.compare import ALL_ARMS, TABLE_METRICS, collect, verdict
     from protgan.data import class_name, open_dataset
 
     p = {k: out / v for k, v in (("data", "data"), ("enhanced", "enhanced"), ("gan", "gan"),
@@ -105,10 +105,11 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     # ---- GANs
     b.append(Block("h2", "3. One DCGAN per class (paper section 3.1.2)"))
     runs = sorted(d for d in p["gan"].iterdir() if (d / "config.json").is_file())
+    run_cfg = {run: json.loads((run / "config.json").read_text()) for run in runs}
+    run_metrics = {run: _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else [] for run in runs}
     gan_rows = []
     for run in runs:
-        cfg = json.loads((run / "config.json").read_text())
-        metrics = _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
+        cfg, metrics = run_cfg[run], run_metrics[run]
         last = metrics[-1] if metrics else {}
         gan_rows.append((str(cfg["class_index"]), cfg["class_name"], str(cfg["n_images"]), last.get("step", "-"),
                          _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
@@ -119,7 +120,7 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     b.append(Block("table", header=("class", "name", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
                                     "diversity"), rows=gan_rows))
     for run in runs:
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = run_cfg[run]
         title = f"class {cfg['class_index']} ({cfg['class_name']})"
         b.append(Block("h3", title))
         if (run / "samples" / "real.png").is_file():
@@ -147,27 +148,33 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
                           f"{_num(r['kid_real_real'] * 1e3, 2)} ± {_num(r['kid_real_real_std'] * 1e3, 2)}")
                          for r in fid["classes"]]))
 
-    kid_rows, kid_png = _kid_during_training(runs, fid, p["gan"] / "kid_during_training.png")
+    kid_rows = {str(run_cfg[run]["class_index"]): [dict(r, class_name=run_cfg[run]["class_name"])
+                                                   for r in run_metrics[run] if r.get("kid") not in (None, "")]
+                for run in runs}
+    kid_rows = {c: rows for c, rows in kid_rows.items() if rows}
     if kid_rows:
+        kid_png = _plot_kid_during_training(kid_rows, fid, p["gan"] / "kid_during_training.png")
         steps = sorted({int(float(r["step"])) for rows in kid_rows.values() for r in rows})
         floors = {str(r["class_index"]): r for r in fid["classes"]}
+        table = []
+        for c, rows in kid_rows.items():
+            by_step = {int(float(r["step"])): r["kid"] for r in rows}
+            table.append([c, rows[0]["class_name"]]
+                         + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
+                         + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"])
         b.append(Block("h3", "KID during training"))
         b.append(Block("p", f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} "
                             f"EMA samples (fixed noise) against the class's real images (`train-gan --eval-every`): "
                             f"KID x1e3 in the same feature space; the floor is the real-vs-real KID above. Lower is "
                             f"better; a GAN that learns moves down towards the floor."))
-        b.append(Block("table", header=["class", "name"] + [f"step {st}" for st in steps] + ["floor"],
-                       rows=[[c, name] + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
-                             + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"]
-                             for c, name, by_step in ((c, rows[0]["class_name"], {int(float(r["step"])): r["kid"]
-                                                      for r in rows}) for c, rows in kid_rows.items())]))
+        b.append(Block("table", header=["class", "name"] + [f"step {st}" for st in steps] + ["floor"], rows=table))
         b.append(Block("img", "KID of EMA samples vs real images during training, per class (dashed: real-vs-real floor)",
                        path=kid_png))
 
     # ---- classification
     result = collect(p["compare"], log=lambda m: None)
     b.append(Block("h2", "5. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"))
-    arms = sorted({t["arm"] for t in result.table}, key=["none", "classic", "gan", "classic+gan"].index)
+    arms = sorted({t["arm"] for t in result.table}, key=ALL_ARMS.index)
     b.append(Block("p", f"{plan.model} (ImageNet-pretrained, offline weights), {plan.folds}-fold cross-validation x "
                         f"seeds {plan.seeds}, arms {', '.join(arms)}; all arms share folds, seeds and initial weights. "
                         f"`classic` is the paper's transforms (flips, crop, scale, rotation, shear, sharpen, invert); "
@@ -194,8 +201,8 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
         + " `gan - classic` is the paper's comparison; it swaps the classic transforms for GAN images, so "
           "`classic+gan - classic` (GAN images added, transforms kept) and `gan - none` (GAN images alone) say what "
           "the GAN images themselves contribute. Arms with synthetic images also take more optimiser steps per "
-          "epoch (as in the paper). The paper reports +0.022 macro F1 (its \"2.70%\", relative) for VGG16 at 512 px with 1000 images per "
-          "class (no interval); a CPU demo with a few hundred GAN steps is not expected to reproduce it."))
+          "epoch (as in the paper). The paper reports +0.022 macro F1 (its \"2.70%\", relative) for VGG16 at "
+          "512 px with 1000 images per class (no interval); a CPU demo with a few hundred GAN steps is not expected to reproduce it."))
     b.append(Block("img", "test macro F1 per cell and arm; paired differences with their intervals",
                    path=p["compare"] / "comparison.png"))
     b.append(Block("p", f"Per-cell runs (checkpoints, curves.png, per_class.png) are in `{p['compare'] / 'cells'}`; "
@@ -211,18 +218,8 @@ def _difference_sentence(d: dict, pct: int) -> str:
             f"{_num(d['ci_high_corrected'], 4)}] over {d['n']} paired cells ({verdict(d)}).")
 
 
-def _kid_during_training(runs: Sequence[Path], fid: dict, png: Path) -> tuple[dict[str, list[dict]], Path]:
-    """Per class, the metrics.csv rows that carry an eval (kid); and a plot of KID by step with the floors."""
-    kid_rows: dict[str, list[dict]] = {}
-    for run in runs:
-        cfg = json.loads((run / "config.json").read_text())
-        if not (run / "metrics.csv").is_file():
-            continue
-        rows = [dict(r, class_name=cfg["class_name"]) for r in _read_csv(run / "metrics.csv") if r.get("kid") not in (None, "")]
-        if rows:
-            kid_rows[str(cfg["class_index"])] = rows
-    if not kid_rows:
-        return kid_rows, png
+def _plot_kid_during_training(kid_rows: dict[str, list[dict]], fid: dict, png: Path) -> Path:
+    """KID by step per class (metrics.csv rows of train-gan --eval-every), the real-vs-real floors dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,7 +242,7 @@ def _kid_during_training(runs: Sequence[Path], fid: dict, png: Path) -> tuple[di
     with atomic_path(png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    return kid_rows, png
+    return png
 
 
 # ------------------------------------------------------------------------------------------ render

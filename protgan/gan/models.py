@@ -14,8 +14,8 @@ at 8 x 8, halving towards the input). At 512 px: G 1024-512-256-128-64-32-C, D C
 
 `upsample="resize"` (an option beyond the paper) replaces each 3x3 stride-2 transposed convolution by
 a nearest-neighbour 2x upsample followed by a 3x3 convolution (Odena et al. 2016, "Deconvolution and
-checkerboard artifacts"): a kernel of 3 with stride 2 overlaps unevenly (1 or 2 taps per output pixel),
-which prints a fixed 2-pixel checkerboard into every sample; resize-convolution cannot. Same layer
+checkerboard artifacts"): a kernel of 3 with stride 2 overlaps unevenly (1, 2 or 4 taps per output
+pixel), which prints a fixed checkerboard into every sample; resize-convolution cannot. Same layer
 count, widths and parameter count.
 """
 
