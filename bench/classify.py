@@ -26,7 +26,7 @@ from protgan.classify.losses import focal_loss
 from protgan.classify.models import create_model
 from protgan.classify.train import Accel, train_epoch
 from protgan.data import ChannelStackDataset, build_cache, make_loader, open_dataset, write_label_table, write_png
-from protgan.device import resolve_device
+from protgan.core.device import resolve_device
 
 CHANNELS = ("red", "green", "blue")
 

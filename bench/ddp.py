@@ -4,7 +4,7 @@
     .venv/bin/python bench/ddp.py --device cuda         # GPUs: NCCL, 1 vs every visible GPU (bf16 autocast, channels_last)
 
 Each measurement is a `torchrun --nproc-per-node W` run of this file in --worker mode: protgan's own
-pieces (protgan.distributed.setup / wrap_model / ShardedSampler, protgan.classify.train.train_epoch and
+pieces (protgan.core.distributed.setup / wrap_model / ShardedSampler, protgan.classify.train.train_epoch and
 Accel, make_loader) on in-memory uint8 images, `--steps` timed global steps after `--warmup` steps,
 between barriers. Global img/s = steps x world x batch / seconds. On the CPU the reference (1 process)
 gets all the cores and each of the W processes cores / W threads, so the ratio is what DDP buys on the
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 def worker(args: argparse.Namespace) -> None:
     import torch
 
-    from protgan import distributed
+    from protgan.core import distributed
     from protgan.classify.losses import make_loss
     from protgan.classify.models import create_model
     from protgan.classify.train import Accel, train_epoch

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from protgan.data import write_label_table, write_png  # noqa: E402
-from protgan.device import resolve_device  # noqa: E402
+from protgan.core.device import resolve_device  # noqa: E402
 from protgan.gan import build_discriminator, build_generator  # noqa: E402
 from protgan.gan.train import GanTrainer, TrainGanConfig  # noqa: E402
 

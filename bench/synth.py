@@ -28,12 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protgan.atomic import write_json  # noqa: E402
+from protgan.core.atomic import write_json  # noqa: E402
 from protgan.data import composite_rgb, open_dataset  # noqa: E402
-from protgan.device import resolve_device  # noqa: E402
+from protgan.core.device import resolve_device  # noqa: E402
 from protgan.gan import build_discriminator, build_generator, save_checkpoint  # noqa: E402
 from protgan.gan import fid as F  # noqa: E402
-from protgan.gan.synth import SynthConfig, run_synth, sample_noise, to_uint8_images  # noqa: E402
+from protgan.data import to_uint8_images  # noqa: E402
+from protgan.gan.synth import SynthConfig, run_synth, sample_noise  # noqa: E402
 
 SIZE = 512
 CHANNELS = ("red", "green", "blue")

@@ -71,7 +71,7 @@ def test_damaged_images_listed_by_info_and_fatal_for_cache(damage: str, tmp_path
 
 def test_class_with_no_images(tmp_path: Path) -> None:
     from protgan.data import open_dataset
-    from protgan.errors import ProtganError
+    from protgan.core.errors import ProtganError
 
     ds = open_dataset(_base(tmp_path))
     with pytest.raises(ProtganError, match=r"class 5 \(Nuclear bodies\) has no images"):

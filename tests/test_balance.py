@@ -9,7 +9,7 @@ import torch
 from protgan.classify.balance import (
     BalanceSpec, ResampledDataset, balance_indices, dihedral, parse_balance,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 def label_table() -> np.ndarray:

@@ -9,7 +9,7 @@ from torch import nn
 
 from protgan.classify.heads import Paper5Head, Paper28Head
 from protgan.classify.models import create_model, get_spec, list_models, register_model
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 PAPER_MODELS = ["vgg16", "resnet50", "resnet101", "densenet121", "inception_v3", "inception_v4", "xception",
                 "nasnet_mobile"]

@@ -16,7 +16,7 @@ from protgan.classify.metrics import (
 )
 from protgan.classify.schedules import batch_size_at, exponential_decay, lr_at
 from protgan.classify.thresholds import GRID, apply_thresholds, tune_thresholds
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 # ------------------------------------------------------------------------------------ focal loss

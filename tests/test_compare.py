@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from protgan.classify.compare import (
+from protgan.experiments.compare import (
     CompareConfig, Cell, all_cells, collect, paired_stats, parse_cell, run_compare,
 )
 from protgan.data import write_label_table
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import make_dataset
 
@@ -89,7 +89,7 @@ def test_paired_stats_degenerate_cases() -> None:
 
 
 def test_all_arms_differences_separate_gan_images_from_classic_transforms(small, tmp_path) -> None:
-    from protgan.classify.compare import _differences
+    from protgan.experiments.compare import _differences
 
     cfg = _cfg(small, tmp_path / "c", seeds="0,1", all_arms=True)
     # test macro F1 per arm, the same offset in every (fold, seed), plus a cell-level jitter shared by the arms

@@ -21,7 +21,7 @@ from protgan.data import (
     resolve_subset,
     to_uint8,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from tests.conftest import make_dataset
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protgan.demo import PLANS, STAGES
+from protgan.experiments.demo import PLANS, STAGES
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 

@@ -20,7 +20,7 @@ from protgan.data.demo import (
     render_sample,
     resolve_demo_classes,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from tests.cli_helpers import assert_one_line_error, run_cli
 
 REQUIRED = (0, 1, 2, 4, 5, 6, 7, 14, 19, 21, 23, 25)  # the 12 classes

@@ -27,8 +27,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from protgan import distributed
-from protgan.errors import ProtganError
+from protgan.core import distributed
+from protgan.core.errors import ProtganError
 from tests.conftest import make_dataset
 
 TOL = dict(rtol=1e-4, atol=1e-5)

@@ -20,7 +20,7 @@ from protgan.enhance import (
     EnhanceConfig, SSIMScorer, ahe, clahe, entropy, equalize_lut, he, mse, psnr, rms_contrast, run_enhance,
     select_best, ssim, ssim_many, summarize,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import make_dataset
 

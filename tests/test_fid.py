@@ -12,7 +12,7 @@ import torch
 from scipy import linalg
 
 from protgan.data import composite_rgb, write_label_table, write_png
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from protgan.gan import fid as F
 from tests.cli_helpers import assert_one_line_error, run_cli
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from protgan.gan import build_discriminator, build_generator, num_layers
 from protgan.gan.diffaug import diff_augment, parse_policy, rand_cutout, rand_translation
 

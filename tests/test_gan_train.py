@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from protgan.data import open_dataset, write_label_table, write_png
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from protgan.gan import find_runs, load_checkpoint, load_generator
 from protgan.gan.checkpoint import CHECKPOINT_KEYS
-from protgan.gan.train import GanTrainer, TrainGanConfig, TrainingDiverged, select_class_ids
+from protgan.data.selection import select_class_ids
+from protgan.gan.train import GanTrainer, TrainGanConfig, TrainingDiverged
 from tests.conftest import make_dataset
 
 
@@ -52,10 +53,10 @@ def _metrics(run: Path) -> list[dict[str, str]]:
 def test_select_only_vs_any(tiny_dataset: Path) -> None:
     ds = open_dataset(tiny_dataset)
     # targets: (0,) (25,) (0,25) (21,) (2,0) (23,) (0,) (25,21) (2,) (23,0) (0,) (21,)
-    assert select_class_ids(ds, 0, list(range(28)), "only") == ["img0000", "img0006", "img0010"]
-    assert len(select_class_ids(ds, 0, list(range(28)), "any")) == 6
+    assert select_class_ids(ds.ids, ds.targets, 0, list(range(28)), "only") == ["img0000", "img0006", "img0010"]
+    assert len(select_class_ids(ds.ids, ds.targets, 0, list(range(28)), "any")) == 6
     # within the subset {0, 25}, (2, 0) and (23, 0) count as "only 0"
-    assert select_class_ids(ds, 0, [0, 25], "only") == ["img0000", "img0004", "img0006", "img0009", "img0010"]
+    assert select_class_ids(ds.ids, ds.targets, 0, [0, 25], "only") == ["img0000", "img0004", "img0006", "img0009", "img0010"]
 
 
 def test_run_folder_contract(data: Path, tmp_path: Path) -> None:

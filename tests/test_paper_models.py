@@ -9,7 +9,7 @@ from torch import nn
 from protgan.classify.models.concat_cnn import ConcatCNN, min_input_size
 from protgan.classify.models.gapnet import GapNetPL
 from protgan.classify.models.liimatainen import LiimatainenCNN, LiimatainenFCN
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 # Aggarwal et al. Table 3, layer by layer (512 x 512 x 3 input, 28 classes): (kind, output side, params).
 AGGARWAL_TABLE3 = [

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from protgan.atomic import write_json
+from protgan.core.atomic import write_json
 from protgan.data import class_name, open_dataset, read_channel
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from protgan.gan import build_discriminator, build_generator, save_checkpoint
 from protgan.gan.synth import SynthConfig, run_synth, sample_noise, synth_id
 from tests.cli_helpers import assert_one_line_error, run_cli
@@ -177,7 +177,7 @@ def test_truncation_option_reaches_the_images(tmp_path, runs):
 def test_filter_by_discriminator_keeps_the_best_scored(tmp_path, runs):
     from protgan.data import to_signed_range
     from protgan.gan.checkpoint import load_checkpoint, load_generator
-    from protgan.gan.synth import to_uint8_images
+    from protgan.data import to_uint8_images
 
     man = run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "f"), per_class=4, classes="0",
                                 filter_by="disc", keep=0.5, batch=3, device="cpu"))
@@ -235,13 +235,14 @@ def classifier_ckpt(tmp_path_factory) -> Path:
 
 
 def test_filter_by_classifier_confidence(tmp_path, runs, classifier_ckpt):
-    from protgan.gan.fid import load_protgan_classifier
+    from protgan.classify.embedding import classifier_scorer, load_protgan_classifier
     from protgan.gan.checkpoint import load_generator
-    from protgan.gan.synth import to_uint8_images
+    from protgan.data import to_uint8_images
 
     ckpt = classifier_ckpt
     man = run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "f"), per_class=3, classes="25",
-                                filter_by=f"ckpt:{ckpt}", keep=0.5, device="cpu"))
+                                filter_by=f"ckpt:{ckpt}", keep=0.5, device="cpu"),
+                    classifier_scorer=classifier_scorer)
     assert man["classes"][0]["filter"]["candidates"] == 6
     model, _ = load_protgan_classifier(ckpt)
     g, _ = load_generator(runs / "class25" / "checkpoints" / "last.pt")
@@ -253,11 +254,11 @@ def test_filter_by_classifier_confidence(tmp_path, runs, classifier_ckpt):
     with pytest.raises(ProtganError, match="does not predict class 3"):
         make_run(runs, 3, 5)
         run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "g"), per_class=2, classes="3",
-                              filter_by=f"ckpt:{ckpt}", device="cpu"))
+                              filter_by=f"ckpt:{ckpt}", device="cpu"), classifier_scorer=classifier_scorer)
 
 
 def test_classifier_embedding_extractor(classifier_ckpt):
-    from protgan.gan.fid import make_extractor
+    from protgan.evaluation.fid import make_extractor
 
     ext = make_extractor(f"ckpt:{classifier_ckpt}", torch.device("cpu"))
     feats = ext(torch.randint(0, 255, (3, 3, 48, 48), dtype=torch.uint8), ("red", "green", "blue"))

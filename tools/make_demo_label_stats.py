@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protgan.atomic import write_json  # noqa: E402
+from protgan.core.atomic import write_json  # noqa: E402
 from protgan.data import NUM_CLASSES, read_label_table  # noqa: E402
 
 OUT = ROOT / "protgan" / "data" / "demo_label_stats.json"

@@ -15,7 +15,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 AUGMENT_CHOICES = ("none", "classic", "gan", "classic+gan")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 @dataclass(frozen=True)

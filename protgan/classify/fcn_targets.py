@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch import nn
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 class Paper28Head(nn.Sequential):

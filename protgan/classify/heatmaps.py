@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from protgan.atomic import atomic_path
+from protgan.core.atomic import atomic_path
 from protgan.data import composite_rgb
 
 

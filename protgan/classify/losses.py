@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 LOSS_CHOICES = ("focal", "bce")
 

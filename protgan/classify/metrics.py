@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from protgan.classify.thresholds import apply_thresholds
 
 SCALAR_METRICS = ("macro_f1", "paper_macro_f1", "micro_f1", "label_accuracy", "exact_match", "roc_auc_macro")
 
@@ -97,7 +98,6 @@ def roc_auc_per_class(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 def evaluate(y_true: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | float = 0.5) -> dict:
     """Every scalar metric + per-class precision / recall / F1 / support / AUC at `thresholds`."""
-    from protgan.classify.thresholds import apply_thresholds
 
     y_true = np.asarray(y_true)
     y_pred = apply_thresholds(probs, thresholds)

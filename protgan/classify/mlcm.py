@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from protgan.atomic import atomic_path, write_text
+from protgan.core.atomic import atomic_path, write_text
 
 NTL = "NTL (no true label)"
 NPL = "NPL (no predicted label)"

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import torch
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 OPTIMIZER_CHOICES = ("adam", "sgd")
 LR_SCHEDULE_CHOICES = ("exp", "plateau", "constant")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from protgan.atomic import atomic_path
+from protgan.core.atomic import atomic_path
 from protgan.classify.fcn_targets import fcn_maps, fcn_network
 from protgan.classify.heatmaps import write_heatmaps
 from protgan.classify.thresholds import apply_thresholds
@@ -21,8 +21,8 @@ from protgan.classify.train import Accel, load_checkpoint, model_from_checkpoint
 from protgan.data import class_name, make_loader, read_channel
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, index_image_files, read_label_table
 from protgan.data.imageio import IMAGE_EXTENSIONS
-from protgan.device import resolve_device
-from protgan.errors import ProtganError
+from protgan.core.device import resolve_device
+from protgan.core.errors import ProtganError
 
 
 @dataclass

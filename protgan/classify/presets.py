@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from protgan.atomic import atomic_path, write_json, write_text
+from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.mlcm import merge_label_reports
 from protgan.classify.optim import describe_optimizer
 from protgan.data import class_name
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 SPLITS = ("train", "val")
 THRESHOLD_KINDS = ("tuned", "0.5")

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 LR_DECAY_K = 0.01
 BATCH_DOUBLING_EVERY = 15

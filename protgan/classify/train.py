@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from protgan import distributed
-from protgan.atomic import atomic_path, write_json
+from protgan.core import distributed
+from protgan.core.atomic import atomic_path, write_json
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
@@ -46,7 +46,8 @@ from protgan.data import (
     FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
+from protgan.classify.report import collect_run
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
@@ -101,7 +102,7 @@ class ClassifyConfig:
     plateau_patience: int | None = None
     balance: str | None = None  # none, median, median:N (Al-joudi & Arif 2023, section 3.2)
     activation: str | None = None  # gapnet-pl only: selu, prelu
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.distributed)
+    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
     lr_scaling: str = "none"  # torchrun/DDP: none (the recipe's lr), linear (x world size) or sqrt
 
     def resolved(self) -> "ClassifyConfig":
@@ -648,7 +649,6 @@ def _check_same_run(out: Path, cfg: ClassifyConfig) -> None:
 def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | None = None) -> dict | None:
     """Train the asked folds of RUN; when every fold is done, merge them (report files). Returns the
     merged summary, or None while folds are missing."""
-    from protgan.classify.report import collect_run
 
     distributed.setup(cfg.device)  # torchrun: join the process group first
     if not distributed.is_main():  # rank 0 logs and writes

@@ -7,7 +7,7 @@ import sys
 import click
 
 from protgan.cli.app import app, err_console
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 # Each module registers its command(s) on `app` when imported.
 from protgan.cli import info as _info  # noqa: F401,E402

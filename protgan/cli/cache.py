@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from protgan.cli.app import app, console
 from protgan.data import build_cache, open_dataset, parse_channels
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 @app.command()

@@ -9,9 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from protgan import distributed
+from protgan.core import distributed
 from protgan.cli.app import app, console
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 def _alpha(text: Optional[str]) -> Optional[float]:

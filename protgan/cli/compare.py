@@ -11,11 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from protgan.cli.app import app, console
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 def print_comparison(result) -> None:
-    from protgan.classify.compare import TABLE_METRICS, _fmt, _fmt_p, verdict
+    from protgan.experiments.compare import TABLE_METRICS, _fmt, _fmt_p, verdict
 
     table = Table(title=f"{result.out}: mean ± std over folds x seeds (Test = validation fold)")
     for col in ("model", "arm", *[f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]):
@@ -66,7 +66,7 @@ def compare(
 ) -> None:
     """Train every model with classic and with GAN augmentation on identical folds and seeds (resumable,
     cell by cell), then write the paper-shaped table and the paired GAN - classic differences."""
-    from protgan.classify.compare import CompareConfig, collect as collect_cells, run_compare
+    from protgan.experiments.compare import CompareConfig, collect as collect_cells, run_compare
 
     if collect:
         result = collect_cells(out, log=lambda m: console.print(m, highlight=False))

@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from protgan.cli.app import app, console
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 @app.command("demo")
@@ -22,7 +22,7 @@ def demo(
 ) -> None:
     """demo-data -> enhance (CLAHE) -> train-gan per top-5 class -> synth -> fid -> compare (classic vs GAN
     augmentation) -> OUT/report.md and OUT/report.html with every table and figure."""
-    from protgan.demo import DemoConfig, run_demo
+    from protgan.experiments.demo import DemoConfig, run_demo
 
     if quick and tiny:
         raise ProtganError("--quick and --tiny: choose one")

@@ -36,7 +36,7 @@ def fid_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for fid.csv, fid.json and config.json."),
 ) -> None:
     """Frechet distance, KID +- std and the real-vs-real floor (two halves of the real class), per class."""
-    from protgan.gan.fid import FidConfig, run_fid
+    from protgan.evaluation.fid import FidConfig, run_fid
 
     cfg = FidConfig(real=str(real), fake=str(fake), classes=classes, features=features,
                     weights=str(weights) if weights else None, size=size, channels=channels, select=select,

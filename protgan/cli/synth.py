@@ -31,6 +31,7 @@ def synth_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
 ) -> None:
     """Write synthetic images in the dataset layout (train.csv, train/{Id}_{channel}.png) plus manifest.json."""
+    from protgan.classify.embedding import classifier_scorer
     from protgan.gan.synth import SynthConfig, run_synth
 
     cfg = SynthConfig(runs=str(runs), out=str(out), per_class=per_class, classes=classes, seed=seed, batch=batch,
@@ -40,7 +41,7 @@ def synth_command(
                   console=console, transient=True) as bar:
         task = bar.add_task("synth", total=None)
         manifest = run_synth(cfg, progress=lambda label, done, total: bar.update(
-            task, description=label, completed=done, total=total))
+            task, description=label, completed=done, total=total), classifier_scorer=classifier_scorer)
     table = Table(title=f"{out}: {manifest['total']} images, {','.join(manifest['channels'])} at {manifest['size']} px")
     for col in ("class", "name", "images", "step", "checkpoint", "filter"):
         table.add_column(col)

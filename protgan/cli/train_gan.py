@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from protgan import distributed
+from protgan.core import distributed
 from protgan.cli.app import app, console, err_console
 from protgan.data import resolve_class
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 from protgan.gan.train import TrainGanConfig, GanTrainer
 
 
@@ -83,7 +83,7 @@ def train_gan(
         progress.update(task, losses=(f"D {row['loss_D']:.3f}  G {row['loss_G']:.3f}  D(x) {row['D_x']:.2f}  "
                                       f"D(G(z)) {row['D_G_z']:.2f}  div {row['diversity']:.2f}  {row['img_per_s']:.0f} img/s"))
 
-    from protgan.gan.fid import TrainingEval
+    from protgan.evaluation.fid import TrainingEval
 
     eval_fn = TrainingEval(eval_features, n_fake=eval_images, seed=seed) if eval_every else None
     trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log, on_step=lambda s: progress.update(task, completed=s), warn=warn)

@@ -17,11 +17,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from protgan.atomic import write_json
+from protgan.core.atomic import write_json
 from protgan.data.channels import channel_set_name
 from protgan.data.dataset import ImageSet
 from protgan.data.imageio import read_channel
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 CACHE_SUBDIR = "cache"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 # HPA stains: red = microtubules, green = the protein of interest, blue = nucleus, yellow = ER.
 CHANNEL_ORDER: tuple[str, ...] = ("red", "green", "blue", "yellow")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Sequence
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 CLASS_NAMES: tuple[str, ...] = (
     "Nucleoplasm",

@@ -21,7 +21,9 @@ import numpy as np
 from protgan.data.channels import CHANNEL_ORDER
 from protgan.data.classes import NUM_CLASSES
 from protgan.data.imageio import IMAGE_EXTENSIONS
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
+from protgan.core.atomic import write_text
+from protgan.data.classes import class_name
 
 LABEL_FILE = "train.csv"
 IMAGE_SUBDIR = "train"
@@ -84,7 +86,6 @@ def read_label_table(path: str | os.PathLike) -> tuple[list[str], list[tuple[int
 
 
 def write_label_table(path: str | os.PathLike, ids: Sequence[str], targets: Sequence[Sequence[int]]) -> None:
-    from protgan.atomic import write_text
 
     lines = ["Id,Target"] + [f"{i},{' '.join(str(c) for c in t)}" for i, t in zip(ids, targets)]
     write_text(path, "\n".join(lines) + "\n")
@@ -168,7 +169,6 @@ class ImageSet:
 
     def require_classes(self, classes: Sequence[int]) -> None:
         """Raise for the first class of `classes` that has no image."""
-        from protgan.data.classes import class_name
 
         counts = self.class_counts()
         for c in classes:

@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from protgan.atomic import write_text
+from protgan.core.atomic import write_text
 from protgan.data.classes import NUM_CLASSES
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 FOLDS_FILE = "folds.csv"
 

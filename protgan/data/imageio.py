@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from protgan.atomic import atomic_path
-from protgan.errors import ProtganError
+from protgan.core.atomic import atomic_path
+from protgan.core.errors import ProtganError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -105,24 +105,3 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
         raise ProtganError(f"{path}: could not encode {path.suffix}")
     with atomic_path(path) as tmp:
         buf.tofile(tmp)
-
-
-def composite_rgb(stack: np.ndarray, channels: tuple[str, ...]) -> np.ndarray:
-    """HxWx3 uint8 display image of a CxHxW uint8 stack: red, green, blue as themselves, yellow
-    added to red and green (the HPA viewer's convention), a single channel shown as grey."""
-    if len(channels) == 1:
-        g = stack[0]
-        return np.stack([g, g, g], axis=-1)
-    out = np.zeros(stack.shape[1:] + (3,), np.float32)
-    for i, ch in enumerate(channels):
-        plane = stack[i].astype(np.float32)
-        if ch == "red":
-            out[..., 0] += plane
-        elif ch == "green":
-            out[..., 1] += plane
-        elif ch == "blue":
-            out[..., 2] += plane
-        elif ch == "yellow":
-            out[..., 0] += plane * 0.5
-            out[..., 1] += plane * 0.5
-    return np.clip(out, 0, 255).astype(np.uint8)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from protgan.data.cache import PackedCache, find_cache, read_stack
 from protgan.data.dataset import ImageSet
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 class ChannelStackDataset(Dataset):
@@ -199,13 +199,3 @@ def make_loader(
         collate_fn=collate,
     )
     return PrefetchLoader(loader) if threaded else loader
-
-
-def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [0, 1] (classifiers)."""
-    return batch.float().div_(255.0)
-
-
-def to_signed_range(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1] (the GAN's tanh range)."""
-    return batch.float().div_(127.5).sub_(1.0)

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from protgan.data.dataset import ImageSet
 from protgan.data.imageio import read_channel_raw
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"

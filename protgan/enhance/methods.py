@@ -27,7 +27,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 METHODS: tuple[str, ...] = ("he", "ahe", "clahe")
 DEFAULT_CLIP_LIMIT = 2.0  # OpenCV's conventional default; the paper gives no value

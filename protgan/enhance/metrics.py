@@ -28,7 +28,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import cv2
 import numpy as np
 
-from protgan.atomic import atomic_path, write_json
+from protgan.core.atomic import atomic_path, write_json
 from protgan.data.channels import CHANNEL_ORDER, parse_channels
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, open_dataset
 from protgan.data.folds import FOLDS_FILE
@@ -40,7 +40,7 @@ from protgan.enhance.report import (
     CRITERIA, ORIGINAL, SCORE_COLUMNS, SUMMARY_COLUMNS, read_records, render_comparison, score_table,
     select_best, summarize, write_csv,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 APPLY_CHOICES = ("best", "he", "ahe", "clahe", "none")
 NO_CHANNEL = "-"  # folder mode: a file whose name carries no channel

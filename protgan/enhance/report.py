@@ -17,8 +17,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from protgan.atomic import atomic_path, write_text
-from protgan.errors import ProtganError
+from protgan.core.atomic import atomic_path, write_text
+from protgan.core.errors import ProtganError
+from protgan.data import to_uint8
 
 FULL_REFERENCE = ("mse", "psnr", "ssim")
 NO_REFERENCE = ("contrast", "entropy")
@@ -136,7 +137,6 @@ def render_comparison(path: str | os.PathLike, panels: Sequence[dict], methods: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from protgan.data import to_uint8
 
     cols = [ORIGINAL, *methods]
     nrow = 2 * len(panels)

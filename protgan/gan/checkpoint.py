@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from protgan.atomic import atomic_path
-from protgan.errors import ProtganError
-from protgan.gan.models import Generator, build_generator
+from protgan.core.atomic import atomic_path
+from protgan.core.errors import ProtganError
+from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator
 
 CONFIG_FILE = "config.json"
 CKPT_DIR = "checkpoints"
@@ -66,9 +66,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def generator_from_config(config: dict[str, Any]) -> Generator:
-    """An (untrained) generator with the architecture a run's config describes."""
+    """An (untrained) generator with the architecture a run's config describes: the one place that
+    rebuilds G (train-gan, synth, fid and the demo all call it)."""
     return build_generator(int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100)),
                            int(config.get("g_width", 1024)), str(config.get("g_upsample", "transposed")))
+
+
+def discriminator_from_config(config: dict[str, Any]) -> Discriminator:
+    """An (untrained) discriminator with the architecture a run's config describes (the one place for D)."""
+    return build_discriminator(int(config["size"]), len(config["channels"]), int(config.get("d_width", 1024)),
+                               float(config.get("dropout", 0.25)))
 
 
 def load_generator(ckpt_path: str | os.PathLike, use_ema: bool = True,

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 def rand_brightness(x: torch.Tensor) -> torch.Tensor:

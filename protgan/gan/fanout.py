@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from protgan.atomic import write_json
+from protgan.core.atomic import write_json
 from protgan.data import class_name, open_dataset, resolve_subset
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 BASE = 8  # the paper's 8 x 8 starting grid
 MIN_SIZE, MAX_SIZE = 32, 512

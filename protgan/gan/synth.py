@@ -37,8 +37,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from protgan.atomic import write_json
-from protgan.errors import ProtganError
+from protgan.core.atomic import write_json
+from protgan.core.device import resolve_device
+from protgan.core.errors import ProtganError
+from protgan.data import (
+    class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
+    write_png,
+)
+from protgan.gan.checkpoint import (
+    best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
+    read_run_config,
+)
 
 MANIFEST = "manifest.json"
 PROGRESS_FILE = ".synth-progress.json"
@@ -90,11 +99,6 @@ def sample_noise(n: int, z_dim: int, seed: int, class_index: int, truncation: fl
                 break
             z[bad] = torch.randn(count, generator=g)
     return z
-
-
-def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
-    """The generator's [-1, 1] output -> uint8 [0, 255], the inverse of `to_signed_range`."""
-    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def file_sha256(path: Path) -> str:
@@ -155,48 +159,23 @@ def check_output_folder(out: Path, runs_dir: Path, runs: dict[int, Path], data_d
 # ----------------------------------------------------------------------------------------------
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # uint8 B x C x S x S on the device -> B scores (higher = keep)
+# (classifier checkpoint path, class index, channels, device) -> Scorer: given by the caller (the CLI passes
+# protgan.classify.embedding.classifier_scorer), so gan never imports classify.
+ScorerFactory = Callable[[str, int, Sequence[str], torch.device], Scorer]
 
 
 def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: torch.device, ckpt: Path) -> Scorer:
     """The run's discriminator logit on the image as written (uint8 -> [-1, 1])."""
-    from protgan.data import to_signed_range
-    from protgan.gan import build_discriminator
-
     d_state = state.get("D")
     if d_state is None:
         raise ProtganError(f"{ckpt}: no discriminator (D) in the checkpoint for --filter-by disc")
-    # The width is read off the weights: the fc layer sees width x 8 x 8 features.
-    width = int(d_state["fc.weight"].shape[1]) // 64
-    d = build_discriminator(int(config["size"]), len(config["channels"]), width)
+    d = discriminator_from_config(config)
     d.load_state_dict(d_state)
     d.eval().to(device)
 
     @torch.no_grad()
     def score(images: torch.Tensor) -> torch.Tensor:
         return d(to_signed_range(images)).float()
-
-    return score
-
-
-def classifier_scorer(path: str, class_index: int, channels: Sequence[str], device: torch.device) -> Scorer:
-    """A protgan classifier's sigmoid confidence for the class."""
-    from protgan.gan.fid import unit_range_at, load_protgan_classifier
-
-    model, ckpt = load_protgan_classifier(path)
-    model.to(device)
-    classes = [int(c) for c in ckpt["classes"]]
-    if class_index not in classes:
-        raise ProtganError(f"--filter-by ckpt:{path}: the classifier does not predict class {class_index} "
-                           f"(its classes: {','.join(map(str, classes))})")
-    if tuple(ckpt["channels"]) != tuple(channels):
-        raise ProtganError(f"--filter-by ckpt:{path}: the classifier takes {','.join(ckpt['channels'])}, "
-                           f"the generators make {','.join(channels)}")
-    col = classes.index(class_index)
-    size = int(ckpt["size"])
-
-    @torch.no_grad()
-    def score(images: torch.Tensor) -> torch.Tensor:
-        return model.predict_proba(unit_range_at(images, size))[:, col]
 
     return score
 
@@ -212,20 +191,25 @@ class ClassPlan:
     checkpoint: Path
 
 
+def _run_label_table(spec: str, runs: dict[int, Path]) -> list[tuple[int, ...]] | None:
+    """The label table `topK` is counted on: the generators' training data (read only when needed)."""
+    low = spec.strip().lower()
+    if not (low.startswith("top") and low[3:].isdigit()):
+        return None
+    data = read_run_config(next(iter(runs.values()))).get("data")
+    if not data or not Path(data, "train.csv").is_file():
+        raise ProtganError(f"--classes {spec}: counted on the generators' training data, but {data}/train.csv "
+                           f"is not readable (give the classes as a list)")
+    return open_dataset(data).targets
+
+
 def plan_classes(cfg: SynthConfig, runs: dict[int, Path]) -> tuple[list[ClassPlan], list[int]]:
     """(what to generate, the requested classes skipped because they have no generator)."""
-    from protgan.data import resolve_class
-    from protgan.gan.checkpoint import best_checkpoint, last_checkpoint
 
     if cfg.classes is None or cfg.classes.strip().lower() == "all":
         wanted = sorted(runs)
     else:
-        wanted = []
-        for tok in cfg.classes.split(","):
-            if tok.strip():
-                c = resolve_class(tok.strip())
-                if c not in wanted:
-                    wanted.append(c)
+        wanted = resolve_subset(cfg.classes, _run_label_table(cfg.classes, runs))
     plans, skipped = [], []
     for c in wanted:
         run = runs.get(c)
@@ -273,13 +257,14 @@ def _run_batches(g: nn.Module, z: torch.Tensor, batch: int, device: torch.device
         yield start, to_uint8_images(x)
 
 
-def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Generate and write the synthetic dataset; returns the manifest. `progress(label, done, total)`."""
-    from protgan.data import class_name, parse_channels, write_label_table, write_png
-    from protgan.device import resolve_device
-    from protgan.gan.checkpoint import find_runs, generator_from_config, load_checkpoint, read_run_config
+def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None,
+              classifier_scorer: ScorerFactory | None = None) -> dict[str, Any]:
+    """Generate and write the synthetic dataset; returns the manifest. `progress(label, done, total)`;
+    `classifier_scorer` builds the scorer of `--filter-by ckpt:PATH`."""
 
     validate(cfg)
+    if cfg.filter_by and cfg.filter_by.startswith("ckpt:") and classifier_scorer is None:
+        raise ProtganError("--filter-by ckpt:PATH needs a classifier scorer (protgan.classify.embedding.classifier_scorer)")
     runs_dir, out = Path(cfg.runs), Path(cfg.out)
     runs = find_runs(runs_dir)
     plans, skipped = plan_classes(cfg, runs)

@@ -36,21 +36,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Sampler
 
-from protgan import distributed
-from protgan.atomic import atomic_path, write_json, write_text
+from protgan.core import distributed
+from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
-    resolve_class, resolve_subset, to_signed_range, write_png,
+    resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
+from protgan.data.selection import SELECT_CHOICES, select_class_ids
 from protgan.gan.checkpoint import (
-    CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, last_checkpoint, load_checkpoint,
-    save_checkpoint,
+    CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
+    generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
 )
 from protgan.gan.diffaug import diff_augment, parse_policy
-from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator, check_size, check_upsample
+from protgan.gan.models import Discriminator, Generator, check_size, check_upsample
 
-SELECT_MODES = ("only", "any")
 # Config fields that define the model or its data: a resumed run must agree on them.
 ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
@@ -88,7 +88,7 @@ class TrainGanConfig:
     amp_dtype: str = "auto"  # auto, bf16 or fp16
     channels_last: bool = True  # NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU
     compile: bool = False  # torch.compile G and D
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.distributed)
+    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
     lr_scaling: str = "none"  # torchrun/DDP: none (lr_g, lr_d as given), linear (x world size) or sqrt
     diffaug: list[str] = field(default_factory=list)  # DiffAugment policies: color, translation, cutout
     resume: str = "auto"  # auto: continue RUN/checkpoints/last.pt when present; never: start over
@@ -113,7 +113,7 @@ class TrainGanConfig:
         self.betas_g = [float(b) for b in self.betas_g]
         checks = [
             (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
-            (self.select in SELECT_MODES, f"--select {self.select!r}: expected one of {', '.join(SELECT_MODES)}"),
+            (self.select in SELECT_CHOICES, f"--select {self.select!r}: expected one of {', '.join(SELECT_CHOICES)}"),
             (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
             (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),
             (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (batch norm needs a batch)"),
@@ -157,17 +157,6 @@ class TrainResult:
     n_images: int
     checkpoint: Path | None
     warnings: list[str] = field(default_factory=list)
-
-
-def select_class_ids(ds: ImageSet, class_index: int, subset: Sequence[int], select: str) -> list[str]:
-    """Ids that train class N: `only` = N is the image's only label within `subset`; `any` = N is among them."""
-    keep = set(subset)
-    out = []
-    for id_, target in zip(ds.ids, ds.targets):
-        labels = {c for c in target if c in keep}
-        if (labels == {class_index}) if select == "only" else (class_index in labels):
-            out.append(id_)
-    return out
 
 
 class EpochSampler(Sampler[int]):
@@ -223,11 +212,6 @@ def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.
     return grid
 
 
-def to_uint8_images(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float batch -> uint8 N x C x S x S (numpy)."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
 def spread(x: torch.Tensor) -> torch.Tensor:
     """Per-pixel standard deviation across the batch, averaged over pixels: ~0 for a collapsed generator."""
     return x.float().std(dim=0).mean()
@@ -276,7 +260,7 @@ class GanTrainer:
         if cfg.class_index not in subset:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
-        ids = select_class_ids(ds, cfg.class_index, subset, cfg.select)
+        ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
         cfg.n_images = len(ids)
         if len(ids) < cfg.batch_size:
             rule = "with only this label" if cfg.select == "only" else "with this label"
@@ -305,9 +289,8 @@ class GanTrainer:
         cfg = self.cfg
         # Models are built from a seed of their own so the init does not depend on what ran before.
         torch.manual_seed(cfg.seed)
-        c = len(cfg.channels)
-        self.G: Generator = build_generator(cfg.size, c, cfg.z_dim, cfg.g_width, cfg.g_upsample).to(self.device)
-        self.D: Discriminator = build_discriminator(cfg.size, c, cfg.d_width, cfg.dropout).to(self.device)
+        self.G: Generator = generator_from_config(asdict(cfg)).to(self.device)
+        self.D: Discriminator = discriminator_from_config(asdict(cfg)).to(self.device)
         self.G_ema: Generator = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
@@ -399,7 +382,7 @@ class GanTrainer:
     def write_samples(self, step: int) -> Path:
         path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
         if distributed.is_main():
-            write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)), self.cfg.channels))
+            write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels))
         return path
 
     # ---------------------------------------------------------------------------------- the hot loop

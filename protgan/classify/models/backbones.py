@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from protgan.classify.models.registry import register_model
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 
 class TimmBackbone(nn.Module):

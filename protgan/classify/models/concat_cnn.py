@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from protgan.classify.models.init_schemes import glorot_init
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 BLOCK_FILTERS = (32, 64, 128, 256)
 

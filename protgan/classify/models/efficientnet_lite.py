@@ -17,7 +17,7 @@ from torch import nn
 
 from protgan.classify.models.backbones import TimmBackbone
 from protgan.classify.models.registry import register_model
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 TIMM_NAME = "tf_efficientnet_lite0"
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from protgan.classify.models.init_schemes import he_normal_init, lecun_normal_init
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 ACTIVATIONS = ("selu", "prelu")
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from protgan.classify.models.registry import register_model
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 CELLS_PER_STAGE = 4
 _STAGES = ((0, 6), (6, 12), (12, 18))  # timm's cell numbers per stage (6 each in Large)

@@ -19,6 +19,7 @@ from protgan.classify.models.concat_cnn import ConcatCNN, min_input_size
 from protgan.classify.models.gapnet import GapNetPL
 from protgan.classify.models.liimatainen import LiimatainenCNN, LiimatainenFCN
 from protgan.classify.models.registry import register_model
+from protgan.core.errors import ProtganError
 
 FROM_SCRATCH = "none (trained from scratch, as in its paper)"
 UNIT = dict(mean=(0.0,), std=(1.0,), full_model=True, pretrained_source=FROM_SCRATCH)
@@ -58,7 +59,6 @@ def fcn13(num_classes: int, in_chans: int, pretrained: bool = False) -> nn.Modul
 
 def resolve_activation(model: str, activation: str | None) -> str:
     """`--model gapnet-pl --activation prelu` -> the registered PReLU variant's name."""
-    from protgan.errors import ProtganError
 
     if activation is None:
         return model

@@ -23,7 +23,7 @@ from torch import nn
 
 from protgan.classify.heads import make_head
 from protgan.classify.presets import PRESETS
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

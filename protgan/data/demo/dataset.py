@@ -17,13 +17,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from protgan.atomic import write_json
+from protgan.core.atomic import write_json
 from protgan.data.channels import CHANNEL_ORDER
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, write_label_table
 from protgan.data.demo.labels import resolve_demo_classes, sample_labels
 from protgan.data.demo.render import MAX_SIZE, MIN_SIZE, render_sample
 from protgan.data.imageio import write_png
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 GENERATOR_VERSION = "protgan-demo-1"  # bump when the pictures change: old folders are then refused
 CONFIG_FILE = "config.json"

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from protgan.data.classes import CLASS_NAMES, resolve_class
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 STATS_FILE = Path(__file__).resolve().parents[1] / "demo_label_stats.json"
 MAX_LABELS = 3

@@ -36,8 +36,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from protgan.atomic import atomic_path, write_json, write_text
-from protgan.errors import ProtganError
+from protgan.core.atomic import atomic_path, write_json, write_text
+from protgan.core.errors import ProtganError
+from protgan.classify.metrics import SCALAR_METRICS
+from protgan.classify.models import get_spec
+from protgan.classify.train import ClassifyConfig, run_classify
+from protgan.data import FOLDS_FILE, load_or_make_folds, open_dataset, resolve_subset
+from protgan.gan import find_runs
+from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
 
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
@@ -93,7 +99,6 @@ class CompareConfig:
         return ALL_ARMS if self.all_arms else ARMS
 
     def model_list(self) -> list[str]:
-        from protgan.classify.models import get_spec
 
         names = [m.strip() for m in self.models.split(",") if m.strip()]
         if not names:
@@ -168,7 +173,6 @@ def all_cells(cfg: CompareConfig) -> list[Cell]:
 
 def parse_cell(text: str, cfg: CompareConfig) -> Cell:
     """`MODEL:ARM:FOLD:SEED`, checked against the comparison's models, arms, folds and seeds."""
-    from protgan.classify.models import get_spec
 
     parts = text.strip().split(":")
     if len(parts) != 4:
@@ -204,7 +208,6 @@ def selected_cells(cfg: CompareConfig) -> list[Cell]:
 def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
     """The classify engine's options for one cell: everything but the arm (and its synthetic set)
     is the same in every arm, so arms differ by augmentation only."""
-    from protgan.classify.train import ClassifyConfig
 
     return ClassifyConfig(
         data=cfg.data, out=str(cell.run_dir(Path(cfg.out))), model=cell.model, classes=cfg.classes,
@@ -233,7 +236,6 @@ def _writable_dir(path: Path) -> bool:
 
 def shared_folds(cfg: CompareConfig, log: Log = print) -> None:
     """Make DATA/folds.csv once, before any cell (cells running in parallel would race to write it)."""
-    from protgan.data import FOLDS_FILE, load_or_make_folds, open_dataset
 
     data = Path(cfg.data)
     if not _writable_dir(data) and not (data / FOLDS_FILE).exists():
@@ -254,9 +256,6 @@ def prepare_synthetic(cfg: CompareConfig, log: Log = print,
         return cfg.synthetic
     if not cfg.gan_runs:
         raise ProtganError("the gan arm needs synthetic images: pass --synthetic SYN or --gan-runs RUNS")
-    from protgan.data import open_dataset, resolve_subset
-    from protgan.gan import find_runs
-    from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
 
     ds = open_dataset(cfg.data)
     classes = resolve_subset(cfg.classes, ds.targets)
@@ -282,7 +281,6 @@ def prepare_synthetic(cfg: CompareConfig, log: Log = print,
 def run_compare(cfg: CompareConfig, log: Log = print, progress: Progress | None = None) -> "CompareResult | None":
     """Train the asked cells that are not done yet; when every cell is done, write the comparison.
     Returns it, or None while cells are missing."""
-    from protgan.classify.train import run_classify
 
     validate(cfg)
     out = Path(cfg.out)
@@ -391,7 +389,6 @@ class CompareResult:
 
 
 def _read_cell(out: Path, cell: Cell, thresholds: str) -> dict:
-    from protgan.classify.metrics import SCALAR_METRICS
 
     result = json.loads(cell.result_path(out).read_text())
     ids_path = cell.result_path(out).parent / "ids.json"
@@ -448,7 +445,6 @@ def collect(out: str | os.PathLike, log: Log = print) -> CompareResult:
 
 
 def _metric_keys() -> tuple[str, ...]:
-    from protgan.classify.metrics import SCALAR_METRICS
 
     return SCALAR_METRICS
 

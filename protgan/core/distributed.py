@@ -42,8 +42,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler, Subset
 
-from protgan.device import resolve_device
-from protgan.errors import ProtganError
+from protgan.core.device import resolve_device
+from protgan.core.errors import ProtganError
 
 LR_SCALING_CHOICES = ("none", "linear", "sqrt")
 # Rank 0 may work alone for a while (a final evaluation, a checkpoint of a 512 px GAN) while the others

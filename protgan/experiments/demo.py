@@ -7,7 +7,7 @@ Each stage calls the stage's public Python API and writes into its own folder of
     DIR/data/  DIR/enhanced/  DIR/gan/class_NN/  DIR/synthetic/  DIR/fid/  DIR/compare/
     DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
     DIR/logs/          what the parallel jobs printed
-    DIR/report.md, DIR/report.html   every table and figure (protgan.demo.report)
+    DIR/report.md, DIR/report.html   every table and figure (protgan.experiments.report)
 
 Resumable: a stage recorded in demo.json is skipped; an interrupted stage resumes with the stage's own
 resume (GAN checkpoints, finished classify cells, images already written).
@@ -28,8 +28,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from protgan.atomic import write_json
-from protgan.errors import ProtganError
+from protgan.core.atomic import write_json
+from protgan.core.errors import ProtganError
+from protgan.core.device import resolve_device
+from protgan.data import open_dataset, resolve_subset
+from protgan.data.demo import generate_demo_dataset
+from protgan.enhance import EnhanceConfig, run_enhance
+from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
+from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
+from protgan.experiments.report import write_report
+from protgan.gan.synth import SynthConfig, run_synth
+from protgan.gan.train import GanTrainer, TrainGanConfig
 
 STAGES = ("data", "enhance", "gan", "synth", "fid", "compare", "report")
 STATE_FILE = "demo.json"
@@ -155,8 +164,6 @@ def _file_log(path: Path) -> Log:
 
 
 def _train_gan_job(args: tuple[dict, int, str]) -> dict:
-    from protgan.gan.fid import TrainingEval
-    from protgan.gan.train import GanTrainer, TrainGanConfig
 
     cfg_dict, eval_images, log_path = args
     log = _file_log(Path(log_path))
@@ -175,7 +182,6 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
 
 
 def _compare_job(args: tuple[dict, list[str], str]) -> int:
-    from protgan.classify.compare import CompareConfig, run_compare
 
     cfg_dict, cells, log_path = args
     cfg = CompareConfig(**{**cfg_dict, "cells": cells})
@@ -192,7 +198,6 @@ class Demo:
             raise ProtganError(f"plan {cfg.plan!r}: expected one of {', '.join(PLANS)}")
         if cfg.jobs < 0:
             raise ProtganError(f"--jobs {cfg.jobs}: must be >= 0 (0 = one per core)")
-        from protgan.device import resolve_device
 
         resolve_device(cfg.device)  # a bad --device fails before any work
         self.cfg = cfg
@@ -242,7 +247,6 @@ class Demo:
 
     # -- 1. the embedded default data
     def stage_data(self) -> dict:
-        from protgan.data.demo import generate_demo_dataset
 
         plan = self.plan
         generate_demo_dataset(self.p["data"], n=plan.n, size=plan.size, seed=self.cfg.seed, classes="top5",
@@ -251,7 +255,6 @@ class Demo:
 
     # -- 2. contrast enhancement: HE / AHE / CLAHE scored, CLAHE applied (the paper's choice)
     def stage_enhance(self) -> dict:
-        from protgan.enhance import EnhanceConfig, run_enhance
 
         cfg = EnhanceConfig(data=str(self.p["data"]), out=str(self.p["enhanced"]), apply="clahe", channels="rgby",
                             sample=self.plan.enhance_sample, workers=self.jobs, seed=self.cfg.seed, comparison=3)
@@ -259,13 +262,11 @@ class Demo:
         return {"chosen": result.chosen, "scored": result.scored, "written": result.written}
 
     def classes(self) -> list[int]:
-        from protgan.data import open_dataset, resolve_subset
 
         return resolve_subset("top5", open_dataset(self.p["enhanced"]).targets)
 
     # -- 3. one DCGAN per class, the classes in parallel
     def gan_config(self, c: int) -> dict:
-        from protgan.gan.train import TrainGanConfig
 
         plan = self.plan
         quarter = max(1, plan.gan_steps // 4)
@@ -296,7 +297,6 @@ class Demo:
 
     # -- 4. synthetic images
     def stage_synth(self) -> dict:
-        from protgan.gan.synth import SynthConfig, run_synth
 
         cfg = SynthConfig(runs=str(self.p["gan"]), out=str(self.p["synthetic"]), per_class=self.plan.per_class,
                           seed=self.cfg.seed, batch=64, device=self.cfg.device)
@@ -305,7 +305,6 @@ class Demo:
 
     # -- 5. FID / KID per class, offline features, with the real-vs-real floor
     def stage_fid(self) -> dict:
-        from protgan.gan.fid import FidConfig, run_fid
 
         cfg = FidConfig(real=str(self.p["enhanced"]), fake=str(self.p["synthetic"]), features="efficientnet_lite0",
                         select=self.plan.gan_select, seed=self.cfg.seed, device=self.cfg.device, workers=0,
@@ -315,7 +314,6 @@ class Demo:
 
     # -- 6. classification: classic vs GAN augmentation, cells in parallel
     def compare_config(self):
-        from protgan.classify.compare import CompareConfig
 
         plan = self.plan
         return CompareConfig(data=str(self.p["enhanced"]), out=str(self.p["compare"]), models=plan.model,
@@ -325,7 +323,6 @@ class Demo:
                              workers=0, device=self.cfg.device)
 
     def stage_compare(self) -> dict:
-        from protgan.classify.compare import run_compare, selected_cells, shared_folds
 
         cfg = self.compare_config()
         shared_folds(cfg, log=lambda m: None)  # before the jobs: they must not race to write folds.csv
@@ -353,7 +350,6 @@ class Demo:
 
     # -- 7. the report
     def stage_report(self) -> dict:
-        from protgan.demo.report import write_report
 
         md, html = write_report(self.out, self.plan, self.state)
         return {"report": str(md), "html": str(html)}

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from protgan.atomic import atomic_path, write_text
+from protgan.core.atomic import atomic_path, write_text
+from protgan.data import class_name, open_dataset
+from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, verdict
 
 
 @dataclass
@@ -57,8 +59,6 @@ def _latest_sample(run: Path) -> Path | None:
 
 
 def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
-    from protgan.classify.compare import ALL_ARMS, TABLE_METRICS, collect, verdict
-    from protgan.data import class_name, open_dataset
 
     p = {k: out / v for k, v in (("data", "data"), ("enhanced", "enhanced"), ("gan", "gan"),
                                   ("synthetic", "synthetic"), ("fid", "fid"), ("compare", "compare"))}
@@ -211,7 +211,6 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
 
 
 def _difference_sentence(d: dict, pct: int) -> str:
-    from protgan.classify.compare import verdict
 
     return (f"`{d['arm']} - {d['baseline']}`: test macro F1 {d['mean_a']:.3f} vs {d['mean_b']:.3f}, difference "
             f"{d['mean_diff']:+.4f}, {pct}% CV-corrected interval [{_num(d['ci_low_corrected'], 4)}, "

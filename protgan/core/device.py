@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from protgan.errors import ProtganError
+from protgan.core.errors import ProtganError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

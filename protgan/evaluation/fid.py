@@ -13,7 +13,7 @@ Feature spaces (`--features`):
 
 Channels into 3-channel ImageNet extractors: one channel (green) is replicated to grey RGB; rgb is
 used as it is; yellow (rgby) is folded into red and green at half weight each and the sum clipped,
-the HPA viewer's composite (the same rule as ``protgan.data.composite_rgb``), so every stain counts.
+the HPA viewer's composite (`protgan.data.ranges`, the one rule for display and features), so every stain counts.
 The classifier extractor takes the channels it was trained on, unchanged.
 
 FID is biased upwards at small sample sizes, so KID (Binkowski et al. 2018: unbiased MMD^2 with the
@@ -24,6 +24,7 @@ beside it. The floor is the same measure between two random halves of the real c
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protgan.errors import ProtganError
+from protgan.core.atomic import write_json, write_text
+from protgan.core.device import resolve_device
+from protgan.core.errors import ProtganError
+from protgan.data import (
+    NUM_CLASSES, ChannelStackDataset, class_name, make_loader, open_dataset, parse_channels, read_channel_raw,
+    resolve_subset, to_three_channels, to_uint8_images,
+)
+from protgan.data.selection import check_select, select_class_ids
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 EFFNET_SIZE = 224
@@ -139,30 +147,6 @@ def kernel_inception_distance(f1: np.ndarray, f2: np.ndarray, subsets: int = 100
 # ----------------------------------------------------------------------------------------------
 # Channels into extractors
 # ----------------------------------------------------------------------------------------------
-
-def to_three_channels(batch: torch.Tensor, channels: Sequence[str]) -> torch.Tensor:
-    """uint8 (or [0, 255] float) B x C x H x W stack -> float B x 3 x H x W in [0, 1] (rule in the module doc)."""
-    x = batch.float() / 255.0
-    channels = tuple(channels)
-    if len(channels) != x.shape[1]:
-        raise ProtganError(f"images have {x.shape[1]} channels but {len(channels)} channel names were given")
-    if len(channels) == 1:
-        return x.expand(-1, 3, -1, -1)
-    if channels == ("red", "green", "blue"):
-        return x
-    out = torch.zeros(x.shape[0], 3, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
-    for i, ch in enumerate(channels):
-        if ch == "red":
-            out[:, 0] += x[:, i]
-        elif ch == "green":
-            out[:, 1] += x[:, i]
-        elif ch == "blue":
-            out[:, 2] += x[:, i]
-        elif ch == "yellow":
-            out[:, 0] += 0.5 * x[:, i]
-            out[:, 1] += 0.5 * x[:, i]
-    return out.clamp_(0.0, 1.0)
-
 
 # ----------------------------------------------------------------------------------------------
 # Feature extractors
@@ -328,48 +312,20 @@ def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
                             source=str(efficientnet_lite0_weights_path()))
 
 
-def load_protgan_classifier(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """(Classifier in eval mode, its checkpoint dict: classes, channels, size) from `protgan classify`."""
-    from protgan.classify.train import load_checkpoint, model_from_checkpoint
-
-    ckpt = load_checkpoint(path)
-    return model_from_checkpoint(ckpt).eval(), ckpt
+# Feature spaces named by a prefix ("ckpt:PATH") whose networks live in a package above this one
+# (protgan.classify registers "ckpt"), so evaluation never imports classify.
+ExtractorFactory = Callable[[str, torch.device], FeatureExtractor]
+_PREFIX_SPACES: dict[str, ExtractorFactory] = {}
 
 
-class ClassifierEmbedding(nn.Module):
-    """A protgan classifier cut before its head: [0, 1] images -> its input normalisation -> backbone
-    feature map -> global average pool. Networks with their own head use their `forward_features`."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.classifier
-        x = (x - c.mean) / c.std
-        body = c.backbone
-        feats = body.forward_features(x) if c.head_name == "own" and hasattr(body, "forward_features") else body(x)
-        return feats.mean(dim=(2, 3)) if feats.ndim == 4 else feats.flatten(1)
+def register_feature_space(prefix: str, factory: ExtractorFactory) -> None:
+    """`--features PREFIX:ARG` builds `factory(ARG, device)`."""
+    _PREFIX_SPACES[prefix] = factory
 
 
-def unit_range_at(batch: torch.Tensor, size: int) -> torch.Tensor:
-    x = batch.float() / 255.0
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
-    return x
-
-
-def classifier_extractor(path: str, device: torch.device) -> FeatureExtractor:
-    """The pooled embedding of a protgan classifier checkpoint, on the channels it was trained on."""
-    classifier, ckpt = load_protgan_classifier(path)
-    model = ClassifierEmbedding(classifier).eval()
-    size = int(ckpt["size"])
-    channels = tuple(ckpt["channels"])
-    with torch.no_grad():
-        dim = int(model(torch.zeros(1, len(channels), size, size)).shape[1])
-    model.to(device)
-    return FeatureExtractor(f"ckpt:{path}", model, dim, lambda b, chans: unit_range_at(b, size), device,
-                            channels=channels, source=str(path))
+def _prefixed(spec: str) -> tuple[str, str] | None:
+    prefix, sep, arg = spec.partition(":")
+    return (prefix, arg) if sep else None
 
 
 def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike | None = None) -> FeatureExtractor:
@@ -381,11 +337,13 @@ def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike |
         raise ProtganError(f"--weights applies to --features inception only, not {spec!r}")
     if key.lower() in ("efficientnet_lite0", "efficientnet-lite0"):
         return efficientnet_lite0_extractor(device)
-    if key.startswith("ckpt:"):
-        path = key[len("ckpt:"):]
-        if not Path(path).is_file():
-            raise ProtganError(f"--features {spec}: checkpoint {path} does not exist")
-        return classifier_extractor(path, device)
+    pre = _prefixed(key)
+    if pre is not None and pre[0] == "ckpt":
+        if not Path(pre[1]).is_file():
+            raise ProtganError(f"--features {spec}: checkpoint {pre[1]} does not exist")
+        if "ckpt" not in _PREFIX_SPACES:
+            raise ProtganError(f"--features {spec}: classifier embeddings need protgan.classify (import it first)")
+        return _PREFIX_SPACES["ckpt"](pre[1], device)
     raise ProtganError(f"--features {spec!r}: expected one of {', '.join(FEATURE_CHOICES)}")
 
 
@@ -422,23 +380,10 @@ def extract_features(batches: Iterable[torch.Tensor], extractor: FeatureExtracto
 # Datasets: real vs synthetic, per class
 # ----------------------------------------------------------------------------------------------
 
-SELECT_CHOICES = ("any", "only")
-
-
-def class_ids(ds: Any, class_index: int, select: str = "any") -> list[str]:
-    """Ids of `ds` labelled with the class: `any` = every image that has it, `only` = single-label ones."""
-    if select not in SELECT_CHOICES:
-        raise ProtganError(f"--select {select!r}: expected any or only")
-    if select == "only":
-        return [i for i, t in zip(ds.ids, ds.targets) if tuple(t) == (class_index,)]
-    return [i for i, t in zip(ds.ids, ds.targets) if class_index in t]
-
-
 def dataset_features(ds: Any, ids: Sequence[str], channels: Sequence[str], size: int,
                      extractor: FeatureExtractor, batch: int = 50, workers: int | None = None,
                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """Features of `ids` of a dataset folder, read at `size` (packed cache when there is one)."""
-    from protgan.data import ChannelStackDataset, make_loader
 
     if not ids:
         return np.zeros((0, extractor.dim))
@@ -450,7 +395,6 @@ def dataset_features(ds: Any, ids: Sequence[str], channels: Sequence[str], size:
 
 def image_size_of(ds: Any, channels: Sequence[str]) -> int:
     """The side of a dataset's first image (synthetic sets: the GAN's resolution)."""
-    from protgan.data import read_channel_raw
 
     img = read_channel_raw(ds.path(ds.ids[0], channels[0]))
     return int(img.shape[0])
@@ -504,7 +448,6 @@ class FidResult:
 def score_class(real_feats: np.ndarray, fake_feats: np.ndarray, class_index: int, cfg_seed: int,
                 kid_subsets: int, kid_subset_size: int, features: str) -> ClassFid:
     """All the numbers of one class from its real and fake features."""
-    from protgan.data import class_name
 
     nan = float("nan")
     n_real, n_fake = len(real_feats), len(fake_feats)
@@ -525,7 +468,6 @@ def score_class(real_feats: np.ndarray, fake_feats: np.ndarray, class_index: int
 
 
 def synth_manifest(root: Path) -> dict[str, Any] | None:
-    import json
 
     path = Path(root) / "manifest.json"
     if not path.is_file():
@@ -539,8 +481,6 @@ def synth_manifest(root: Path) -> dict[str, Any] | None:
 
 def run_fid(cfg: FidConfig, progress: Callable[[str, int, int], None] | None = None) -> FidResult:
     """Per class: FID, KID +- std, and the real-vs-real floor. `progress(label, done, total)` per batch."""
-    from protgan.data import open_dataset, parse_channels, resolve_class
-    from protgan.device import resolve_device
 
     if cfg.kid_subsets < 1:
         raise ProtganError(f"--kid-subsets {cfg.kid_subsets}: must be at least 1")
@@ -561,14 +501,14 @@ def run_fid(cfg: FidConfig, progress: Callable[[str, int, int], None] | None = N
         channels = fake.channels_found()
         if not channels:
             raise ProtganError(f"{fake.image_dir}: no channel images found")
-    if cfg.classes is None:
-        classes = sorted({c for t in fake.targets for c in t})
-    else:
-        classes = [resolve_class(c.strip()) for c in str(cfg.classes).split(",") if c.strip()]
+    check_select(cfg.select)
+    # `--select only` is judged within --classes, as train-gan judges it (default: all classes).
+    subset = list(range(NUM_CLASSES)) if cfg.classes is None else resolve_subset(cfg.classes, real.targets)
+    classes = sorted({c for t in fake.targets for c in t}) if cfg.classes is None else subset
     plan: list[tuple[int, list[str], list[str]]] = []
     for c in classes:
-        fake_ids = class_ids(fake, c, "any")
-        real_ids = class_ids(real, c, cfg.select)
+        fake_ids = select_class_ids(fake.ids, fake.targets, c, classes, "any")
+        real_ids = select_class_ids(real.ids, real.targets, c, subset, cfg.select)
         if len(fake_ids) < 2:
             raise ProtganError(f"{Path(cfg.fake) / 'train.csv'}: class {c} has {len(fake_ids)} synthetic images (need 2+)")
         if len(real_ids) < 2:
@@ -606,7 +546,6 @@ FID_CSV_COLUMNS = ("class_index", "class_name", "n_real", "n_fake", "fid", "kid"
 
 
 def write_fid_outputs(out: Path, cfg: FidConfig, result: FidResult) -> None:
-    from protgan.atomic import write_json, write_text
 
     out.mkdir(parents=True, exist_ok=True)
     lines = [",".join(FID_CSV_COLUMNS)]
@@ -648,13 +587,11 @@ class TrainingEval:
         self.z: torch.Tensor | None = None
 
     def _setup(self, trainer: Any) -> None:
-        from protgan.data import make_loader
 
         self.extractor = make_extractor(self.features, trainer.device, self.weights)
         data = trainer.dataset
         n = len(data)
         picks = np.sort(np.random.default_rng(self.seed).permutation(n)[:self.max_real])
-        from protgan.data import ChannelStackDataset
 
         sub = ChannelStackDataset(data.ds, data.channels, data.size, data.classes, ids=[data.ids[k] for k in picks],
                                   cache=data.cache if data.cache is not None else None)
@@ -664,7 +601,6 @@ class TrainingEval:
         self.z = torch.randn(self.n_fake, trainer.cfg.z_dim, generator=g)
 
     def __call__(self, trainer: Any, step: int) -> dict[str, float]:
-        from protgan.gan.synth import to_uint8_images
 
         if self.extractor is None:
             self._setup(trainer)

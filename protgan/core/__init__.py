@@ -1,0 +1,1 @@
+"""What every package stands on: errors, atomic writes, the device, distributed helpers."""
