@@ -32,7 +32,7 @@ from protgan.core.atomic import write_json  # noqa: E402
 from protgan.data import composite_rgb, open_dataset  # noqa: E402
 from protgan.core.device import resolve_device  # noqa: E402
 from protgan.gan import build_discriminator, build_generator, save_checkpoint  # noqa: E402
-from protgan.gan import fid as F  # noqa: E402
+from protgan.evaluation import fid as F  # noqa: E402
 from protgan.data import to_uint8_images  # noqa: E402
 from protgan.gan.synth import SynthConfig, run_synth, sample_noise  # noqa: E402
 
