@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protgan.core.atomic import write_json, write_text
+from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
 from protgan.core.pretrained import TIMM_NAME, load_package_weights, package_weights_path
 from protgan.data import (
     NUM_CLASSES, ChannelStackDataset, class_name, make_loader, open_dataset, parse_channels, read_channel_raw,
@@ -530,13 +531,7 @@ FID_CSV_COLUMNS = ("class_index", "class_name", "n_real", "n_fake", "fid", "kid"
 def write_fid_outputs(out: Path, cfg: FidConfig, result: FidResult) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(FID_CSV_COLUMNS)]
-    for r in result.rows:
-        d = asdict(r)
-        lines.append(",".join(f"{d[k]:.6g}" if isinstance(d[k], float) else
-                              (f'"{d[k]}"' if isinstance(d[k], str) and "," in d[k] else str(d[k]))
-                              for k in FID_CSV_COLUMNS))
-    write_text(out / "fid.csv", "\n".join(lines) + "\n")
+    write_csv(out / "fid.csv", [asdict(r) for r in result.rows], FID_CSV_COLUMNS)
     write_json(out / "fid.json", {"features": result.features, "weights": result.source,
                                   "channels": list(result.channels), "size": result.size,
                                   "classes": [asdict(r) for r in result.rows]})

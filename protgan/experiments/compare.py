@@ -38,6 +38,7 @@ import numpy as np
 
 from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
@@ -520,7 +521,6 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     models, seeds = cfg.model_list(), cfg.seed_list()
     n_cells = cfg.folds * len(seeds)
     pct = int(round(cfg.confidence * 100))
-    syn = result.table[0]
     lines = [
         "# protgan compare: classic vs GAN augmentation (the paper's Tables 2 and 3)",
         "",
@@ -579,15 +579,6 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     return "\n".join(lines)
 
 
-def _csv(rows: list[dict], columns: Sequence[str]) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.6g}"
-        return "" if v is None else str(v)
-
-    return "\n".join([",".join(columns)] + [",".join(fmt(r.get(c)) for c in columns) for r in rows]) + "\n"
-
-
 def _write_outputs(result: CompareResult, cfg: CompareConfig) -> None:
     out = result.out
     metrics = _metric_keys()
@@ -598,9 +589,9 @@ def _write_outputs(result: CompareResult, cfg: CompareConfig) -> None:
     diff_cols = ["model", "arm", "baseline", "metric", "n", "mean_b", "mean_a", "mean_diff", "std_diff", "ci_low",
                  "ci_high", "t", "p_t", "p_wilcoxon", "ci_low_corrected", "ci_high_corrected", "p_corrected",
                  "test_train_ratio", "confidence"]
-    write_text(out / "cells.csv", _csv(result.cells, cell_cols))
-    write_text(out / "comparison.csv", _csv(result.table, table_cols))
-    write_text(out / "differences.csv", _csv(result.differences, diff_cols))
+    write_csv(out / "cells.csv", result.cells, cell_cols)
+    write_csv(out / "comparison.csv", result.table, table_cols)
+    write_csv(out / "differences.csv", result.differences, diff_cols)
     write_text(out / "comparison.md", comparison_markdown(result, cfg))
     plot_comparison(result, cfg, out / "comparison.png")
     result.files = {k: str(out / f) for k, f in (("markdown", "comparison.md"), ("csv", "comparison.csv"),
