@@ -47,10 +47,9 @@ from protgan.data import (
     resolve_subset, to_three_channels, to_uint8_images,
 )
 from protgan.data.selection import check_select, select_class_ids
+from protgan.evaluation.config import FEATURE_CHOICES, FID_WEIGHTS_FILE, FidConfig  # noqa: F401  (re-exported)
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 EFFNET_SIZE = 224
-FEATURE_CHOICES = ("inception", "efficientnet_lite0", "ckpt:PATH")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,25 +380,6 @@ def image_size_of(ds: Any, channels: Sequence[str]) -> int:
 
     img = read_channel_raw(ds.path(ds.ids[0], channels[0]))
     return int(img.shape[0])
-
-
-@dataclass
-class FidConfig:
-    real: str
-    fake: str
-    classes: str | None = None  # None: every class present in the synthetic set
-    features: str = "inception"
-    weights: str | None = None
-    size: int | None = None  # None: the synthetic images' size
-    channels: str | None = None  # None: the synthetic set's channels (its manifest, else the files found)
-    select: str = "any"
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    batch: int = 50
-    workers: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
 
 
 @dataclass
