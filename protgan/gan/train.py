@@ -22,7 +22,6 @@ import copy
 import csv
 import io
 import math
-import random
 import signal
 import time
 from contextlib import nullcontext
@@ -38,6 +37,7 @@ from torch.utils.data import Sampler
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json, write_text
+from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
@@ -179,24 +179,6 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n - self.start
-
-
-def rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    # RNG states must be CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
-    torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
