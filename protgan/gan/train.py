@@ -37,6 +37,7 @@ from torch.utils.data import Sampler
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json, write_text
+from protgan.core.runfolder import check_same_options, claim_run_folder, run_independent_fields
 from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
@@ -51,8 +52,12 @@ from protgan.gan.checkpoint import (
 from protgan.gan.diffaug import diff_augment, parse_policy
 from protgan.gan.models import Discriminator, Generator, check_size, check_upsample
 
-# Config fields that define the model or its data: a resumed run must agree on them.
-ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
+# A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
+# and what is filled in (core.runfolder.check_same_options)
+RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images")
+# what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
+RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT)
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
@@ -324,18 +329,15 @@ class GanTrainer:
 
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        saved = state["config"]
-        for key in ARCHITECTURE_KEYS:
-            if key in saved and _norm(saved[key]) != _norm(getattr(self.cfg, key)):
-                raise ProtganError(
-                    f"{path}: this run was trained with {key}={saved[key]!r}, not {getattr(self.cfg, key)!r} "
-                    f"(use another --out, or --resume never to start over)")
+        # a resume must be the same run: every training option equal (--steps and run-independent ones aside)
+        may_differ = set(RESUME_MAY_DIFFER) | run_independent_fields(type(self.cfg))
+        check_same_options(path, state["config"], asdict(self.cfg), may_differ, path_keys=("data",))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
-        # The options of this invocation win over the saved ones (e.g. a changed learning rate).
+        # torchrun with another world size: --lr-scaling's factor is this invocation's
         for group in self.opt_G.param_groups:
             group["lr"] = self.cfg.lr_g * self.lr_factor
         for group in self.opt_D.param_groups:
@@ -559,6 +561,13 @@ class GanTrainer:
                       image_grid(self.real_reference.numpy(), cfg.channels))
 
     def fit(self) -> TrainResult:
+        """Claim RUN (not inside --data, writable, locked against a second run), then train or resume."""
+        lock = claim_run_folder(self.run, {"--data": self.cfg.data}, writes=RUN_WRITES, what="train-gan",
+                                warn=self.warn)
+        with lock:
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         self.prepare_run()
         if self.step >= cfg.steps:
