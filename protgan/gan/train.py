@@ -150,6 +150,10 @@ class TrainGanConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# |loss| above this is divergence (BCE losses of a healthy GAN stay below ~20)
+LOSS_BOUND = 1e4
+
+
 class TrainingDiverged(ProtganError):
     """A loss became NaN or infinite: the run stops, the last good checkpoint is kept."""
 
@@ -321,8 +325,20 @@ class GanTrainer:
             "collapse_armed": self._collapse_armed,
         }
 
+    def check_finite(self) -> None:
+        """Every parameter and buffer of G, D and G_ema finite, else TrainingDiverged (nothing is saved)."""
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            for key, t in [*module.named_parameters(), *module.named_buffers()]:
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    kept = last_checkpoint(self.run)
+                    where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
+                    raise TrainingDiverged(
+                        f"step {self.step}: {name}.{key} holds NaN/inf: training stopped, {where} "
+                        f"(try a lower --lr-d/--lr-g, or --no-amp)")
+
     def save(self, path: Path | None = None) -> Path:
         path = path or last_checkpoint(self.run)
+        self.check_finite()  # a diverged state never replaces the last good checkpoint
         if distributed.is_main():  # torchrun: rank 0 writes (unwrapped state dicts: any world size resumes)
             save_checkpoint(path, self.state_dict())
         return path
@@ -412,7 +428,8 @@ class GanTrainer:
             losses = torch.stack([loss_d, loss_g])
             self._sums += torch.cat([losses, torch.sigmoid(logit_real.float()).mean()[None],
                                      torch.sigmoid(logit_fake.float()).mean()[None]])
-            bad = ~torch.isfinite(losses).all() & (self._first_bad < 0)
+            # a NaN/inf loss, or one beyond any sane value (D's BN statistics overflow soon after), is divergence
+            bad = ~(torch.isfinite(losses) & (losses.abs() < LOSS_BOUND)).all() & (self._first_bad < 0)
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
 
@@ -435,7 +452,7 @@ class GanTrainer:
             kept = last_checkpoint(self.run)
             where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
             raise TrainingDiverged(
-                f"loss became NaN/inf at step {first_bad}: training stopped, {where} "
+                f"loss became NaN/inf at step {first_bad} (or |loss| > {LOSS_BOUND:g}): training stopped, {where} "
                 f"(try a lower --lr-d/--lr-g, or --no-amp)")
         sums = (self._sums / max(self._count, 1)).tolist()
         n_img = self._count * self.cfg.batch_size * self.world
