@@ -31,6 +31,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
 from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
+from protgan.core.safeload import load_weights, plain
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
@@ -325,19 +326,21 @@ def checkpoint_payload(model: Classifier, prep: Prepared, epoch: int, metrics: d
     }
 
 
+# payload entries that are plain data (numbers may come as numpy scalars): stored as Python numbers so that
+# torch.load(weights_only=True) reads the file
+_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng")
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
+    payload = {k: (plain(v) if k in _PLAIN_KEYS else v) for k, v in payload.items()}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A classifier checkpoint, loaded with weights_only=True (a .pt from anyone never runs code)."""
     path = Path(path)
-    if not path.is_file():
-        raise ProtganError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ProtganError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    ckpt = load_weights(path, "cpu", what="classifier checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ProtganError(f"{path}: not a protgan classifier checkpoint")
     return ckpt
@@ -412,7 +415,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     start = 0
     last_path = fold_dir / "last.pt"
     if last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = load_weights(last_path, "cpu", what="classifier checkpoint")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -510,7 +513,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         return json.loads(result_path.read_text())
     # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
     chosen_path = fold_dir / f"best_{cfg.select}.pt"
-    chosen = torch.load(chosen_path, map_location="cpu", weights_only=False)
+    chosen = load_weights(chosen_path, "cpu", what="classifier checkpoint")
     model.load_state_dict(chosen["model"])
     train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
     tr_logits, tr_y = predict_logits(model, train_eval_loader, accel)
