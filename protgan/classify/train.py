@@ -43,7 +43,7 @@ from protgan.classify.presets import PRESETS, get_preset
 from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
 from protgan.classify.thresholds import apply_thresholds, tune_thresholds
 from protgan.data import (
-    FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
+    ChannelStackDataset, ImageSet, class_name, dataset_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
@@ -216,10 +216,6 @@ def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
                            f"channel; include green (the paper: rgby)")
 
 
-def _writable_dir(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-
-
 def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     """Resolve and check the options, open the data, the folds and the synthetic set."""
     cfg = cfg.resolved()
@@ -235,12 +231,9 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     if real.dropped_unlabelled:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
     out = Path(cfg.out)
-    folds_path = Path(cfg.data) / FOLDS_FILE
-    if not folds_path.exists() and not _writable_dir(Path(cfg.data)):
-        folds_path = out / FOLDS_FILE
-        notes.append(f"{cfg.data} is not writable: folds written to {folds_path}")
-    # folds come from the full label table, so every class subset and arm shares them
-    folds = load_or_make_folds(ds.ids, ds.targets, folds_path, k=cfg.folds, seed=0)
+    # folds come from the full label table, so every class subset and arm (and train-gan --fold) shares them
+    folds, folds_path, note = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, out)
+    notes += [note] if note else []
     syn = None
     if cfg.synthetic:
         syn_path = Path(cfg.synthetic)

@@ -49,6 +49,8 @@ def train_gan(
     sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun (DDP): batch-norm statistics over the global batch (all processes), as one process with world x --batch-size would compute them."),
     lr_scaling: str = typer.Option("none", "--lr-scaling", help="Under torchrun: none (keep --lr-g/--lr-d, the default), linear (x world size) or sqrt (x sqrt(world size)); --batch-size is per process."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the classes over, one job per GPU at a time, e.g. 0,1,2,3 (default with CUDA: all visible)."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Train on the training part of fold K of DATA/folds.csv only (the split classify/compare use; made if missing): the generator never sees fold K's validation images. Default: every image (leaky under cross-validation)."),
+    folds: Optional[int] = typer.Option(None, "--folds", help="K of the split --fold picks from (default 5). Without --class: one job per class x fold, into OUT/fold_K/class_C."),
     jobs: int = typer.Option(1, "--jobs", help="Fan-out on the CPU: classes trained at a time (the cores are split between them)."),
 ) -> None:
     """Train one class's DCGAN (Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3 stride-2 transposed
@@ -57,7 +59,7 @@ def train_gan(
     if class_ is None:
         if classes is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
-        _fan_out(ctx, data, classes, out, device, gpus, jobs)
+        _fan_out(ctx, data, classes, out, device, gpus, jobs, fold, folds)
         return
     if gpus is not None:
         raise ProtganError("--gpus: only for a fan-out (--classes without --class); one class uses --device cuda:N")
@@ -71,7 +73,7 @@ def train_gan(
         ckpt_every=ckpt_every, sample_every=sample_every, log_every=log_every, ema_decay=ema_decay, amp=amp,
         compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
         resume=resume, seed=seed, device=device, workers=workers, eval_every=eval_every,
-        sync_bn=sync_bn, lr_scaling=lr_scaling,
+        sync_bn=sync_bn, lr_scaling=lr_scaling, fold=fold, folds=folds,
     )
     warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
     progress = Progress(TextColumn("[bold]train-gan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -89,7 +91,7 @@ def train_gan(
     trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log, on_step=lambda s: progress.update(task, completed=s), warn=warn)
     if main:
         console.print(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
-                      f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
+                      f"--classes {cfg.classes}, {'all folds' if cfg.fold is None else f'training part of fold {cfg.fold}/{cfg.folds}'}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                       + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""),
                       highlight=False, soft_wrap=True)
         if distributed.active():
@@ -111,8 +113,10 @@ def train_gan(
                       highlight=False, soft_wrap=True)
 
 
-def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: str, gpus: Optional[str], jobs: int) -> None:
-    """`--classes LIST` without `--class`: one `train-gan --class N --out OUT/class_N` process per class."""
+def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: str, gpus: Optional[str], jobs: int,
+             fold: Optional[int] = None, folds: Optional[int] = None) -> None:
+    """`--classes LIST` without `--class`: one `train-gan --class N --out OUT/class_N` process per class
+    (with --folds K: per class and fold, `--fold F --out OUT/fold_F/class_N`)."""
     from rich.table import Table
 
     from protgan.gan.fanout import pass_through_options, plan_jobs, make_slots, run_fanout, write_summary
@@ -122,22 +126,22 @@ def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: st
                            "(run it without torchrun, with --gpus)")
     slots = make_slots(gpus, device, jobs)
     options = pass_through_options(ctx)
-    plan = plan_jobs(str(data), classes, out, options)
-    console.print(f"fan-out: {len(plan)} classes ({', '.join(str(j.class_index) for j in plan)}) on "
-                  f"{', '.join(s.label for s in slots)}; logs in {out}/class_N/train.log", highlight=False, soft_wrap=True)
+    plan = plan_jobs(str(data), classes, out, options, folds=folds, fold=fold)
+    console.print(f"fan-out: {len(plan)} jobs ({', '.join(j.label for j in plan)}) on "
+                  f"{', '.join(s.label for s in slots)}; logs in {plan[0].out.parent}/class_N/train.log", highlight=False, soft_wrap=True)
 
     def on_event(event: str, job, slot) -> None:
         where = f" on {slot.label}" if slot is not None else ""
-        console.print(f"class {job.class_index} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
+        console.print(f"{job.label} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
 
     results = run_fanout(plan, slots, on_event)
     interrupted = any(r.status in ("interrupted", "not started") for r in results)
     path = write_summary(out, classes, slots, options, results, interrupted)
     table = Table(title=f"train-gan fan-out: {out}")
-    for col in ("class", "name", "device", "status", "step", "minutes", "log / error"):
-        table.add_column(col, justify="right" if col in ("class", "step", "minutes") else "left")
+    for col in ("class", "fold", "name", "device", "status", "step", "minutes", "log / error"):
+        table.add_column(col, justify="right" if col in ("class", "fold", "step", "minutes") else "left")
     for r in results:
-        table.add_row(str(r.class_index), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
+        table.add_row(str(r.class_index), "all" if r.fold is None else str(r.fold), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
                       f"{r.seconds / 60:.1f}", r.error or r.log)
     console.print(table)
     console.print(f"wrote {path}", highlight=False)
@@ -146,5 +150,5 @@ def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: st
     failed = [r for r in results if r.status != "done"]
     if failed:
         err_console.print(f"{len(failed)} of {len(results)} classes failed: "
-                          + ", ".join(f"{r.class_index} (rc {r.returncode})" for r in failed), highlight=False, soft_wrap=True)
+                          + ", ".join(f"{r.class_index}{'' if r.fold is None else f' fold {r.fold}'} (rc {r.returncode})" for r in failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)

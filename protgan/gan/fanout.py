@@ -8,6 +8,12 @@ RUNS/fanout.json tell how each ended. Running the same command again resumes eve
 (finished ones exit at once). RUNS holds no config.json of its own, so `protgan synth --runs RUNS`
 finds the per-class runs in it.
 
+Per-fold generators (`--folds K`, no `--fold`): one job per class and fold, `train-gan --class N --fold F
+--folds K --out RUNS/fold_F/class_N`, so the generator used for fold F of a cross-validation never sees
+fold F's validation images (protgan.data.provenance). K x the jobs: K x the GAN time. DATA/folds.csv is
+made once before any job starts (the jobs would race to write it). `synth --runs RUNS` then writes one
+synthetic set per fold, SYN/fold_F/, which `classify`/`compare --synthetic SYN` use fold by fold.
+
 Ctrl-C (or SIGTERM) stops launching, forwards one SIGINT to each running job (each saves a checkpoint
 and exits) and waits for them. Jobs run in their own sessions so a terminal's Ctrl-C reaches them
 only through this forwarding, once.
@@ -29,13 +35,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from protgan.core.atomic import write_json
-from protgan.data import class_name, open_dataset, resolve_subset
+from protgan.data import class_name, dataset_folds, open_dataset, resolve_subset
+from protgan.data.provenance import fold_dir
 from protgan.core.errors import ProtganError
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
 # Options of train-gan that the fan-out sets per job itself (never passed through).
-OWN_OPTIONS = ("class_", "out", "device", "gpus", "jobs")
+OWN_OPTIONS = ("class_", "out", "device", "gpus", "jobs", "fold", "folds")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,13 @@ class Job:
     class_index: int
     name: str
     out: Path
-    args: list[str]  # train-gan options other than --class, --out and --device
+    args: list[str]  # train-gan options other than --class, --out and --device (and --fold/--folds, added)
+    fold: int | None = None  # None: every image of the class
+    folds: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"class {self.class_index}" + ("" if self.fold is None else f" fold {self.fold}")
 
 
 @dataclass
@@ -66,6 +79,7 @@ class JobResult:
     step: int | None
     log: str
     error: str = ""
+    fold: int | None = None
 
 
 def parse_gpus(text: str) -> list[str]:
@@ -122,15 +136,24 @@ def pass_through_options(ctx: Any, skip: Sequence[str] = OWN_OPTIONS) -> list[st
     return args
 
 
-def plan_jobs(data: str, classes: str, out: str | os.PathLike, args: Sequence[str]) -> list[Job]:
-    """One job per class of the subset `classes` of DATA, into OUT/class_N."""
+def plan_jobs(data: str, classes: str, out: str | os.PathLike, args: Sequence[str], folds: int | None = None,
+              fold: int | None = None) -> list[Job]:
+    """One job per class of the subset `classes` of DATA, into OUT/class_N; with `folds` one per class
+    and fold (all folds, or only `fold`), into OUT/fold_F/class_N, after making DATA/folds.csv."""
     ds = open_dataset(data)
     subset = resolve_subset(classes, ds.targets)
     root = Path(out)
     if (root / "config.json").is_file():
         raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
                            f"(its classes go to {root}/class_N)")
-    return [Job(c, class_name(c), root / f"class_{c}", list(args)) for c in subset]
+    if folds is None and fold is None:
+        return [Job(c, class_name(c), root / f"class_{c}", list(args)) for c in subset]
+    k = folds or 5
+    if k < 2 or (fold is not None and not 0 <= fold < k):
+        raise ProtganError(f"--fold {fold} --folds {k}: need at least 2 folds and a fold in 0..{k - 1}")
+    dataset_folds(data, ds.ids, ds.targets, k, root)  # once, before the jobs (they would race to write it)
+    wanted = [fold] if fold is not None else list(range(k))
+    return [Job(c, class_name(c), fold_dir(root, f) / f"class_{c}", list(args), f, k) for f in wanted for c in subset]
 
 
 def _last_step(run: Path) -> int | None:
@@ -158,8 +181,9 @@ class _Running:
 
 
 def job_command(job: Job, slot: Slot) -> list[str]:
+    fold = [] if job.fold is None else ["--fold", str(job.fold), "--folds", str(job.folds)]
     return [sys.executable, "-m", "protgan", "train-gan", "--class", str(job.class_index), "--out", str(job.out),
-            "--device", slot.device, *job.args]
+            "--device", slot.device, *fold, *job.args]
 
 
 def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[str, Job, Slot | None], None] | None = None,
@@ -169,7 +193,8 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
     pending = list(jobs)
     free = list(slots)
     running: list[_Running] = []
-    results: dict[int, JobResult] = {}
+    results: dict[int, JobResult] = {}  # by position in `jobs`
+    index = {id(j): k for k, j in enumerate(jobs)}
     stopping = False
 
     def on_term(signum: int, frame: Any) -> None:
@@ -186,9 +211,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         r.log_file.close()
         log = r.job.out / LOG_FILE
         status = "done" if rc == 0 else "interrupted" if rc in (130, -signal.SIGINT) else "failed"
-        results[r.job.class_index] = JobResult(
+        results[index[id(r.job)]] = JobResult(
             r.job.class_index, r.job.name, r.slot.label, status, rc, time.perf_counter() - r.t0,
-            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log))
+            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log), r.job.fold)
         free.append(r.slot)
         on_event(status, r.job, r.slot)
 
@@ -233,9 +258,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     for job in pending:
-        results[job.class_index] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
-                                             _last_step(job.out), str(job.out / LOG_FILE))
-    return [results[j.class_index] for j in jobs]
+        results[index[id(job)]] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
+                                            _last_step(job.out), str(job.out / LOG_FILE), fold=job.fold)
+    return [results[k] for k in range(len(jobs))]
 
 
 @dataclass

@@ -43,6 +43,9 @@ from protgan.data import (
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.options import option
+from protgan.data.folds import dataset_folds
+from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
@@ -52,7 +55,9 @@ from protgan.gan.diffaug import diff_augment, parse_policy
 from protgan.gan.models import Discriminator, Generator, check_size, check_upsample
 
 # Config fields that define the model or its data: a resumed run must agree on them.
-ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
+ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes",
+                     "fold", "train_ids_sha256")
+DEFAULT_FOLDS = 5  # classify's default K: --fold K alone means fold K of the 5-fold split
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
@@ -101,7 +106,18 @@ class TrainGanConfig:
     eval_every: int = 0  # steps between eval_fn calls (0: never); its "score" (lower is better) picks best.pt
     n_samples: int = 36  # fixed-noise samples per grid (also the collapse indicator's batch)
     collapse_threshold: float = 0.25  # warn when sample spread / real spread falls below this
-    n_images: int = 0  # filled: how many images train this class
+    n_images: int = 0  # filled: how many images train this class (= n_train_ids)
+    fold: int | None = option(None, "Train on the training part of fold K of DATA/folds.csv only (the split classify and "
+                              "compare use; made if missing), so the generator never sees fold K's validation images. "
+                              "None: every image of the class (the paper's likely, leaky setup).")
+    folds: int | None = option(None, f"K of the K-fold split that --fold picks from (default {DEFAULT_FOLDS}). "
+                               "Without --class (a fan-out): one job per class and fold, into OUT/fold_K/class_C.")
+    # filled: the exact images this generator sees (protgan.data.provenance.ids_record); synth copies them
+    # into the synthetic set's manifest, classify/compare refuse them for a fold whose validation they include
+    train_ids: list[str] = option(help="Filled in: the sorted Ids of the training images.", cli=None, factory=list)
+    train_ids_sha256: str = option("", "Filled in: sha256 of the sorted training Ids.", cli=None)
+    n_train_ids: int = option(0, "Filled in: how many training Ids.", cli=None)
+    folds_file: str = option("", "Filled in: the folds.csv the fold was taken from.", cli=None)
 
     def validate(self) -> None:
         check_size(self.size)
@@ -130,7 +146,13 @@ class TrainGanConfig:
             (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
             (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
             (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
+            (self.folds is None or self.fold is not None,
+             f"--folds {self.folds}: needs --fold K (or no --class: a fan-out trains every class on every fold)"),
         ]
+        if self.fold is not None:
+            self.folds = self.folds or DEFAULT_FOLDS
+            checks += [(self.folds >= 2, f"--folds {self.folds}: need at least 2 folds"),
+                       (0 <= self.fold < self.folds, f"--fold {self.fold} out of range 0..{self.folds - 1}")]
         for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
             value = getattr(self, name)
             checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
@@ -261,11 +283,20 @@ class GanTrainer:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
         ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        part = ""
+        if cfg.fold is not None:  # the training part of the fold: never its validation images
+            folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+            ids, _ = folds.split(cfg.fold, ids)
+            cfg.folds_file = str(folds_path)
+            part = f" in the training part of fold {cfg.fold} of {folds_path}"
+        record = ids_record(ids, cfg.fold, cfg.folds)
+        cfg.train_ids, cfg.train_ids_sha256, cfg.n_train_ids = (record["train_ids"], record["train_ids_sha256"],
+                                                                record["n_train_ids"])
         cfg.n_images = len(ids)
         if len(ids) < cfg.batch_size:
             rule = "with only this label" if cfg.select == "only" else "with this label"
             raise ProtganError(
-                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule} "
+                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part} "
                 f"(--select {cfg.select}, --classes {cfg.classes}), fewer than one batch (--batch-size {cfg.batch_size})")
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
         self.sampler = EpochSampler(len(ids), cfg.seed)
