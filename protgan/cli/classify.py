@@ -78,6 +78,7 @@ def classify(
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="exp (lr0 * exp(-0.01 epoch), the paper's), plateau (x --plateau-factor after --plateau-patience epochs without a lower validation loss) or constant."),
     plateau_factor: Optional[float] = typer.Option(None, "--plateau-factor", help="Learning-rate factor on a plateau (gapnet 0.5, aggarwal 0.1, liimatainen 1/3)."),
     plateau_patience: Optional[int] = typer.Option(None, "--plateau-patience", help="Epochs without improvement before the plateau cut (gapnet 5, aggarwal 3, liimatainen 8)."),
+    allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Accept --synthetic images whose generator saw this fold's validation images (or whose training images are not recorded): the paper's likely, optimistic setup; the results say so."),
 ) -> None:
     """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
     from protgan.classify.report import collect_run
@@ -98,7 +99,7 @@ def classify(
         focal_alpha=_alpha(focal_alpha), focal_gamma=focal_gamma, head=head, select=select, amp=amp,
         workers=workers, seed=seed, device=device, activation=activation, balance=balance, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, plateau_factor=plateau_factor,
-        plateau_patience=plateau_patience, sync_bn=sync_bn, lr_scaling=lr_scaling,
+        plateau_patience=plateau_patience, sync_bn=sync_bn, lr_scaling=lr_scaling, allow_leakage=allow_leakage,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True, disable=not distributed.is_main()) as bar:

@@ -15,13 +15,16 @@ from protgan.core.errors import ProtganError
 
 
 def print_comparison(result) -> None:
-    from protgan.experiments.compare import TABLE_METRICS, _fmt, _fmt_p, verdict
+    from protgan.experiments.compare import TABLE_METRICS, _fmt, _fmt_p, leak_mark, verdict
 
-    table = Table(title=f"{result.out}: mean ± std over folds x seeds (Test = validation fold)")
+    if result.leakage:
+        console.print(result.leakage.replace("**", ""), style="bold red", highlight=False, soft_wrap=True)
+    table = Table(title=f"{result.out}: mean ± std over folds x seeds (Test = validation fold)"
+                        + (" - LEAKY" if result.leakage else ""))
     for col in ("model", "arm", *[f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]):
         table.add_column(col, justify="left" if col in ("model", "arm") else "right")
     for t in result.table:
-        table.add_row(t["model"], t["arm"], *[f"{t[f'{s}_{m}_mean']:.3f} ± {t[f'{s}_{m}_std']:.3f}"
+        table.add_row(t["model"], t["arm"] + leak_mark(t.get("leakage", ""), " (", ")"), *[f"{t[f'{s}_{m}_mean']:.3f} ± {t[f'{s}_{m}_std']:.3f}"
                                               for m, _ in TABLE_METRICS for s in ("train", "test")])
     console.print(table)
     diffs = Table(title="paired differences (test fold)")
@@ -63,6 +66,7 @@ def compare(
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes per cell (default: automatic)."),
     seed: int = typer.Option(0, "--seed", help="With --gan-runs: the noise seed of the synthetic images (training seeds: --seeds)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Accept synthetic images whose generator saw a fold's validation images (generators trained on every image: the paper's likely setup); every table and comparison.md/csv say LEAKY."),
 ) -> None:
     """Train every model with classic and with GAN augmentation on identical folds and seeds (resumable,
     cell by cell), then write the paper-shaped table and the paired GAN - classic differences."""
@@ -80,6 +84,7 @@ def compare(
         per_class=per_class, folds=folds, size=size, epochs=epochs, seeds=seeds, all_arms=all_arms,
         channels=channels, batch_size=batch_size, pretrained=pretrained, thresholds=thresholds,
         confidence=confidence, seed=seed, fold=fold, cells=list(cell or []), workers=workers, device=device,
+        allow_leakage=allow_leakage,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
