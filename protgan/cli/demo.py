@@ -19,6 +19,7 @@ def demo(
     jobs: int = typer.Option(0, "--jobs", help="Processes for the per-class GANs and the classification cells (0: one per CPU core)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage (data, enhancement sample, GANs, synthetic noise, folds are fixed)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    allow_leakage: bool = typer.Option(False, "--allow-leakage", help="One generator per class on every image (the paper's likely setup) instead of one per class and fold; compare runs with --allow-leakage and the report says LEAKY."),
 ) -> None:
     """demo-data -> enhance (CLAHE) -> train-gan per top-5 class -> synth -> fid -> compare (classic vs GAN
     augmentation) -> OUT/report.md and OUT/report.html with every table and figure."""
@@ -27,7 +28,7 @@ def demo(
     if quick and tiny:
         raise ProtganError("--quick and --tiny: choose one")
     cfg = DemoConfig(out=str(out), plan="tiny" if tiny else "quick" if quick else "default", seed=seed,
-                     device=device, jobs=jobs)
+                     device=device, jobs=jobs, allow_leakage=allow_leakage)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
