@@ -18,7 +18,7 @@ from protgan.experiments.compare import (
 from protgan.data import write_label_table
 from protgan.core.errors import ProtganError
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, record_generators
 
 CLASSES = (0, 25, 21, 2, 23)
 RGB = ("red", "green", "blue")
@@ -41,7 +41,7 @@ def _synthetic(root: Path, per_class: int = 2) -> Path:
     for f in (root / "train").iterdir():
         f.rename(f.with_name("syn-" + f.name))
     write_label_table(root / "train.csv", ["syn-" + i for i in ids], targets)
-    return root
+    return record_generators(root, {c: [] for c in CLASSES})  # generators that saw no real image: clean
 
 
 @pytest.fixture(scope="module")

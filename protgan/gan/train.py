@@ -44,8 +44,11 @@ from protgan.data import (
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.options import option
+from protgan.data.folds import dataset_folds
+from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
-from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -56,9 +59,10 @@ from protgan.gan.models import Discriminator, Generator, check_size, check_upsam
 # A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
 # and what is filled in (core.runfolder.check_same_options)
 RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
-                     "sample_every", "log_every", "eval_every", "class_name", "n_images")
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file")
 # what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
 RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT)
+
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
@@ -166,11 +170,20 @@ class GanTrainer:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
         ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        part = ""
+        if cfg.fold is not None:  # the training part of the fold: never its validation images
+            folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+            ids, _ = folds.split(cfg.fold, ids)
+            cfg.folds_file = str(folds_path)
+            part = f" in the training part of fold {cfg.fold} of {folds_path}"
+        record = ids_record(ids, cfg.fold, cfg.folds)
+        cfg.train_ids, cfg.train_ids_sha256, cfg.n_train_ids = (record["train_ids"], record["train_ids_sha256"],
+                                                                record["n_train_ids"])
         cfg.n_images = len(ids)
         if len(ids) < cfg.batch_size:
             rule = "with only this label" if cfg.select == "only" else "with this label"
             raise ProtganError(
-                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule} "
+                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part} "
                 f"(--select {cfg.select}, --classes {cfg.classes}), fewer than one batch (--batch-size {cfg.batch_size})")
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
         self.sampler = EpochSampler(len(ids), cfg.seed)
