@@ -167,3 +167,31 @@ def test_cas_real_on_real_equals_a_plain_classify_run(tmp_path):
     # resumable: a second call trains nothing and reads the same numbers
     again = run_cas(cfg, log=lambda m: None)
     assert again.f1 == res.f1
+
+
+def test_synth_filter_by_copies_drops_the_generators_copies_of_training_images(tmp_path):
+    """Training images that are exact copies of candidates 1, 4 and 6: `--filter-by copies` drops those three."""
+    from protgan.data import open_dataset, read_channel, write_label_table, write_png
+    from protgan.gan.synth import SynthConfig, run_synth, synth_id
+    from tests.conftest import make_dataset
+    from tests.test_synth import make_run
+
+    data = make_dataset(tmp_path / "data", [(0,)] * 10, channels=("red", "green", "blue"), seed=4)
+    runs = tmp_path / "runs"
+    make_run(runs, 0, 0, data=data)
+    run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "all"), per_class=8, device="cpu"))
+    ids, targets = open_dataset(data).ids, [(0,)] * 10
+    for k in (1, 4, 6):  # the generator's candidates 1, 4, 6 become training images
+        for ch in ("red", "green", "blue"):
+            img = read_channel(tmp_path / "all" / "train" / f"{synth_id(0, 0, k)}_{ch}.png")
+            write_png(data / "train" / f"copy{k}_{ch}.png", img)
+        ids.append(f"copy{k}")
+        targets.append((0,))
+    write_label_table(data / "train.csv", ids, targets)
+    man = run_synth(SynthConfig(runs=str(runs), out=str(tmp_path / "f"), per_class=5, keep=0.625,
+                                filter_by="copies", device="cpu"))
+    info = man["classes"][0]["filter"]
+    assert info["candidates"] == 8 and info["kept"] == 5
+    # (an untrained G's candidates look alike, so the others may fall under tau too: they are kept)
+    assert info["near_copies_candidates"] >= 3 and info["near_copies_kept"] == info["near_copies_candidates"] - 3
+    assert open_dataset(tmp_path / "f").ids == [synth_id(0, 0, k) for k in (0, 2, 3, 5, 7)]

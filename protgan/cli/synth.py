@@ -24,7 +24,7 @@ def synth_command(
     use_ema: bool = typer.Option(True, "--use-ema/--no-ema", help="Sample with the EMA generator weights (default) or the raw G."),
     checkpoint: str = typer.Option("last", "--checkpoint", help="last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan --eval-every)."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Skip classes without a trained generator instead of failing."),
-    filter_by: Optional[str] = typer.Option(None, "--filter-by", help="Drop the least realistic samples: disc (the run's discriminator) or ckpt:PATH (a protgan classifier's confidence for the class)."),
+    filter_by: Optional[str] = typer.Option(None, "--filter-by", help="Drop the least realistic samples: disc (the run's discriminator), ckpt:PATH (a protgan classifier's confidence for the class) or copies (the nearest to a training image first: drops near-copies)."),
     keep: float = typer.Option(0.8, "--keep", help="With --filter-by: fraction of ceil(n/keep) candidates kept (the n best)."),
     amp: bool = typer.Option(False, "--amp", help="Generate under autocast (bf16, or fp16 on GPUs without bf16)."),
     writers: int = typer.Option(4, "--writers", help="Threads encoding PNG files."),

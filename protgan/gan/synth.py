@@ -16,9 +16,11 @@ convolutions may differ in the last bit between batch sizes).
 Truncation (``--truncation t``): every |z_i| > t is redrawn until none is left, the truncation trick
 for Gaussian noise (Brock et al. 2019): fewer, more typical samples. 0 = off (the paper).
 
-Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH --keep q``): ceil(n / q) candidates per
-class are generated and scored, by the run's discriminator logit or a classifier's sigmoid
-confidence for the class, and the n best are written. Scoring uses the quantised 8-bit images that
+Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH|copies --keep q``): ceil(n / q) candidates
+per class are generated and scored, by the run's discriminator logit, a classifier's sigmoid
+confidence for the class, or (``copies``) the distance to the nearest training image of the
+generator over the near-copy threshold tau (protgan.evaluation.memorisation: below 1 = near-copy, in
+efficientnet_lite0 features), and the n best are written: ``copies`` drops the nearest copies first. Scoring uses the quantised 8-bit images that
 are written, not the float output. Two passes over the same batches (score, then write) keep memory
 flat at 512 px.
 """
@@ -44,9 +46,12 @@ from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
 )
+from protgan.evaluation.distances import nearest_neighbours
+from protgan.evaluation.features import dataset_features, make_extractor
+from protgan.evaluation.memorisation import copy_threshold
 from protgan.gan.checkpoint import (
     best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
-    read_run_config,
+    read_run_config, training_set,
 )
 
 MANIFEST = "manifest.json"
@@ -67,7 +72,7 @@ class SynthConfig:
     use_ema: bool = True
     checkpoint: str = "last"
     skip_missing: bool = False
-    filter_by: str | None = None  # None, "disc" or "ckpt:PATH"
+    filter_by: str | None = None  # None, "disc", "ckpt:PATH" or "copies"
     keep: float = 0.8
     amp: bool = False
     writers: int = 4  # PNG-encoding threads (OpenCV releases the GIL)
@@ -180,6 +185,27 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
     return score
 
 
+COPIES_FEATURES = "efficientnet_lite0"  # offline: the filter works without any weights file
+
+
+def copies_scorer(config: dict[str, Any], device: torch.device) -> tuple[Scorer, float]:
+    """(distance to the nearest training image of the run / tau, tau): below 1 is a near-copy."""
+    ds, ids = training_set(config)
+    if len(ids) < 2:
+        raise ProtganError(f"--filter-by copies: class {config.get('class_index')} has {len(ids)} training images")
+    channels, size = tuple(config["channels"]), int(config["size"])
+    extractor = make_extractor(COPIES_FEATURES, device)
+    train = dataset_features(ds, ids, channels, size, extractor, workers=0)
+    tau = copy_threshold(train, percentile=5.0)
+    train_t = torch.from_numpy(train).to(device)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        dist, _ = nearest_neighbours(extractor(images, channels), train_t)
+        return torch.from_numpy(dist / tau if tau > 0 else dist)
+
+    return score, tau
+
+
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
@@ -237,8 +263,8 @@ def validate(cfg: SynthConfig) -> None:
     if cfg.truncation < 0:
         raise ProtganError(f"--truncation {cfg.truncation}: must be >= 0 (0 = off)")
     if cfg.filter_by is not None:
-        if cfg.filter_by != "disc" and not cfg.filter_by.startswith("ckpt:"):
-            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc or ckpt:PATH")
+        if cfg.filter_by not in ("disc", "copies") and not cfg.filter_by.startswith("ckpt:"):
+            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc, copies or ckpt:PATH")
         if cfg.filter_by.startswith("ckpt:") and not Path(cfg.filter_by[5:]).is_file():
             raise ProtganError(f"--filter-by {cfg.filter_by}: checkpoint {cfg.filter_by[5:]} does not exist")
         if not 0.0 < cfg.keep <= 1.0:
@@ -331,8 +357,13 @@ def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None
                 keep_idx = np.arange(n_cand)
                 filter_info: dict[str, Any] | None = None
                 if cfg.filter_by:
-                    scorer = (discriminator_scorer(state, config, device, p.checkpoint) if cfg.filter_by == "disc"
-                              else classifier_scorer(cfg.filter_by[5:], c, channels, device))
+                    tau = None
+                    if cfg.filter_by == "disc":
+                        scorer = discriminator_scorer(state, config, device, p.checkpoint)
+                    elif cfg.filter_by == "copies":
+                        scorer, tau = copies_scorer(config, device)
+                    else:
+                        scorer = classifier_scorer(cfg.filter_by[5:], c, channels, device)
                     scores = []
                     for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
                         scores.append(scorer(imgs))
@@ -349,6 +380,9 @@ def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None
                                    "threshold": float(s[keep_idx].min()),
                                    "mean_score_kept": float(s[keep_idx].mean()),
                                    "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
+                    if tau is not None:  # scores are distance / tau: below 1 is a near-copy
+                        filter_info.update(tau=tau, near_copies_candidates=int((s < 1).sum()),
+                                           near_copies_kept=int((s[keep_idx] < 1).sum()))
                 keep_mask = np.zeros(n_cand, bool)
                 keep_mask[keep_idx] = True
                 ids = [synth_id(c, cfg.seed, int(k)) for k in keep_idx]
