@@ -1,10 +1,11 @@
 """`run_demo`: the whole pipeline on the embedded default data, on a CPU, in minutes.
 
-    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class) -> synth -> fid -> compare
+    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class) -> synth -> fid -> evaluate
+    (precision/recall, near-copies, train-on-synthetic-test-on-real) -> compare
 
 Each stage calls the stage's public Python API and writes into its own folder of DIR:
 
-    DIR/data/  DIR/enhanced/  DIR/gan/class_NN/  DIR/synthetic/  DIR/fid/  DIR/compare/
+    DIR/data/  DIR/enhanced/  DIR/gan/class_NN/  DIR/synthetic/  DIR/fid/  DIR/evaluate/  DIR/compare/
     DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
     DIR/logs/          what the parallel jobs printed
     DIR/report.md, DIR/report.html   every table and figure (protgan.experiments.report)
@@ -36,11 +37,12 @@ from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
 from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
+from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
-STAGES = ("data", "enhance", "gan", "synth", "fid", "compare", "report")
+STAGES = ("data", "enhance", "gan", "synth", "fid", "evaluate", "compare", "report")
 STATE_FILE = "demo.json"
 
 Log = Callable[[str], None]
@@ -125,7 +127,7 @@ class DemoResult:
 
 def paths(out: Path) -> dict[str, Path]:
     return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "synthetic": out / "synthetic",
-            "fid": out / "fid", "compare": out / "compare", "logs": out / "logs"}
+            "fid": out / "fid", "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
 
 
 # ------------------------------------------------------------------------------------ parallel jobs
@@ -312,7 +314,18 @@ class Demo:
         result = run_fid(cfg, progress=lambda label, d, t: self.progress("fid: features", d, t))
         return {"classes": len(result.rows)}
 
-    # -- 6. classification: classic vs GAN augmentation, cells in parallel
+    # -- 6. is the synthetic set any good: precision/recall, near-copies, train on synthetic / test on real
+    def stage_evaluate(self) -> dict:
+        plan = self.plan
+        cfg = EvaluateConfig(real=str(self.p["enhanced"]), fake=str(self.p["synthetic"]), out=str(self.p["evaluate"]),
+                             metrics="pr,copies,cas", select=plan.gan_select, features="efficientnet_lite0",
+                             cas_model=plan.model, cas_epochs=plan.epochs, cas_batch_size=plan.batch_size,
+                             cas_folds=plan.folds, cas_fold=0, seed=self.cfg.seed, workers=0, device=self.cfg.device)
+        result = run_evaluate(cfg, log=_file_log(self.p["logs"] / "evaluate.log"),
+                              progress=lambda label, d, t: self.progress(f"evaluate: {label}", d, t))
+        return {"classes": len(result.rows), "cas": result.cas}
+
+    # -- 7. classification: classic vs GAN augmentation, cells in parallel
     def compare_config(self):
 
         plan = self.plan
@@ -348,7 +361,7 @@ class Demo:
         return {"gan_minus_classic_macro_f1": d["mean_diff"], "ci": [d["ci_low"], d["ci_high"]],
                 "ci_corrected": [d["ci_low_corrected"], d["ci_high_corrected"]], "p_t": d["p_t"]}
 
-    # -- 7. the report
+    # -- 8. the report
     def stage_report(self) -> dict:
 
         md, html = write_report(self.out, self.plan, self.state)
