@@ -41,7 +41,7 @@ def evaluate_command(
 ) -> None:
     """Is this synthetic set any good? Fidelity and diversity (precision/recall), memorisation (near-copies)
     and usefulness (CAS) per class, each beside its real-vs-real floor or reference, plus FID/KID."""
-    from protgan.experiments.evaluate import EvaluateConfig, run_evaluate, table, verdicts
+    from protgan.experiments.evaluate import EvaluateConfig, run_evaluate, tables, verdicts
 
     cfg = EvaluateConfig(real=str(real), fake=str(fake), out=str(out), metrics=metrics, classes=classes, select=select,
                          features=features, weights=str(weights) if weights else None, size=size, channels=channels,
@@ -55,13 +55,14 @@ def evaluate_command(
         result = run_evaluate(cfg, log=lambda m: bar.console.print(m, highlight=False),
                               progress=lambda label, done, total: bar.update(task, description=label, completed=done,
                                                                             total=total))
-    header, rows = table(result.rows, result.metrics)
-    t = Table(title=f"{result.features} features, {','.join(result.channels)} at {result.size} px")
-    for k, col in enumerate(header):
-        t.add_column(col, justify="left" if k == 1 else "right")
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
+    console.print(f"{result.features} features, {','.join(result.channels)} at {result.size} px")
+    for title, header, rows in tables(result.rows, result.metrics):
+        t = Table(title=title)
+        for k, col in enumerate(header):
+            t.add_column(col, justify="left" if k == 1 else "right")
+        for r in rows:
+            t.add_row(*r)
+        console.print(t)
     console.print("floor: the measure between two random halves of the real class; ½: half the real images vs as "
                   "many synthetic ones (compare with the floor); near-copies: closer to a training image than the "
                   f"{cfg.copy_percentile:g}th percentile of real-to-real distances (real ref.: fresh real images).")

@@ -45,6 +45,7 @@ class CasConfig:
     fake: str
     out: str
     classes: list[int] = field(default_factory=list)
+    subset: list[int] | None = None  # the classes `select only` is judged within (None: `classes`)
     channels: tuple[str, ...] = ("red", "green", "blue")
     size: int = 64
     select: str = "only"  # the real training images that stand for a class (as train-gan chooses them)
@@ -86,7 +87,7 @@ def training_sets(cfg: CasConfig, real: ImageSet, fake: ImageSet, train_ids: Seq
     n_train: dict[int, int] = {}
     for c in cfg.classes:
         syn_c = select_class_ids(fake.ids, fake.targets, c, cfg.classes, "any")
-        real_c = select_class_ids(pool_ids, pool_targets, c, cfg.classes, cfg.select)
+        real_c = select_class_ids(pool_ids, pool_targets, c, cfg.subset or cfg.classes, cfg.select)
         n = min(len(syn_c), len(real_c))
         if n == 0:
             where = "synthetic images" if not syn_c else f"real training images (--select {cfg.select}, fold {cfg.fold})"
@@ -170,8 +171,9 @@ def run_cas(cfg: CasConfig, log: Log = print, progress: Progress | None = None) 
                           cfg.fold, cfg.folds)
         log(f"cas {arm}: {len(arms[arm])} training images ({', '.join(f'{c}:{n}' for c, n in n_train.items())}), "
             f"{len(val_ids)} real validation images (fold {cfg.fold})")
-        ccfg = classify_config(cfg, out / arm)
-        run_classify(ccfg, log=log, progress=progress)
+        # (classify's "other folds not done yet" hint is not for a one-fold CAS run)
+        run_classify(classify_config(cfg, out / arm), log=lambda m: None if "not done yet" in m else log(m),
+                     progress=progress)
         res = json.loads((out / arm / "run" / f"fold_{cfg.fold}" / "result.json").read_text())
         val = res["val"]["tuned"]
         f1[arm] = [float(v) for v in val["per_class"]["f1"]]

@@ -187,7 +187,7 @@ def run_evaluate(cfg: EvaluateConfig, log: Log = print, progress: Progress | Non
         result.files["copies"] = str(png)
     if "cas" in names:
         cas = run_cas(CasConfig(real=cfg.real, fake=cfg.fake, out=str(out / "cas"), classes=[r["class_index"] for r in rows],
-                                channels=sets.channels, size=sets.size, select=cfg.select, model=cfg.cas_model,
+                                subset=sets.subset, channels=sets.channels, size=sets.size, select=cfg.select, model=cfg.cas_model,
                                 epochs=cfg.cas_epochs, batch_size=cfg.cas_batch_size, folds=cfg.cas_folds,
                                 fold=cfg.cas_fold, seed=cfg.seed, workers=cfg.workers, device=cfg.device),
                       log=log, progress=progress)
@@ -238,6 +238,21 @@ def _f(v: Any, digits: int = 2, scale: float = 1.0) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if math.isnan(x) else f"{x * scale:.{digits}f}"
+
+
+def tables(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) per measure, each narrow enough for a terminal (the CLI prints them one by one)."""
+    out = []
+    for n in names:
+        header, body = table(rows, [n])
+        out.append((METRIC_TITLES[n], header, body))
+    return out
+
+
+METRIC_TITLES = {"fid": "FID (floor: two real halves)", "kid": "KID (floor: two real halves)",
+                 "pr": "precision / recall: fidelity / diversity (floor: two real halves)",
+                 "copies": "near-copies of training images (ref.: fresh real images)",
+                 "cas": "CAS: trained on synthetic, tested on real (ref.: as many real images)"}
 
 
 def table(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> tuple[list[str], list[list[str]]]:
