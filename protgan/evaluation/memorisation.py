@@ -89,7 +89,7 @@ def plot_copies(path: Path, rows: Sequence[tuple[str, list[np.ndarray], list[np.
     cols = max((len(r[1]) for r in rows), default=1)
     if not rows or cols == 0:
         raise ProtganError("copies figure: no synthetic images to show")
-    fig, axes = plt.subplots(2 * len(rows), cols, figsize=(1.6 * cols + 0.4, 3.5 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(2 * len(rows), cols, figsize=(1.5 * cols + 1.6, 3.3 * len(rows) + 0.4), squeeze=False)
     for r, (title, fakes, reals, dists) in enumerate(rows):
         tau = threshold_of[r]
         for j in range(cols):
@@ -106,12 +106,11 @@ def plot_copies(path: Path, rows: Sequence[tuple[str, list[np.ndarray], list[np.
             ratio = dists[j] / tau if tau > 0 else float("inf")
             top.set_title(f"d/tau {ratio:.2f}", fontsize=8, color="red" if ratio < 1 else "black")
             if j == 0:
-                top.set_ylabel("synthetic", fontsize=8)
+                top.set_ylabel(f"{title}\nsynthetic", fontsize=8)
                 bottom.set_ylabel("nearest real", fontsize=8)
-        axes[2 * r, 0].annotate(title, (0, 1.35), xycoords="axes fraction", fontsize=10, fontweight="bold")
     fig.suptitle("most-copied synthetic images (top) and their nearest training images (bottom); "
-                 "red: near-copy (d < tau)", fontsize=9)
-    fig.tight_layout()
+                 "d/tau < 1 (red): near-copy", fontsize=9)
+    fig.subplots_adjust(left=0.12, right=0.99, top=0.93, bottom=0.02, hspace=0.3, wspace=0.08)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)

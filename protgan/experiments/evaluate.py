@@ -175,7 +175,7 @@ def run_evaluate(cfg: EvaluateConfig, log: Log = print, progress: Progress | Non
             if "copies" in names and cfg.copies_shown:
                 st = inputs.cache["copies"]
                 top = st.most_copied(cfg.copies_shown)
-                copy_panels.append((f"class {c} ({class_name(c)}): {100 * st.share:.0f}% near-copies",
+                copy_panels.append((f"class {c} ({class_name(c)})\n{100 * st.share:.0f}% near-copies",
                                     [read_stack(sets.fake, fake_ids[k], sets.channels, sets.size) for k in top],
                                     [read_stack(train_ds, train_ids[st.nearest[k]], sets.channels, sets.size)
                                      for k in top],
