@@ -373,7 +373,6 @@ class CompareResult:
 
 
 def _read_cell(out: Path, cell: Cell, thresholds: str) -> dict:
-
     result = json.loads(cell.result_path(out).read_text())
     ids_path = cell.result_path(out).parent / "ids.json"
     row = {"model": cell.model, "arm": cell.arm, "fold": cell.fold, "seed": cell.seed,
@@ -464,7 +463,6 @@ def collect(out: str | os.PathLike, log: Log = print) -> CompareResult:
 
 
 def _metric_keys() -> tuple[str, ...]:
-
     return SCALAR_METRICS
 
 

@@ -442,7 +442,10 @@ class GanTrainer:
 
         steps = [r["step"] for r in self.rows]
         evals = [r for r in self.rows if "score" in r]  # rows of an eval_fn (train-gan --eval-every)
-        fig, axes = plt.subplots(1, 4 if evals else 3, figsize=(20 if evals else 15, 4))
+        # precision / recall / near-copies of TrainingEval (0..1): a fifth panel when the columns exist
+        shares = [k for k in ("precision", "recall", "near_copies") if any(k in r for r in evals)]
+        panels = 3 + bool(evals) + bool(shares)
+        fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
         for key in ("loss_D", "loss_G"):
             axes[0].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
         axes[0].set_title("losses")
@@ -462,6 +465,12 @@ class GanTrainer:
                 twin.plot(eval_steps, [r.get("fid", float("nan")) for r in evals], "s--", color="tab:orange", label="FID")
                 twin.set_ylabel("FID")
                 twin.legend(loc="upper center")
+        if shares:
+            for key, style in zip(shares, ("o-", "s-", "^--")):
+                axes[4].plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], style,
+                             label=key.replace("_", "-"))
+            axes[4].set_ylim(-0.02, 1.02)
+            axes[4].set_title("precision / recall / near-copy share")
         for ax in axes:
             ax.set_xlabel("step")
             ax.legend()
