@@ -28,12 +28,13 @@ def _print_summary(summary: dict, run: Path) -> None:
 
     table = Table(title=f"{run}: mean ± std over folds (Test = validation fold)")
     table.add_column("metric")
-    for t in ("tuned", "0.5"):
+    kinds = list(summary["val"])
+    for t in kinds:
         for s in ("train", "val"):
             table.add_column(f"{'Train' if s == 'train' else 'Test'} ({t})", justify="right")
     for m, label in LABELS.items():
         table.add_row(label, *[f"{summary[s][t][m][0]:.3f} ± {summary[s][t][m][1]:.3f}"
-                               for t in ("tuned", "0.5") for s in ("train", "val")])
+                               for t in kinds for s in ("train", "val")])
     console.print(table)
     console.print(f"wrote {run}/summary.md, metrics.csv, per_class.csv, thresholds.json, curves.png, per_class.png")
 
@@ -58,7 +59,7 @@ def classify(
     synthetic: Optional[Path] = typer.Option(None, "--synthetic", help="Folder of synthetic images in the dataset layout (e.g. `protgan synth` output): joins the training part of every fold, never validation."),
     pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline pip package)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="A local state_dict file (a backbone's, or a protgan checkpoint) loaded into the model."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="focal (the paper's; default) or bce."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="focal (the paper's; default), bce, or focal+lovasz (focal + per-class Lovasz hinge, bestfitting's)."),
     focal_alpha: Optional[str] = typer.Option(None, "--focal-alpha", help="Focal loss alpha in (0, 1): positives weighted alpha, negatives 1 - alpha (eq. 3). Default none = the paper's alpha = 1 read as no balancing (see README)."),
     focal_gamma: float = typer.Option(2.0, "--focal-gamma", help="Focal loss gamma (the paper: 2)."),
     head: str = typer.Option("paper", "--head", help="paper (the model's recipe head), paper28 (dropout-BN-GAP-128-n), paper5 (GAP-256-n) or linear."),
@@ -78,6 +79,10 @@ def classify(
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="exp (lr0 * exp(-0.01 epoch), the paper's), plateau (x --plateau-factor after --plateau-patience epochs without a lower validation loss) or constant."),
     plateau_factor: Optional[float] = typer.Option(None, "--plateau-factor", help="Learning-rate factor on a plateau (gapnet 0.5, aggarwal 0.1, liimatainen 1/3)."),
     plateau_patience: Optional[int] = typer.Option(None, "--plateau-patience", help="Epochs without improvement before the plateau cut (gapnet 5, aggarwal 3, liimatainen 8)."),
+    threshold_split: float = typer.Option(0.1, "--threshold-split", help="Share of each training fold held out (multilabel-stratified, duplicate groups whole) to tune the thresholds and choose the checkpoint; the validation fold is untouched by any choice. 0: thresholds from the training predictions, checkpoint chosen on validation (before 0.2)."),
+    thresholds: str = typer.Option("tuned", "--thresholds", help="Kind the checkpoint keeps for predict and the headline table: tuned (per-class F1 optimum on the held-out part), 0.5, positive-proportion (held-out predicted positive rate = training prevalence, pudae). All are reported."),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation in the evaluation: none, flips (4 flips) or d4 (8 dihedral transforms); mean of sigmoids."),
+    average: str = typer.Option("none", "--average", help="Weight averaging: none, last:K (mean of the last K epochs' weights, SWA-style) or ema[:DECAY] (0.999); batch-norm statistics recomputed on the training part; the averaged model is evaluated."),
 ) -> None:
     """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
     from protgan.classify.report import collect_run
@@ -99,6 +104,7 @@ def classify(
         workers=workers, seed=seed, device=device, activation=activation, balance=balance, optimizer=optimizer,
         momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule, plateau_factor=plateau_factor,
         plateau_patience=plateau_patience, sync_bn=sync_bn, lr_scaling=lr_scaling,
+        threshold_split=threshold_split, thresholds=thresholds, tta=tta, average=average,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=True, disable=not distributed.is_main()) as bar:

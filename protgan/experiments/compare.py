@@ -42,6 +42,7 @@ from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.data import FOLDS_FILE, load_or_make_folds, open_dataset, resolve_subset
+from protgan.data.duplicates import duplicate_groups
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
 
@@ -241,7 +242,8 @@ def shared_folds(cfg: CompareConfig, log: Log = print) -> None:
     if not _writable_dir(data) and not (data / FOLDS_FILE).exists():
         return  # each cell then writes the same deterministic split into its own run folder
     ds = open_dataset(data)
-    folds = load_or_make_folds(ds.ids, ds.targets, data / FOLDS_FILE, k=cfg.folds, seed=0)
+    folds = load_or_make_folds(ds.ids, ds.targets, data / FOLDS_FILE, k=cfg.folds, seed=0,
+                               groups=lambda: duplicate_groups(ds, log))  # as classify: duplicates in one fold
     log(f"folds: {data / FOLDS_FILE} ({folds.k} folds, shared by every cell)")
 
 
