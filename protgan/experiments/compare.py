@@ -53,7 +53,7 @@ ALL_ARMS = ("none", "classic", "gan", "classic+gan")
 CONTRASTS = (("gan", "classic"), ("classic+gan", "classic"), ("gan", "none"), ("classic", "none"))
 # the paper's table columns: (metric key in result.json, label)
 TABLE_METRICS = (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1"), ("label_accuracy", "Accuracy"))
-THRESHOLD_CHOICES = ("tuned", "0.5")
+THRESHOLD_CHOICES = ("tuned", "0.5", "positive-proportion")  # as classify reports them
 CELLS_DIR = "cells"
 # options that may differ between the invocations of one comparison (machines, subsets)
 _PER_INVOCATION = ("fold", "cells", "collect", "workers", "device")
@@ -156,7 +156,7 @@ def validate(cfg: CompareConfig) -> None:
     if cfg.synthetic and cfg.gan_runs:
         raise ProtganError("--synthetic and --gan-runs: give one (a synthetic dataset, or the runs to make it from)")
     if cfg.thresholds not in THRESHOLD_CHOICES:
-        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected tuned or 0.5")
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected {', '.join(THRESHOLD_CHOICES)}")
     if not 0.5 <= cfg.confidence < 1:
         raise ProtganError(f"--confidence {cfg.confidence}: expected a level in [0.5, 1), e.g. 0.95")
     if cfg.per_class < 1:
@@ -531,7 +531,7 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
         f"on the same folds with the same seeds (same initial weights), so the arms differ by augmentation only. "
         f"Size {cfg.size or 'the recipe default'}, epochs {cfg.epochs or 'the recipe default'}, "
         f"{'ImageNet-pretrained' if cfg.pretrained else 'from scratch'}. Metrics at "
-        f"{'per-class thresholds tuned on the training part' if cfg.thresholds == 'tuned' else 'threshold 0.5'}; "
+        f"{ {'tuned': 'per-class thresholds tuned on the held-out part of each training fold', '0.5': 'threshold 0.5'}.get(cfg.thresholds, cfg.thresholds + ' thresholds (held-out part)')}; "
         "Test = the validation fold (as in the paper). Values: mean ± std over the cells. "
         "Macro F1 is the mean of per-class F1; Accuracy is label-wise (Hamming) accuracy.",
         "",
