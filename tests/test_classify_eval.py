@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from protgan.classify import averaging, thresholds as thresholds_mod, train as train_mod, tta as tta_mod
+from protgan.classify import thresholds as thresholds_mod, train as train_mod
 from protgan.classify.averaging import Ema, mean_state, parse_average, recompute_bn
 from protgan.classify.losses import lovasz_hinge, make_loss
 from protgan.classify.models import list_models, register_model
@@ -23,7 +22,7 @@ from protgan.classify.thresholds import positive_proportion_thresholds, threshol
 from protgan.classify.train import Accel
 from protgan.classify.tta import predict_probs, tta_probs
 from protgan.core.errors import ProtganError
-from protgan.data import make_folds, open_dataset, read_folds, write_folds, write_label_table, write_png
+from protgan.data import make_folds, read_folds, write_folds, write_label_table, write_png
 from protgan.data.duplicates import Fingerprints, fingerprint, group_duplicates, phash, hamming
 from protgan.data.folds import holdout_split
 from tests.cli_helpers import assert_one_line_error, run_cli

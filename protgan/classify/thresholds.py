@@ -51,7 +51,7 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray = GR
     return out
 
 
-KINDS = ("tuned", "0.5", "positive-proportion")
+KINDS = ("tuned", "0.5", "positive-proportion")  # also protgan.classify.config.THRESHOLD_KIND_CHOICES
 
 
 def positive_proportion_thresholds(probs: np.ndarray, prevalence: np.ndarray) -> np.ndarray:

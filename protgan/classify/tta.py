@@ -16,7 +16,7 @@ import torch
 
 from protgan.core.errors import ProtganError
 
-TTA_CHOICES = ("none", "flips", "d4")
+from protgan.classify.config import TTA_CHOICES  # noqa: E402  (one definition, torch-free for the CLI)
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 

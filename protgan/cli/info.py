@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from protgan.cli.app import app, console
-from protgan.data import CLASS_NAMES, open_dataset, parse_channels, resolve_subset
-from protgan.data.problems import find_problems
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -26,6 +24,11 @@ def info(
     hamming: int = typer.Option(16, "--hamming", help="--duplicates: largest Hamming distance (of 64 bits) between the hashes of a candidate pair."),
 ) -> None:
     """Counts, per-class table with names, label cardinality, and problems found (listed, not fatal)."""
+    from protgan.data.channels import parse_channels
+    from protgan.data.classes import CLASS_NAMES, resolve_subset
+    from protgan.data.dataset import open_dataset
+    from protgan.data.problems import find_problems
+
     ds = open_dataset(data)
     chans = parse_channels(channels)
     subset = resolve_subset(classes, ds.targets)

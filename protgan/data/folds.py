@@ -25,8 +25,11 @@ import numpy as np
 from protgan.core.atomic import write_text
 from protgan.data.classes import NUM_CLASSES
 from protgan.core.errors import ProtganError
+from protgan.data.dataset import open_dataset
+from protgan.data.duplicates import duplicate_groups
 
 FOLDS_FILE = "folds.csv"
+FOLDS_SEED = 0  # the one split: every stage (classify, compare, train-gan --fold) makes it with this seed
 
 
 @dataclass
@@ -144,3 +147,20 @@ def load_or_make_folds(
     folds = make_folds(ids, targets, k, seed, groups() if groups is not None else None)
     write_folds(path, folds)
     return folds
+
+
+def dataset_folds(data: str | os.PathLike, ids: Sequence[str], targets: Sequence[Sequence[int]], k: int,
+                  fallback_dir: str | os.PathLike,
+                  log: Callable[[str], None] | None = None) -> tuple[MultilabelFolds, Path, str | None]:
+    """The dataset's shared split: DATA/folds.csv (made from the full label table if missing), or, when
+    DATA is not writable and has none, the same deterministic split in FALLBACK_DIR/folds.csv.
+    Returns (folds, the file, a note when the fallback was used). classify and train-gan --fold both
+    call this, so a generator's fold K is the classifier's fold K."""
+    path = Path(data) / FOLDS_FILE
+    note = None
+    if not path.exists() and not (Path(data).is_dir() and os.access(data, os.W_OK | os.X_OK)):
+        path = Path(fallback_dir) / FOLDS_FILE
+        note = f"{data} is not writable: folds written to {path}"
+    # near-duplicate groups (protgan.data.duplicates) go to one fold; found only when the folds are made
+    groups = lambda: duplicate_groups(open_dataset(data), log)  # noqa: E731
+    return load_or_make_folds(ids, targets, path, k=k, seed=FOLDS_SEED, groups=groups), path, note
