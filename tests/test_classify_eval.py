@@ -416,5 +416,5 @@ def test_classify_makes_duplicate_aware_folds_and_refuses_synthetic_copies(tmp_p
     code, out, err = run_cli(["classify", "--data", str(root), "--model", TINY, "--out", str(tmp_path / "r2"),
                               "--classes", "0", "--size", "32", "--folds", "2", "--epochs", "1", "--no-pretrained",
                               "--workers", "0", "--device", "cpu", "--channels", "green", "--augment", "gan",
-                              "--synthetic", str(syn)], capsys)
+                              "--synthetic", str(syn), "--allow-leakage"], capsys)  # provenance aside: a copy
     assert_one_line_error(code, err, "--synthetic", "'syn0001'", "'d05'", "near-copy")
