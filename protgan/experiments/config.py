@@ -13,7 +13,7 @@ from protgan.core.options import option
 
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
-THRESHOLD_CHOICES = ("tuned", "0.5")
+THRESHOLD_CHOICES = ("tuned", "0.5", "positive-proportion")  # the kinds classify reports
 DEMO_PLANS = ("default", "quick", "tiny")
 
 
