@@ -104,3 +104,15 @@ def test_classify_through_a_pipe(tmp_path: Path) -> None:
     assert progress and all(m["cmd"] == "classify" and m["stage"] == "fold 0 epoch 1/1" for m in progress)
     assert progress[-1]["done"] == progress[-1]["total"]
     assert any(re.search(r"fold 0 epoch 1/1: .*train loss [\d.]+ macro F1 [\d.]+ \| val loss", ln) for ln in lines)
+
+
+def test_a_line_every_interval_even_without_progress() -> None:
+    """A stage that makes no progress for a while (one long epoch, one compare cell) still shows up."""
+    import time
+
+    console, buf = _pipe_console()
+    with Reporter("compare", console, LogOptions(log_interval=0.2)) as r:
+        r.update("cells", 0, 8)
+        time.sleep(1.0)  # the heartbeat looks every min(interval, 5 s)
+    lines = [ln for ln in buf.getvalue().splitlines() if LINE.match(ln)]
+    assert len(lines) >= 3 and all(" compare cells 0/8 0.0% " in ln for ln in lines)
