@@ -97,6 +97,9 @@ class ClassifyConfig:
                                   "instead of each process's part.", affects_run=False)
     lr_scaling: str = option("none", "Under torchrun: none (the recipe's --lr, the default), linear (x world size) or "
                                      "sqrt (x sqrt(world size)); --batch-size is per process.")
+    allow_leakage: bool = option(False, "Let synthetic images whose generator saw this fold's validation images (or "
+                                        "whose training images are not recorded) join training: the paper's likely "
+                                        "setup, optimistic; every result is marked with it.")
     keep_checkpoints: str = option("selected", "selected: when a fold is finished keep only the checkpoint --select "
                                                "evaluated (what predict and synth's filter use; last.pt stays only "
                                                "while the fold can resume); all: keep best_loss, best_macro_f1, "

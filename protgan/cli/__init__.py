@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-import typer
 from rich.markup import escape
 
 from protgan.cli.app import app, err_console
+from protgan.cli.usage import ABORTS, CLICK_EXCEPTIONS, NO_ARGS_IS_HELP, one_line
 from protgan.core.errors import ProtganError
 
 # Each module registers its command(s) on `app` when imported.
@@ -25,27 +25,15 @@ from protgan.cli import enhance as _enhance  # noqa: F401,E402
 from protgan.cli import train_gan as _train_gan  # noqa: F401,E402
 from protgan.cli import synth as _synth  # noqa: F401,E402
 from protgan.cli import fid as _fid  # noqa: F401,E402
+from protgan.cli import evaluate as _evaluate  # noqa: F401,E402
 from protgan.cli import compare as _compare  # noqa: F401,E402
 from protgan.cli import demo as _demo  # noqa: F401,E402
-
-
-def _click_classes(name: str) -> tuple[type, ...]:
-    """`name` (ClickException, Abort) of typer's bundled click and of click itself when loaded: typer
-    0.29 ships its own copy, older ones use click's; a usage error is one line with either."""
-    found = []
-    for exc in (typer.BadParameter, typer.Abort):
-        found += [c for c in exc.__mro__ if c.__name__ == name]
-    click = sys.modules.get("click")
-    if click is not None and hasattr(click.exceptions, name):
-        found.append(getattr(click.exceptions, name))
-    return tuple(dict.fromkeys(found)) or (RuntimeError,)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: bad input is one line on stderr and exit 2; Ctrl-C exits 130; --debug shows tracebacks."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    click_error, abort = _click_classes("ClickException"), _click_classes("Abort") + (typer.Abort,)
     try:
         rc = app(args=args, prog_name="protgan", standalone_mode=False)
     except ProtganError as e:
@@ -53,15 +41,18 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (KeyboardInterrupt, *abort):
+    except ABORTS:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)
-    except click_error as e:  # usage errors: unknown option, missing argument, wrong type
+    except KeyboardInterrupt:
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except CLICK_EXCEPTIONS as e:  # usage errors, whichever click typer raises (typer._click or click)
+        if isinstance(e, NO_ARGS_IS_HELP):
+            e.show()  # `protgan` / a group without arguments: its help
+            sys.exit(0)
         if debug:
             raise
-        command = getattr(getattr(e, "ctx", None), "command_path", "protgan")
-        message = " ".join(e.format_message().split())  # one line, whatever the message
-        err_console.print(f"[bold red]error:[/] {escape(message)} (see `{command} --help`)",
-                          highlight=False, soft_wrap=True)
+        err_console.print("[bold red]error:[/] " + escape(one_line(e)), highlight=False, soft_wrap=True)
         sys.exit(getattr(e, "exit_code", 2))
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -67,7 +67,7 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
         trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log,
                              on_step=lambda s: progress.update("train", s, cfg.steps), warn=warn)
         progress.log(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
-                     f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
+                     f"--classes {cfg.classes}, {'all folds' if cfg.fold is None else f'training part of fold {cfg.fold}/{cfg.folds}'}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                      + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""))
         if distributed.active():
             progress.log(f"torchrun: {distributed.world_size()} processes x --batch-size {cfg.batch_size} = global "
@@ -108,16 +108,16 @@ def _fan_out(opts: Opts, gpus: Optional[str], jobs: int, log_opts: LogOptions) -
 
     def on_event(event: str, job, slot) -> None:
         where = f" on {slot.label}" if slot is not None else ""
-        console.print(f"class {job.class_index} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
+        console.print(f"{job.label} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
 
     results = run_fanout(plan, slots, on_event)
     interrupted = any(r.status in ("interrupted", "not started") for r in results)
     path = write_summary(out, classes, slots, base, results, interrupted)
     table = Table(title=f"train-gan fan-out: {out}")
-    for col in ("class", "name", "device", "status", "step", "minutes", "log / error"):
-        table.add_column(col, justify="right" if col in ("class", "step", "minutes") else "left")
+    for col in ("class", "fold", "name", "device", "status", "step", "minutes", "log / error"):
+        table.add_column(col, justify="right" if col in ("class", "fold", "step", "minutes") else "left")
     for r in results:
-        table.add_row(str(r.class_index), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
+        table.add_row(str(r.class_index), "all" if r.fold is None else str(r.fold), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
                       f"{r.seconds / 60:.1f}", r.error or r.log)
     console.print(table)
     console.print(f"wrote {path}", highlight=False)
@@ -126,5 +126,5 @@ def _fan_out(opts: Opts, gpus: Optional[str], jobs: int, log_opts: LogOptions) -
     failed = [r for r in results if r.status != "done"]
     if failed:
         err_console.print(f"{len(failed)} of {len(results)} classes failed: "
-                          + ", ".join(f"{r.class_index} (rc {r.returncode})" for r in failed), highlight=False, soft_wrap=True)
+                          + ", ".join(f"{r.class_index}{'' if r.fold is None else f' fold {r.fold}'} (rc {r.returncode})" for r in failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)

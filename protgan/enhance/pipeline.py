@@ -38,9 +38,10 @@ from protgan.enhance.methods import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHO
 from protgan.enhance.metrics import SSIMScorer, entropy, mse, psnr_from_mse, rms_contrast, data_range_of
 from protgan.enhance.report import (
     CRITERIA, ORIGINAL, SCORE_COLUMNS, SUMMARY_COLUMNS, read_records, render_comparison, score_table,
-    select_best, summarize, write_csv,
+    select_best, summarize,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
 from protgan.enhance.config import APPLY_CHOICES, EnhanceConfig  # noqa: F401  (re-exported)
 
 NO_CHANNEL = "-"  # folder mode: a file whose name carries no channel

@@ -52,6 +52,9 @@ class CompareConfig:
     workers: Optional[int] = option(None, "DataLoader worker processes per cell (default: automatic).",
                                     affects_run=False)
     device: str = option("auto", "auto, cpu or cuda[:N].", affects_run=False)
+    allow_leakage: bool = option(False, "Accept synthetic images whose generator saw a fold's validation images (e.g. "
+                                        "generators trained on every image: the paper's likely setup); every table, "
+                                        "comparison.md/csv and the demo report are marked LEAKY.")
     keep_checkpoints: str = option("selected", "Per cell, as classify --keep-checkpoints: selected (only the evaluated "
                                                "checkpoint once the cell is done) or all.",
                                    choices=KEEP_CHECKPOINTS_CHOICES, affects_run=False)
@@ -97,6 +100,9 @@ class DemoConfig:
     device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
     jobs: int = option(0, "Processes for the per-class GANs and the classification cells (0: one per CPU core).",
                        affects_run=False)
+    allow_leakage: bool = option(False, "Train one generator per class on every image (the paper's likely setup) "
+                                        "instead of one per class and fold, and compare with --allow-leakage: the "
+                                        "report is marked LEAKY. For measuring how much of the GAN gain is leakage.")
 
     def resolved_jobs(self) -> int:
         return self.jobs or os.cpu_count() or 1

@@ -7,7 +7,8 @@
     RUN/metrics.csv, RUN/losses.png
 
 A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
-"rng" (every RNG state: python, numpy, torch CPU and CUDA), "config" (the dict), and "best_score".
+"rng" (every RNG state: python, numpy, torch CPU and CUDA, as plain lists and tensors), "config" (the
+dict), and "best_score": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from torch import nn
 
 from protgan.core.atomic import atomic_path
 from protgan.core.errors import ProtganError
+from protgan.core.safeload import load_weights
+from protgan.data import ImageSet, open_dataset, resolve_subset
+from protgan.data.selection import select_class_ids
 from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator
 
 CONFIG_FILE = "config.json"
@@ -52,14 +56,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A train-gan checkpoint, loaded with weights_only=True (a .pt from anyone never runs code)."""
     path = Path(path)
-    if not path.is_file():
-        raise ProtganError(f"{path}: checkpoint does not exist")
-    try:
-        # weights_only=False: the state holds numpy/python RNG states, not only tensors. Only load your own runs.
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is "not a checkpoint"
-        raise ProtganError(f"{path}: not a readable protgan checkpoint ({type(e).__name__}: {e})") from None
+    state = load_weights(path, map_location, what="train-gan checkpoint")
     if not isinstance(state, dict) or any(k not in state for k in ("G", "config", "step")):
         raise ProtganError(f"{path}: not a protgan train-gan checkpoint (missing G/config/step)")
     return state
@@ -108,6 +107,20 @@ def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config, dict) or "class_index" not in config:
         raise ProtganError(f"{path}: not a train-gan config (no class_index)")
     return config
+
+
+def training_set(config: dict[str, Any]) -> tuple[ImageSet, list[str]]:
+    """The dataset and Ids a run's generator was trained on (its data, class, --classes and --select:
+    the rule GanTrainer applies). One-line error when the run's data folder is gone."""
+    data = config.get("data")
+    if not data or not (Path(data) / "train.csv").is_file():
+        raise ProtganError(f"the run of class {config.get('class_index')} was trained on {data}, which is not "
+                           f"readable any more (its training images are needed)")
+    ds = open_dataset(data)
+    if config.get("train_ids"):  # recorded by train-gan (per-fold runs: the fold's training part only)
+        return ds, list(config["train_ids"])
+    subset = resolve_subset(config.get("classes", "all"), ds.targets)
+    return ds, select_class_ids(ds.ids, ds.targets, int(config["class_index"]), subset, config.get("select", "only"))
 
 
 def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:

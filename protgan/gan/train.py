@@ -22,7 +22,6 @@ import copy
 import csv
 import io
 import math
-import random
 import shutil
 import signal
 import time
@@ -40,13 +39,18 @@ from torch.utils.data import Sampler
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.core.tensorboard import open_tensorboard
+from protgan.core.runfolder import check_same_options, claim_run_folder, run_independent_fields
+from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.options import option
+from protgan.data.folds import dataset_folds
+from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
-from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -54,11 +58,20 @@ from protgan.gan.checkpoint import (
 from protgan.gan.diffaug import diff_augment, parse_policy
 from protgan.gan.models import Discriminator, Generator, check_size, check_upsample
 
-# Config fields that define the model or its data: a resumed run must agree on them.
-ARCHITECTURE_KEYS = ("class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
+# A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
+# and what is filled in (core.runfolder.check_same_options)
+RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file")
+# what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
+RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT)
+
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
+
+
+# |loss| above this is divergence (BCE losses of a healthy GAN stay below ~20)
+LOSS_BOUND = 1e4
 
 
 class TrainingDiverged(ProtganError):
@@ -100,24 +113,6 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.length - self.start
-
-
-def rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    # RNG states must be CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
-    torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
@@ -183,15 +178,24 @@ class GanTrainer:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
         ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        part = ""
+        if cfg.fold is not None:  # the training part of the fold: never its validation images
+            folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+            ids, _ = folds.split(cfg.fold, ids)
+            cfg.folds_file = str(folds_path)
+            part = f" in the training part of fold {cfg.fold} of {folds_path}"
+        record = ids_record(ids, cfg.fold, cfg.folds)
+        cfg.train_ids, cfg.train_ids_sha256, cfg.n_train_ids = (record["train_ids"], record["train_ids_sha256"],
+                                                                record["n_train_ids"])
         cfg.n_images = len(ids)
         rule = "with only this label" if cfg.select == "only" else "with this label"
         if not ids:
-            raise ProtganError(f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has no images {rule} "
+            raise ProtganError(f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has no images {rule}{part} "
                                f"(--select {cfg.select}, --classes {cfg.classes})")
         if len(ids) < cfg.batch_size and not distributed.active():
             # the paper's rare classes (Rods & rings: 11 images) are smaller than a batch of 64: each batch
             # is drawn with replacement from the class (images repeat within a batch), said once
-            self.warn(f"class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}, fewer than one "
+            self.warn(f"class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part}, fewer than one "
                       f"batch (--batch-size {cfg.batch_size}): each batch is drawn with replacement")
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
         self.sampler = EpochSampler(len(ids), cfg.seed, cfg.batch_size)
@@ -260,26 +264,35 @@ class GanTrainer:
             "collapse_armed": self._collapse_armed,
         }
 
+    def check_finite(self) -> None:
+        """Every parameter and buffer of G, D and G_ema finite, else TrainingDiverged (nothing is saved)."""
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            for key, t in [*module.named_parameters(), *module.named_buffers()]:
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    kept = last_checkpoint(self.run)
+                    where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
+                    raise TrainingDiverged(
+                        f"step {self.step}: {name}.{key} holds NaN/inf: training stopped, {where} "
+                        f"(try a lower --lr-d/--lr-g, or --no-amp)")
+
     def save(self, path: Path | None = None) -> Path:
         path = path or last_checkpoint(self.run)
+        self.check_finite()  # a diverged state never replaces the last good checkpoint
         if distributed.is_main():  # torchrun: rank 0 writes (unwrapped state dicts: any world size resumes)
             save_checkpoint(path, self.state_dict())
         return path
 
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        saved = state["config"]
-        for key in ARCHITECTURE_KEYS:
-            if key in saved and _norm(saved[key]) != _norm(getattr(self.cfg, key)):
-                raise ProtganError(
-                    f"{path}: this run was trained with {key}={saved[key]!r}, not {getattr(self.cfg, key)!r} "
-                    f"(use another --out, or --resume never to start over)")
+        # a resume must be the same run: every training option equal (--steps and run-independent ones aside)
+        may_differ = set(RESUME_MAY_DIFFER) | run_independent_fields(type(self.cfg))
+        check_same_options(path, state["config"], asdict(self.cfg), may_differ, path_keys=("data",))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
-        # The options of this invocation win over the saved ones (e.g. a changed learning rate).
+        # torchrun with another world size: --lr-scaling's factor is this invocation's
         for group in self.opt_G.param_groups:
             group["lr"] = self.cfg.lr_g * self.lr_factor
         for group in self.opt_D.param_groups:
@@ -358,7 +371,8 @@ class GanTrainer:
             losses = torch.stack([loss_d, loss_g])
             self._sums += torch.cat([losses, torch.sigmoid(logit_real.float()).mean()[None],
                                      torch.sigmoid(logit_fake.float()).mean()[None]])
-            bad = ~torch.isfinite(losses).all() & (self._first_bad < 0)
+            # a NaN/inf loss, or one beyond any sane value (D's BN statistics overflow soon after), is divergence
+            bad = ~(torch.isfinite(losses) & (losses.abs() < LOSS_BOUND)).all() & (self._first_bad < 0)
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
 
@@ -381,7 +395,7 @@ class GanTrainer:
             kept = last_checkpoint(self.run)
             where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
             raise TrainingDiverged(
-                f"loss became NaN/inf at step {first_bad}: training stopped, {where} "
+                f"loss became NaN/inf at step {first_bad} (or |loss| > {LOSS_BOUND:g}): training stopped, {where} "
                 f"(try a lower --lr-d/--lr-g, or --no-amp)")
         sums = (self._sums / max(self._count, 1)).tolist()
         n_img = self._count * self.cfg.batch_size * self.world
@@ -444,7 +458,10 @@ class GanTrainer:
 
         steps = [r["step"] for r in self.rows]
         evals = [r for r in self.rows if "score" in r]  # rows of an eval_fn (train-gan --eval-every)
-        fig, axes = plt.subplots(1, 4 if evals else 3, figsize=(20 if evals else 15, 4))
+        # precision / recall / near-copies of TrainingEval (0..1): a fifth panel when the columns exist
+        shares = [k for k in ("precision", "recall", "near_copies") if any(k in r for r in evals)]
+        panels = 3 + bool(evals) + bool(shares)
+        fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
         for key in ("loss_D", "loss_G"):
             axes[0].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
         axes[0].set_title("losses")
@@ -464,6 +481,12 @@ class GanTrainer:
                 twin.plot(eval_steps, [r.get("fid", float("nan")) for r in evals], "s--", color="tab:orange", label="FID")
                 twin.set_ylabel("FID")
                 twin.legend(loc="upper center")
+        if shares:
+            for key, style in zip(shares, ("o-", "s-", "^--")):
+                axes[4].plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], style,
+                             label=key.replace("_", "-"))
+            axes[4].set_ylim(-0.02, 1.02)
+            axes[4].set_title("precision / recall / near-copy share")
         for ax in axes:
             ax.set_xlabel("step")
             ax.legend()
@@ -507,6 +530,13 @@ class GanTrainer:
                       image_grid(self.real_reference.numpy(), cfg.channels))
 
     def fit(self) -> TrainResult:
+        """Claim RUN (not inside --data, writable, locked against a second run), then train or resume."""
+        lock = claim_run_folder(self.run, {"--data": self.cfg.data}, writes=RUN_WRITES, what="train-gan",
+                                warn=self.warn)
+        with lock:
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         self.prepare_run()
         if self.step >= cfg.steps:
