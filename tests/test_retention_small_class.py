@@ -85,3 +85,17 @@ def test_class_smaller_than_a_batch_draws_with_replacement(tmp_path: Path) -> No
     # a class with no image is still an error
     with pytest.raises(ProtganError, match=r"class 2 \(.*\) has no images with only this label"):
         GanTrainer(_cfg(data, tmp_path / "none", class_index=2))
+
+
+def test_prune_checkpoints_of_a_finished_fold(tmp_path: Path) -> None:
+    from protgan.classify.train import prune_checkpoints
+
+    names = ["best_loss.pt", "best_macro_f1.pt", "best_micro_f1.pt", "last.pt", "weights_backup.pt"]
+    for keep, left in (("best_macro_f1.pt", ["best_macro_f1.pt", "weights_backup.pt"]), (None, ["weights_backup.pt"])):
+        fold = tmp_path / str(keep)
+        fold.mkdir()
+        for n in names + ["result.json"]:
+            (fold / n).write_text("x")
+        gone = prune_checkpoints(fold, keep=keep)
+        assert sorted(p.name for p in fold.glob("*.pt")) == left  # files it does not own are left alone
+        assert len(gone) == len(names) - len(left) and (fold / "result.json").exists()

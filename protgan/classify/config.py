@@ -11,7 +11,7 @@ from protgan.core.errors import ProtganError
 from protgan.core.options import option
 
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-KEEP_CHECKPOINTS_CHOICES = ("selected", "all")
+KEEP_CHECKPOINTS_CHOICES = ("selected", "all", "none")
 # filled from the preset (or the model's recipe) when not given
 RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
                  "size", "channels", "augment", "balance", "select")
@@ -103,7 +103,9 @@ class ClassifyConfig:
     keep_checkpoints: str = option("selected", "selected: when a fold is finished keep only the checkpoint --select "
                                                "evaluated (what predict and synth's filter use; last.pt stays only "
                                                "while the fold can resume); all: keep best_loss, best_macro_f1, "
-                                               "best_micro_f1 and last.", choices=KEEP_CHECKPOINTS_CHOICES,
+                                               "best_micro_f1 and last; none: no checkpoint once the fold's results are written (runs nobody "
+                                               "predicts with, e.g. the demo's compare cells).",
+                                   choices=KEEP_CHECKPOINTS_CHOICES,
                                    affects_run=False)
     tensorboard: bool = option(False, "Also write TensorBoard events (losses, F1, learning rate per epoch) to "
                                       "RUN/fold_K/tensorboard (`tensorboard --logdir RUN`; needs the tensorboard "

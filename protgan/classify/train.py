@@ -562,8 +562,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                                                [class_name(c) for c in prep.classes], prefix="val_",
                                                title=f"fold {fold} validation MLCM")
     write_json(result_path, result)
-    if cfg.keep_checkpoints == "selected":  # the fold is done: only the evaluated checkpoint is ever read again
-        prune_checkpoints(fold_dir, keep=chosen_path.name)
+    if cfg.keep_checkpoints != "all":  # the fold is done: only the evaluated checkpoint is ever read again
+        prune_checkpoints(fold_dir, keep=chosen_path.name if cfg.keep_checkpoints == "selected" else None)
     v = result["val"]["tuned"]
     log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "
         f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
@@ -571,9 +571,9 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     return result
 
 
-def prune_checkpoints(fold_dir: Path, keep: str) -> list[Path]:
-    """Delete a finished fold's checkpoints except `keep` (best_<select>.pt): the other best_*.pt and
-    last.pt (a done fold never resumes). Returns what was deleted."""
+def prune_checkpoints(fold_dir: Path, keep: str | None) -> list[Path]:
+    """Delete a finished fold's checkpoints except `keep` (best_<select>.pt; None: keep none): the other
+    best_*.pt and last.pt (a done fold never resumes). Returns what was deleted."""
     gone = []
     for path in sorted(fold_dir.glob("*.pt")):
         if path.name != keep and (path.name == "last.pt" or path.name.startswith("best_")):
