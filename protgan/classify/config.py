@@ -11,7 +11,7 @@ from protgan.core.errors import ProtganError
 from protgan.core.options import option
 
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-KEEP_CHECKPOINTS_CHOICES = ("selected", "all")
+KEEP_CHECKPOINTS_CHOICES = ("selected", "all", "none")
 THRESHOLD_KIND_CHOICES = ("tuned", "0.5", "positive-proportion")  # protgan.classify.thresholds.KINDS
 TTA_CHOICES = ("none", "flips", "d4")  # protgan.classify.tta
 # filled from the preset (or the model's recipe) when not given
@@ -106,7 +106,9 @@ class ClassifyConfig:
     keep_checkpoints: str = option("selected", "selected: when a fold is finished keep only the checkpoint --select "
                                                "evaluated (what predict and synth's filter use; last.pt stays only "
                                                "while the fold can resume); all: keep best_loss, best_macro_f1, "
-                                               "best_micro_f1 and last.", choices=KEEP_CHECKPOINTS_CHOICES,
+                                               "best_micro_f1 and last; none: no checkpoint once the fold's results are written (runs nobody "
+                                               "predicts with, e.g. the demo's compare cells).",
+                                   choices=KEEP_CHECKPOINTS_CHOICES,
                                    affects_run=False)
     # evaluation the HPA 2018 winners would trust (README: classify, "Thresholds, TTA, averaging")
     threshold_split: float = option(0.1, "Share of each training fold held out (multilabel-stratified, duplicate "

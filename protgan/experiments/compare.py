@@ -159,6 +159,7 @@ def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
         channels=cfg.channels, size=cfg.size, folds=cfg.folds, fold=cell.fold, epochs=cfg.epochs,
         batch_size=cfg.batch_size, augment=cell.arm, synthetic=synthetic if "gan" in cell.arm else None,
         pretrained=cfg.pretrained, seed=cell.seed, workers=cfg.workers, device=cfg.device,
+        keep_checkpoints=cfg.keep_checkpoints,
         allow_leakage=cfg.allow_leakage,
     )
 

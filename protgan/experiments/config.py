@@ -56,7 +56,7 @@ class CompareConfig:
                                         "generators trained on every image: the paper's likely setup); every table, "
                                         "comparison.md/csv and the demo report are marked LEAKY.")
     keep_checkpoints: str = option("selected", "Per cell, as classify --keep-checkpoints: selected (only the evaluated "
-                                               "checkpoint once the cell is done) or all.",
+                                               "checkpoint once the cell is done), all or none.",
                                    choices=KEEP_CHECKPOINTS_CHOICES, affects_run=False)
 
     def arms(self) -> tuple[str, ...]:

@@ -347,7 +347,8 @@ class Demo:
                              classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
                              epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
                              all_arms=plan.all_arms, allow_leakage=self.cfg.allow_leakage,
-                             workers=0, device=self.cfg.device)
+                             workers=0, device=self.cfg.device,
+                             keep_checkpoints="none")  # the report reads result.json only: 14 MB a cell saved
 
     def stage_compare(self) -> dict:
         cfg = self.compare_config()
