@@ -1,10 +1,16 @@
-"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`)."""
+"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`).
+
+Start-up stays instant: the command modules import only typer, rich and the torch-free config modules
+(whose fields generate the options); the engines (torch, timm, OpenCV) are imported inside each
+command's body, once the options have been parsed and checked.
+"""
 
 from __future__ import annotations
 
 import sys
 
-import click
+import typer
+from rich.markup import escape
 
 from protgan.cli.app import app, err_console
 from protgan.core.errors import ProtganError
@@ -23,24 +29,39 @@ from protgan.cli import compare as _compare  # noqa: F401,E402
 from protgan.cli import demo as _demo  # noqa: F401,E402
 
 
+def _click_classes(name: str) -> tuple[type, ...]:
+    """`name` (ClickException, Abort) of typer's bundled click and of click itself when loaded: typer
+    0.29 ships its own copy, older ones use click's; a usage error is one line with either."""
+    found = []
+    for exc in (typer.BadParameter, typer.Abort):
+        found += [c for c in exc.__mro__ if c.__name__ == name]
+    click = sys.modules.get("click")
+    if click is not None and hasattr(click.exceptions, name):
+        found.append(getattr(click.exceptions, name))
+    return tuple(dict.fromkeys(found)) or (RuntimeError,)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: bad input is one line on stderr and exit 2; Ctrl-C exits 130; --debug shows tracebacks."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    click_error, abort = _click_classes("ClickException"), _click_classes("Abort") + (typer.Abort,)
     try:
         rc = app(args=args, prog_name="protgan", standalone_mode=False)
     except ProtganError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, *abort):
         err_console.print("interrupted", highlight=False)
         sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted", highlight=False)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except click_error as e:  # usage errors: unknown option, missing argument, wrong type
+        if debug:
+            raise
+        command = getattr(getattr(e, "ctx", None), "command_path", "protgan")
+        message = " ".join(e.format_message().split())  # one line, whatever the message
+        err_console.print(f"[bold red]error:[/] {escape(message)} (see `{command} --help`)",
+                          highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -39,7 +39,6 @@ from typing import Any, Callable, Iterable, Sequence
 from protgan.core.atomic import write_json
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.core.options import option
 from protgan.data import dataset_folds, open_dataset, resolve_subset
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
@@ -47,6 +46,7 @@ from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
 from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
+from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
@@ -111,24 +111,6 @@ PLANS: dict[str, DemoPlan] = {
                      gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
                      epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16),
 }
-
-
-@dataclass
-class DemoConfig:
-    """Options of `protgan demo` (saved in DIR/demo.json)."""
-
-    out: str = "demo-run"
-    plan: str = "default"  # default, quick or tiny
-    seed: int = 0
-    device: str = "auto"
-    jobs: int = 0  # processes for the GAN classes and the classification cells (0: one per core)
-    allow_leakage: bool = option(False, "Train one generator per class on every image (the paper's likely setup) "
-                                 "instead of one per class and fold, and compare with --allow-leakage: the report "
-                                 "is marked LEAKY. For measuring how much of the GAN gain is leakage.",
-                                 cli="--allow-leakage")
-
-    def resolved_jobs(self) -> int:
-        return self.jobs or os.cpu_count() or 1
 
 
 @dataclass
