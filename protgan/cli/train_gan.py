@@ -17,7 +17,7 @@ from protgan.gan.config import TrainGanConfig
 
 
 @app.command("train-gan")
-@with_config((TrainGanConfig, {"exclude": ["class_index"], "optional": ["classes"]}), LogOptions)
+@with_config((TrainGanConfig, {"exclude": ["class_index"], "optional": ["classes", "data", "out"]}), LogOptions)
 def train_gan(
     class_: Optional[str] = typer.Option(None, "--class", help=field_help(TrainGanConfig, "class_index")),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the "
@@ -37,6 +37,9 @@ def train_gan(
         cfg = TrainGanConfig.from_dict(json.loads(job.read_text()))
         _train_one(cfg, log_opts)
         return
+    for name in ("data", "out"):  # optional only for --job (a fan-out job reads them from its file)
+        if opts[name] is None:
+            raise ProtganError(f"--{name}: required")
     if class_ is None:
         if opts["classes"] is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
