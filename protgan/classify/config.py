@@ -56,7 +56,12 @@ class ClassifyConfig:
     aug_probs: Optional[str] = option(None, "Change classic augmentation probabilities, e.g. 'invert=0,rotation=0.8' "
                                             "(hflip, vflip, crop, scale, rotation, shear, sharpen, invert).")
     synthetic: Optional[str] = option(None, "Folder of synthetic images in the dataset layout (e.g. `protgan synth` "
-                                            "output): joins the training part of every fold, never validation.")
+                                            "output, or per-fold sets SYN/fold_K): joins the training part of every "
+                                            "fold, never validation; refused for a fold whose validation images its "
+                                            "generators saw (see --allow-leakage).")
+    allow_leakage: bool = option(False, "Accept --synthetic images whose generator saw this fold's validation images "
+                                        "(or whose training images are not recorded): the paper's likely, optimistic "
+                                        "setup; every result is marked with it.")
     pretrained: bool = option(True, "Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline "
                                     "pip package).", cli="--pretrained/--no-pretrained")
     weights: Optional[str] = option(None, "A local state_dict file (a backbone's, or a protgan checkpoint) loaded into "

@@ -44,7 +44,7 @@ from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.options import per_invocation
 from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
-from protgan.data import FOLDS_FILE, dataset_folds, open_dataset, resolve_subset
+from protgan.data import FOLDS_FILE, dataset_folds, load_or_make_folds, open_dataset, resolve_subset
 from protgan.data.provenance import LEAKAGE_FLAG, check_fold, fold_dir, per_fold_folders
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
