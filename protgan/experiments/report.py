@@ -250,7 +250,9 @@ def quality_section(ctx: Ctx) -> list[Block]:
     if cas:
         b.append(Block("p", f"CAS macro F1 (fold {cas['fold']}, {cas['n_val']} real validation images, "
                             f"{cas['epochs']} epochs): {cas['macro_f1_synthetic']:.3f} trained on synthetic images vs "
-                            f"{cas['macro_f1_real']:.3f} trained on as many real ones."))
+                            f"{cas['macro_f1_real']:.3f} trained on as many real ones."
+                            + (f" **LEAKY**: the generators saw validation images ({cas['leakage']})."
+                               if cas.get("leakage") else "")))
     b.append(Block("p", "**Verdict per class.** " + " ".join(ev.get("verdicts", []))))
     png = ctx.p["evaluate"] / "copies.png"
     if png.is_file():

@@ -178,8 +178,9 @@ class SynthConfig:
     checkpoint: str = option("last", "last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan "
                                      "--eval-every).", choices=SYNTH_CHECKPOINT_CHOICES)
     skip_missing: bool = option(False, "Skip classes without a trained generator instead of failing.")
-    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator) or "
-                                            "ckpt:PATH (a protgan classifier's confidence for the class).")
+    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator), "
+                                            "ckpt:PATH (a protgan classifier's confidence for the class) or copies "
+                                            "(the nearest to a training image first: drops near-copies).")
     keep: float = option(0.8, "With --filter-by: fraction of ceil(n/keep) candidates kept (the n best).")
     amp: bool = option(False, "Generate under autocast (bf16, or fp16 on GPUs without bf16).")
     writers: int = option(4, "Threads encoding PNG files.", affects_run=False)
