@@ -32,6 +32,7 @@ from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.atomic import write_json, write_text
 from protgan.core.errors import ProtganError
 from protgan.data import FOLDS_FILE, ImageSet, class_name, load_or_make_folds, open_dataset, write_label_table
+from protgan.data.provenance import check_fold
 from protgan.data.selection import check_select, select_class_ids
 
 Log = Callable[[str], None]
@@ -67,6 +68,7 @@ class CasResult:
     macro_f1: dict[str, float]
     n_val: int
     fold: int
+    leakage: str | None = None  # validation images the generators saw (protgan.data.provenance), None: none
 
 
 def _shared_folds(cfg: CasConfig, ds: ImageSet, out: Path):
@@ -163,6 +165,12 @@ def run_cas(cfg: CasConfig, log: Log = print, progress: Progress | None = None) 
     if not val_ids:
         raise ProtganError(f"cas: fold {cfg.fold} has no real validation image of classes {cfg.classes}")
     arms, n_train = training_sets(cfg, real, fake, train_ids)
+    # a generator that saw the validation fold inflates CAS: measured anyway, and said (not refused: an
+    # evaluation of a leaky set is how its leakage is shown)
+    leak = check_fold(cfg.fake, cfg.classes, val_ids, cfg.fold, allow_leakage=True)
+    leakage = leak.summary() if leak.leaky else None
+    if leakage:
+        log(f"cas: LEAKY: the generators saw validation images of fold {cfg.fold} ({leakage})")
     f1: dict[str, list[float]] = {}
     macro: dict[str, float] = {}
     for arm in ARMS:
@@ -178,7 +186,7 @@ def run_cas(cfg: CasConfig, log: Log = print, progress: Progress | None = None) 
         val = res["val"]["tuned"]
         f1[arm] = [float(v) for v in val["per_class"]["f1"]]
         macro[arm] = float(val["macro_f1"])
-    result = CasResult(list(cfg.classes), n_train, f1, macro, len(val_ids), cfg.fold)
+    result = CasResult(list(cfg.classes), n_train, f1, macro, len(val_ids), cfg.fold, leakage)
     write_json(out / "cas.json", {"config": asdict(cfg), **asdict(result)})
     return result
 

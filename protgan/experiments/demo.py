@@ -40,7 +40,6 @@ from typing import Any, Callable, Iterable, Sequence
 from protgan.core.atomic import write_json
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.core.options import option
 from protgan.data import dataset_folds, open_dataset, resolve_subset
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
@@ -48,8 +47,8 @@ from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
 from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
-from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.data.provenance import fold_dir
+from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 

@@ -29,56 +29,18 @@ import numpy as np
 from protgan.core.atomic import write_json, write_text
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
-from protgan.core.options import option
 from protgan.data import ImageSet, class_name
 from protgan.data.cache import read_stack
 from protgan.evaluation.features import check_feature_spec, dataset_features, make_extractor
 from protgan.evaluation.fid import check_common, counting_progress, open_class_sets
-from protgan.evaluation.memorisation import COPY_PERCENTILE, plot_copies
+from protgan.evaluation.memorisation import plot_copies
 from protgan.evaluation.metrics import COLUMNS, MetricInputs, compute_metrics, parse_metrics
 from protgan.experiments.cas import CasConfig, run_cas
+from protgan.experiments.config import ALL_METRICS, EvaluateConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import read_run_config, training_set
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-ALL_METRICS = "fid,kid,pr,copies,cas"
-
-
-@dataclass
-class EvaluateConfig:
-    """Every option of `protgan evaluate` (saved as OUT/config.json)."""
-
-    real: str = option(help="Real dataset folder (train.csv + train/{Id}_{channel}.png).")
-    fake: str = option(help="Synthetic dataset folder (what `protgan synth` writes).")
-    out: str = option(help="Folder for evaluate.csv, evaluate.json, copies.png and cas/.")
-    metrics: str = option(ALL_METRICS, "Comma list of fid, kid, pr (precision/recall), copies (near-copies of "
-                                       "training images), cas (train on synthetic, test on real).")
-    classes: str | None = option(None, "Class index/name, a comma list or topK; default: every class in the "
-                                       "synthetic set.", cli="--classes")
-    select: str = option("any", "Real images of a class: any (every image with it) or only (its only label "
-                                "within --classes, like train-gan's default).", choices=("any", "only"))
-    features: str = option("auto", "Feature space: auto (inception when its weights are found, else "
-                                   "efficientnet_lite0), inception, efficientnet_lite0 or ckpt:PATH.")
-    weights: str | None = option(None, "Inception weights file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth).")
-    size: int | None = option(None, "Side the images are read at; default: the synthetic images' size.")
-    channels: str | None = option(None, "green, rgb, rgby or a comma list; default: the synthetic set's.")
-    kid_subsets: int = option(100, "KID: number of random subsets (the std is over them).")
-    kid_subset_size: int = option(1000, "KID: images per subset (capped by half the smaller set).")
-    pr_k: int = option(3, "Precision/recall: the k of the k-nearest-neighbour radii (the paper's 3).")
-    copy_percentile: float = option(COPY_PERCENTILE, "Near-copies: synthetic images closer to a training image "
-                                                     "than this percentile of real-to-real nearest-neighbour "
-                                                     "distances.")
-    copies_shown: int = option(8, "Near-copies: synthetic images per class in copies.png.")
-    cas_model: str = option("efficientnet_lite0", "CAS: the classifier (efficientnet_lite0: ImageNet weights "
-                                                  "shipped offline).")
-    cas_epochs: int = option(3, "CAS: training epochs of each classifier.")
-    cas_batch_size: int = option(32, "CAS: batch size.")
-    cas_folds: int = option(5, "CAS: the shared folds (DATA/folds.csv) the validation fold comes from.")
-    cas_fold: int = option(0, "CAS: the validation fold.")
-    batch: int = option(50, "Images per feature-extraction batch.")
-    workers: int | None = option(None, "Image-reading worker processes (default: automatic).", affects_run=False)
-    seed: int = option(0, "Seed of the real halves, the KID subsets and the CAS subsets and training.")
-    device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
 
 
 @dataclass
@@ -195,7 +157,11 @@ def run_evaluate(cfg: EvaluateConfig, log: Log = print, progress: Progress | Non
             row.update(cas_f1_synthetic=cas.f1["synthetic"][j], cas_f1_real=cas.f1["real"][j],
                        cas_n_train=cas.n_train[row["class_index"]])
         result.cas = {"macro_f1_synthetic": cas.macro_f1["synthetic"], "macro_f1_real": cas.macro_f1["real"],
-                      "fold": cas.fold, "n_val": cas.n_val, "model": cfg.cas_model, "epochs": cfg.cas_epochs}
+                      "fold": cas.fold, "n_val": cas.n_val, "model": cfg.cas_model, "epochs": cfg.cas_epochs,
+                      "leakage": cas.leakage}
+        if cas.leakage:
+            result.notes.append(f"CAS is LEAKY: the generators saw real validation images of fold {cas.fold} "
+                                f"({cas.leakage}); use per-fold generators (train-gan --fold {cas.fold})")
     write_outputs(out, cfg, result)
     return result
 

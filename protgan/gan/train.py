@@ -46,7 +46,6 @@ from protgan.data import (
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
-from protgan.core.options import option
 from protgan.data.folds import dataset_folds
 from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
