@@ -78,7 +78,7 @@ def test_thresholds_are_tuned_on_the_held_out_ids_only(data, tmp_path, capsys, m
     monkeypatch.setattr(train_mod, "predict_probs", recording_predict)
     monkeypatch.setattr(train_mod, "thresholds_by_kind", recording_tuner)
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run, "--fold", "0", "--threshold-split", "0.25"), capsys)
+    code, out, err = run_cli(_base(data, run, "--fold", "0", "--threshold-split", "0.25", "--keep-checkpoints", "all"), capsys)
     assert code == 0, err
     ids = json.loads((run / "fold_0" / "ids.json").read_text())
     held, train, val = ids["held"], ids["train"], ids["val"]
@@ -205,7 +205,7 @@ def test_d4_tta_of_a_non_invariant_model_is_the_manual_average():
 # ----------------------------------------------------------------------------------- weight averaging
 def test_averaged_weights_are_the_mean_of_the_saved_epochs(data, tmp_path, capsys):
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run, "--fold", "1", "--average", "last:2"), capsys)
+    code, out, err = run_cli(_base(data, run, "--fold", "1", "--average", "last:2", "--keep-checkpoints", "all"), capsys)
     assert code == 0, err
     fold = run / "fold_1"
     assert sorted(p.name for p in fold.glob("epoch_*.pt")) == ["epoch_2.pt", "epoch_3.pt"]
