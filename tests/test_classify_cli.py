@@ -87,7 +87,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     assert cfg["model"] == TINY and cfg["lr"] == 5e-4 and cfg["head"] == "paper" and cfg["loss"] == "focal"
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert {r["fold"] for r in rows} == {"0", "1", "mean", "std"}
-    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5")}
+    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5", "positive-proportion")}
     md = (run / "summary.md").read_text()
     assert "| Metrics / Models | Macro F1 Train | Macro F1 Test |" in md and "paper eq. 8" in md
     th = json.loads((run / "thresholds.json").read_text())
@@ -100,7 +100,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     code, out, err = run_cli(["predict", "--checkpoint", str(run / "fold_0" / "best_macro_f1.pt"), str(data),
                               "--out", str(sub), "--device", "cpu"], capsys)
     assert code == 0, err
-    assert "tuned on the training part" in out
+    assert "from the held-out 0.1 of the training part" in " ".join(out.split())
     lines = sub.read_text().splitlines()
     assert lines[0] == "Id,Predicted" and len(lines) == len(TARGETS) + 1
     for line in lines[1:]:

@@ -21,12 +21,13 @@ def _print_summary(summary: dict, run: Path) -> None:
 
     table = Table(title=f"{run}: mean ± std over folds (Test = validation fold)")
     table.add_column("metric")
-    for t in ("tuned", "0.5"):
+    kinds = list(summary["val"])  # tuned, 0.5, positive-proportion (older runs: fewer)
+    for t in kinds:
         for s in ("train", "val"):
             table.add_column(f"{'Train' if s == 'train' else 'Test'} ({t})", justify="right")
     for m, label in LABELS.items():
         table.add_row(label, *[f"{summary[s][t][m][0]:.3f} ± {summary[s][t][m][1]:.3f}"
-                               for t in ("tuned", "0.5") for s in ("train", "val")])
+                               for t in kinds for s in ("train", "val")])
     console.print(table)
     console.print(f"wrote {run}/summary.md, metrics.csv, per_class.csv, thresholds.json, curves.png, per_class.png")
 

@@ -44,7 +44,7 @@ from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.options import per_invocation
 from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
-from protgan.data import FOLDS_FILE, dataset_folds, load_or_make_folds, open_dataset, resolve_subset
+from protgan.data import FOLDS_FILE, dataset_folds, open_dataset, resolve_subset
 from protgan.data.provenance import LEAKAGE_FLAG, check_fold, fold_dir, per_fold_folders
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
@@ -100,7 +100,7 @@ def validate(cfg: CompareConfig) -> None:
     if cfg.synthetic and cfg.gan_runs:
         raise ProtganError("--synthetic and --gan-runs: give one (a synthetic dataset, or the runs to make it from)")
     if cfg.thresholds not in THRESHOLD_CHOICES:
-        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected tuned or 0.5")
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected {', '.join(THRESHOLD_CHOICES)}")
     if not 0.5 <= cfg.confidence < 1:
         raise ProtganError(f"--confidence {cfg.confidence}: expected a level in [0.5, 1), e.g. 0.95")
     if cfg.per_class < 1:
@@ -188,7 +188,7 @@ def shared_folds(cfg: CompareConfig, log: Log = print) -> None:
     if not _writable_dir(data) and not (data / FOLDS_FILE).exists():
         return  # each cell then writes the same deterministic split into its own run folder
     ds = open_dataset(data)
-    folds = load_or_make_folds(ds.ids, ds.targets, data / FOLDS_FILE, k=cfg.folds, seed=0)
+    folds, _, _ = dataset_folds(data, ds.ids, ds.targets, cfg.folds, data, log=log)  # duplicate-aware, as classify
     log(f"folds: {data / FOLDS_FILE} ({folds.k} folds, shared by every cell)")
 
 
@@ -554,7 +554,7 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
         f"on the same folds with the same seeds (same initial weights), so the arms differ by augmentation only. "
         f"Size {cfg.size or 'the recipe default'}, epochs {cfg.epochs or 'the recipe default'}, "
         f"{'ImageNet-pretrained' if cfg.pretrained else 'from scratch'}. Metrics at "
-        f"{'per-class thresholds tuned on the training part' if cfg.thresholds == 'tuned' else 'threshold 0.5'}; "
+        f"{ {'tuned': 'per-class thresholds tuned on the held-out part of each training fold', '0.5': 'threshold 0.5'}.get(cfg.thresholds, cfg.thresholds + ' thresholds (held-out part)')}; "
         "Test = the validation fold (as in the paper). Values: mean ± std over the cells. "
         "Macro F1 is the mean of per-class F1; Accuracy is label-wise (Hamming) accuracy.",
         "",

@@ -14,7 +14,7 @@ from protgan.data.selection import SELECT_CHOICES
 
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
-THRESHOLD_CHOICES = ("tuned", "0.5")
+THRESHOLD_CHOICES = ("tuned", "0.5", "positive-proportion")  # the kinds classify reports
 DEMO_PLANS = ("default", "quick", "tiny")
 ALL_METRICS = "fid,kid,pr,copies,cas"
 

@@ -275,7 +275,7 @@ def classification_section(ctx: Ctx) -> list[Block]:
                         f"`gan` adds the synthetic images to the training part of every fold (never to validation) "
                         f"and, as in the paper, no classic transforms; `classic+gan` has both, `none` neither. "
                         f"Mean ± std over the cells; Test = the validation fold; thresholds tuned per class on the "
-                        f"training part."))
+                        f"held-out part of each training fold."))
     header = ["model", "augmentation"] + [f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]
     b.append(Block("table", header=header, rows=[
         [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']}{leak_mark(t.get('leakage', ''))})" if "gan" in t["arm"] else "")]
