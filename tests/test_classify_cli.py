@@ -58,7 +58,8 @@ def _base(data: Path, run: Path) -> list[str]:
 def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation(data_and_syn, tmp_path, capsys):
     data, syn = data_and_syn
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn)], capsys)
+    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn),
+                                                 "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
     assert "6 synthetic training images" in out
     for name in ("config.json", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json", "curves.png",
@@ -92,7 +93,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     assert "| Metrics / Models | Macro F1 Train | Macro F1 Test |" in md and "paper eq. 8" in md
     th = json.loads((run / "thresholds.json").read_text())
     assert len(th["mean"]) == 5 and set(th["per_fold"]) == {"0", "1"}
-    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=False)
+    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=True)
     assert ckpt["thresholds"] == json.loads((run / "fold_0" / "result.json").read_text())["thresholds"]
 
     # predict: the Kaggle CSV with every Id, labels from the model's classes
@@ -122,9 +123,10 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
 def test_resume_from_last_checkpoint(data_and_syn, tmp_path, capsys):
     data, _ = data_and_syn
     run = tmp_path / "run"
-    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none"], capsys)
+    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none",
+                                               "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
-    # pretend the fold stopped after epoch 1 of 2: drop the result, ask for 2 epochs
+    # pretend the fold stopped after epoch 1 of 2 (last.pt kept): drop the result, ask for 2 epochs
     (run / "fold_0" / "result.json").unlink()
     cfg = json.loads((run / "config.json").read_text())
     cfg["epochs"] = 2
@@ -143,6 +145,8 @@ def test_one_fold_at_a_time_then_merge(data_and_syn, tmp_path, capsys):
     code, out, err = run_cli(base + ["--fold", "1"], capsys)
     assert code == 0, err
     assert (run / "fold_1" / "result.json").exists() and not (run / "fold_0").exists()
+    # --keep-checkpoints selected (the default): a finished fold keeps only the evaluated checkpoint
+    assert sorted(p.name for p in (run / "fold_1").glob("*.pt")) == ["best_macro_f1.pt"]
     assert not (run / "summary.md").exists() and "--collect" in out
     code, out, err = run_cli(["classify", "--collect", str(run)], capsys)
     assert_one_line_error(code, err, "fold 0", "result.json")

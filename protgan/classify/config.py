@@ -11,7 +11,7 @@ from protgan.core.errors import ProtganError
 from protgan.core.options import option
 
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-KEEP_CHECKPOINTS_CHOICES = ("selected", "all")
+KEEP_CHECKPOINTS_CHOICES = ("selected", "all", "none")
 THRESHOLD_KIND_CHOICES = ("tuned", "0.5", "positive-proportion")  # protgan.classify.thresholds.KINDS
 TTA_CHOICES = ("none", "flips", "d4")  # protgan.classify.tta
 # filled from the preset (or the model's recipe) when not given
@@ -56,7 +56,12 @@ class ClassifyConfig:
     aug_probs: Optional[str] = option(None, "Change classic augmentation probabilities, e.g. 'invert=0,rotation=0.8' "
                                             "(hflip, vflip, crop, scale, rotation, shear, sharpen, invert).")
     synthetic: Optional[str] = option(None, "Folder of synthetic images in the dataset layout (e.g. `protgan synth` "
-                                            "output): joins the training part of every fold, never validation.")
+                                            "output, or per-fold sets SYN/fold_K): joins the training part of every "
+                                            "fold, never validation; refused for a fold whose validation images its "
+                                            "generators saw (see --allow-leakage).")
+    allow_leakage: bool = option(False, "Accept --synthetic images whose generator saw this fold's validation images "
+                                        "(or whose training images are not recorded): the paper's likely, optimistic "
+                                        "setup; every result is marked with it.")
     pretrained: bool = option(True, "Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline "
                                     "pip package).", cli="--pretrained/--no-pretrained")
     weights: Optional[str] = option(None, "A local state_dict file (a backbone's, or a protgan checkpoint) loaded into "
@@ -106,7 +111,9 @@ class ClassifyConfig:
     keep_checkpoints: str = option("selected", "selected: when a fold is finished keep only the checkpoint --select "
                                                "evaluated (what predict and synth's filter use; last.pt stays only "
                                                "while the fold can resume); all: keep best_loss, best_macro_f1, "
-                                               "best_micro_f1 and last.", choices=KEEP_CHECKPOINTS_CHOICES,
+                                               "best_micro_f1 and last; none: no checkpoint once the fold's results are written (runs nobody "
+                                               "predicts with, e.g. the demo's compare cells).",
+                                   choices=KEEP_CHECKPOINTS_CHOICES,
                                    affects_run=False)
     # evaluation the HPA 2018 winners would trust (README: classify, "Thresholds, TTA, averaging")
     threshold_split: float = option(0.1, "Share of each training fold held out (multilabel-stratified, duplicate "

@@ -10,7 +10,8 @@ Layout of RUN:
     config.json          the resolved options
     folds.csv            only when DATA was not writable (else DATA/folds.csv, shared by every run)
     fold_K/              history.json, ids.json, result.json, thresholds.json,
-                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt
+                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt (while training;
+                         once the fold is done, --keep-checkpoints selected keeps best_<select>.pt only)
     metrics.csv, per_class.csv, summary.md, thresholds.json, curves.png, per_class.png  (once all folds are done)
 """
 
@@ -52,6 +53,7 @@ from protgan.data import (
 )
 from protgan.core.errors import ProtganError
 from protgan.core.options import per_invocation
+from protgan.core.tensorboard import open_tensorboard
 from protgan.data.provenance import FoldCheck, check_fold, synthetic_for_fold
 from protgan.classify.report import collect_run
 from protgan.data.duplicates import refuse_synthetic_copies
@@ -504,6 +506,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         save_checkpoint(last_path, payload)
 
     epoch = start
+    tb = open_tensorboard(fold_dir, cfg.tensorboard and distributed.is_main())  # RUN/fold_K/tensorboard
     try:
         for epoch in range(start, cfg.epochs):
             bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
@@ -554,6 +557,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
                 raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
             history.append(rec)
+            if tb is not None:
+                tb.scalars(f"classify/fold_{fold}", rec, epoch + 1)
             for name, (key, better) in BEST_KEYS.items():
                 key = key.replace("val_", select_on + "_")
                 if name not in best or better(rec[key], best[name]) != best[name]:
@@ -575,6 +580,9 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         save_last(epoch)
         log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
         raise
+    finally:
+        if tb is not None:
+            tb.close()
 
     if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
         distributed.barrier()
@@ -619,6 +627,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                                                [class_name(c) for c in prep.classes], prefix="val_",
                                                title=f"fold {fold} validation MLCM")
     write_json(result_path, result)
+    if cfg.keep_checkpoints != "all":  # the fold is done: only the evaluated checkpoint is ever read again
+        prune_checkpoints(fold_dir, keep=chosen_path.name if cfg.keep_checkpoints == "selected" else None)
     v = result["val"][cfg.thresholds]
     log(f"fold {fold} done: {chosen['selected']} (epoch {chosen['epoch']}) val macro F1 {v['macro_f1']:.3f} "
         f"micro F1 {v['micro_f1']:.3f} at {source} thresholds (tta {cfg.tta})")
@@ -660,6 +670,18 @@ def _evaluated_weights(prep: Prepared, fold_dir: Path, model: torch.nn.Module, a
     payload["selected"] = what
     path = fold_dir / "averaged.pt"
     return path, payload
+
+
+def prune_checkpoints(fold_dir: Path, keep: str | None) -> list[Path]:
+    """Delete a finished fold's checkpoints except `keep` (the evaluated one: best_<select>.pt or
+    averaged.pt; None: keep none): the other best_*.pt, --average's epoch_*.pt and last.pt (a done fold
+    never resumes). Returns what was deleted."""
+    gone = []
+    for path in sorted(fold_dir.glob("*.pt")):
+        if path.name != keep and (path.name == "last.pt" or path.name.startswith(("best_", "epoch_"))):
+            path.unlink()
+            gone.append(path)
+    return gone
 
 
 def leakage_record(prep: Prepared, fold: int) -> dict | None:

@@ -40,10 +40,9 @@ def classify(
     *, opts: Opts,
 ) -> None:
     """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
-    from protgan.classify.report import collect_run
-    from protgan.classify.train import run_classify
-
     if collect is not None:
+        from protgan.classify.report import collect_run
+
         _print_summary(collect_run(collect), collect)
         return
     if opts["data"] is None:
@@ -51,6 +50,8 @@ def classify(
     if opts["out"] is None:
         raise ProtganError("--out: required (the run folder)")
     cfg = opts.build(ClassifyConfig)
+    from protgan.classify.train import run_classify
+
     with Reporter("classify", console, opts.build(LogOptions), unit="batch") as progress:
         summary = run_classify(cfg, log=progress.log, progress=progress.update)
     if summary is not None:

@@ -44,7 +44,7 @@ from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.options import per_invocation
 from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
-from protgan.data import FOLDS_FILE, dataset_folds, open_dataset, resolve_subset
+from protgan.data import FOLDS_FILE, dataset_folds, load_or_make_folds, open_dataset, resolve_subset
 from protgan.data.provenance import LEAKAGE_FLAG, check_fold, fold_dir, per_fold_folders
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
@@ -159,6 +159,7 @@ def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
         channels=cfg.channels, size=cfg.size, folds=cfg.folds, fold=cell.fold, epochs=cfg.epochs,
         batch_size=cfg.batch_size, augment=cell.arm, synthetic=synthetic if "gan" in cell.arm else None,
         pretrained=cfg.pretrained, seed=cell.seed, workers=cfg.workers, device=cfg.device,
+        keep_checkpoints=cfg.keep_checkpoints,
         allow_leakage=cfg.allow_leakage,
     )
 

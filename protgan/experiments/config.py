@@ -28,10 +28,11 @@ class CompareConfig:
     models: str = option("vgg16", "Comma list of models, e.g. vgg16,nasnet_mobile,resnet50,inception_v4 (the paper's "
                                   "Table 2/3 models).")
     classes: str = option("top5", "Class subset: top5 (the paper's), all, topK or a comma list.")
-    synthetic: Optional[str] = option(None, "Synthetic dataset for the gan arm (protgan synth output); joins the "
-                                            "training part only.")
-    gan_runs: Optional[str] = option(None, "Instead of --synthetic: a folder of train-gan runs (one per class); synth "
-                                           "is run into OUT/synthetic.")
+    synthetic: Optional[str] = option(None, "Synthetic dataset for the gan arm (protgan synth output: one set, or "
+                                            "per-fold sets SYN/fold_K); joins the training part only.")
+    gan_runs: Optional[str] = option(None, "Instead of --synthetic: a folder of train-gan runs, RUNS/class_C (one per "
+                                           "class) or RUNS/fold_K/class_C (per fold, every fold K); synth is run "
+                                           "into OUT/synthetic (per fold: OUT/synthetic/fold_K).")
     per_class: int = option(1000, "With --gan-runs: synthetic images per class (the paper: 1000).")
     folds: int = option(5, "K of the K-fold cross-validation (the paper: 5).")
     size: Optional[int] = option(None, "Image side in pixels (default: the model's recipe, 512).")
@@ -58,8 +59,11 @@ class CompareConfig:
                                         "generators trained on every image: the paper's likely setup); every table, "
                                         "comparison.md/csv and the demo report are marked LEAKY.")
     keep_checkpoints: str = option("selected", "Per cell, as classify --keep-checkpoints: selected (only the evaluated "
-                                               "checkpoint once the cell is done) or all.",
+                                               "checkpoint once the cell is done), all or none.",
                                    choices=KEEP_CHECKPOINTS_CHOICES, affects_run=False)
+    allow_leakage: bool = option(False, "Accept synthetic images whose generator saw a fold's validation images "
+                                        "(generators trained on every image: the paper's likely setup); refused "
+                                        "otherwise. Every table, comparison.md/csv/png and the demo report say LEAKY.")
 
     def arms(self) -> tuple[str, ...]:
         return ALL_ARMS if self.all_arms else ARMS
@@ -102,9 +106,9 @@ class DemoConfig:
     device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
     jobs: int = option(0, "Processes for the per-class GANs and the classification cells (0: one per CPU core).",
                        affects_run=False)
-    allow_leakage: bool = option(False, "Train one generator per class on every image (the paper's likely setup) "
-                                        "instead of one per class and fold, and compare with --allow-leakage: the "
-                                        "report is marked LEAKY. For measuring how much of the GAN gain is leakage.")
+    allow_leakage: bool = option(False, "One generator per class on every image (the paper's likely setup) instead of "
+                                        "one per class and fold; compare runs with --allow-leakage and the report says "
+                                        "LEAKY. For measuring how much of the GAN gain is leakage.")
 
     def resolved_jobs(self) -> int:
         return self.jobs or os.cpu_count() or 1

@@ -40,7 +40,6 @@ from typing import Any, Callable, Iterable, Sequence
 from protgan.core.atomic import write_json
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.core.options import option
 from protgan.data import dataset_folds, open_dataset, resolve_subset
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
@@ -48,8 +47,8 @@ from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
 from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
-from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.data.provenance import fold_dir
+from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
@@ -347,7 +346,8 @@ class Demo:
                              classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
                              epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
                              all_arms=plan.all_arms, allow_leakage=self.cfg.allow_leakage,
-                             workers=0, device=self.cfg.device)
+                             workers=0, device=self.cfg.device,
+                             keep_checkpoints="none")  # the report reads result.json only: 14 MB a cell saved
 
     def stage_compare(self) -> dict:
         cfg = self.compare_config()

@@ -91,12 +91,10 @@ class TrainGanConfig:
     collapse_threshold: float = option(0.25, "Warn when sample spread / real spread falls below this.", cli=None)
     n_images: int = option(0, "Filled in: how many images train this class (= n_train_ids).", cli=None)
     fold: Optional[int] = option(None, "Train on the training part of fold K of DATA/folds.csv only (the split classify "
-                                       "and compare use; made if missing), so the generator never sees fold K's "
-                                       "validation images. Default: every image of the class (the paper's likely, "
-                                       "leaky setup).")
-    folds: Optional[int] = option(None, f"K of the K-fold split that --fold picks from (default {DEFAULT_FOLDS}). "
-                                        "Without --class (a fan-out): one job per class and fold, into "
-                                        "OUT/fold_K/class_C.")
+                                       "and compare use; made if missing): the generator never sees fold K's "
+                                       "validation images. Default: every image (leaky under cross-validation).")
+    folds: Optional[int] = option(None, f"K of the split --fold picks from (default {DEFAULT_FOLDS}). Without --class "
+                                        "(a fan-out): one job per class and fold, into OUT/fold_K/class_C.")
     # filled: the exact images this generator sees (protgan.data.provenance.ids_record); synth copies them
     # into the synthetic set's manifest, classify/compare refuse them for a fold whose validation they include
     train_ids: list[str] = option(help="Filled in: the sorted Ids of the training images.", cli=None, factory=list)

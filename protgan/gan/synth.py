@@ -53,8 +53,8 @@ from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
 )
-from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
+from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
     read_run_config, training_set,
