@@ -28,7 +28,7 @@ def train_gan(
     steps: int = typer.Option(20000, "--steps", help="Training steps (one D and one G update each)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per minibatch (real and fake minibatches are separate)."),
     lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of G (betas 0.5, 0.999)."),
-    lr_d: float = typer.Option(0.01, "--lr-d", help="SGD learning rate of D (momentum 0.9)."),
+    lr_d: Optional[float] = typer.Option(None, "--lr-d", help="Learning rate of D (default: dcgan 0.01, SGD with momentum 0.9; fastgan 2e-4, Adam)."),
     g_width: int = typer.Option(1024, "--g-width", help="G channels at its 8x8 grid, halving per layer (paper: 1024; smaller for quick CPU runs)."),
     d_width: int = typer.Option(1024, "--d-width", help="D channels at its last 8x8 conv, halving towards the input (1024 mirrors G)."),
     g_upsample: str = typer.Option("transposed", "--g-upsample", help="G's upsampling: transposed (the paper's 3x3 stride-2 transposed convs) or resize (nearest 2x + 3x3 conv: no checkerboard artifacts)."),
@@ -39,6 +39,11 @@ def train_gan(
     amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile G and D (slow start, faster steps on GPU)."),
     diffaug: str = typer.Option("", "--diffaug", help="DiffAugment policies for small classes, e.g. color,translation,cutout (default off)."),
+    arch: str = typer.Option("dcgan", "--arch", help="dcgan (the paper's DCGAN and recipe) or fastgan (Liu et al. 2021: SLE generator, self-supervised D, hinge loss; for few images and small compute)."),
+    augment_p: str = typer.Option("auto", "--augment-p", help="Augmentation of D's inputs: off (--diffaug as given), fixed:P or ada:TARGET (adaptive p, Karras et al. 2020); policy --diffaug or color,translation,cutout. auto: off for dcgan, ada:0.6 for fastgan."),
+    ada_kimg: float = typer.Option(10.0, "--ada-kimg", help="ADA speed: thousands of images for p to move from 0 to 1."),
+    max_minutes: float = typer.Option(0.0, "--max-minutes", help="Stop cleanly after this many minutes of training (summed over resumes; checkpoint, samples, metrics written; exit 0). A rerun with a larger value continues. 0: no limit."),
+    time_clock: str = typer.Option("wall", "--time-clock", help="Clock of --max-minutes: wall or cpu (this process's CPU time)."),
     resume: str = typer.Option("auto", "--resume", help="auto: continue OUT/checkpoints/last.pt when present; never: start over."),
     seed: int = typer.Option(0, "--seed", help="Seed of the init, the noise and the data order."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -51,9 +56,9 @@ def train_gan(
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the classes over, one job per GPU at a time, e.g. 0,1,2,3 (default with CUDA: all visible)."),
     jobs: int = typer.Option(1, "--jobs", help="Fan-out on the CPU: classes trained at a time (the cores are split between them)."),
 ) -> None:
-    """Train one class's DCGAN (Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3 stride-2 transposed
-    convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD for D, 5% label
-    flips, label smoothing. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
+    """Train one class's GAN. --arch dcgan (default, Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3
+    stride-2 transposed convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD
+    for D, 5% label flips, label smoothing. --arch fastgan (Liu et al. 2021): for a few dozen images. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
     if class_ is None:
         if classes is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
@@ -71,7 +76,8 @@ def train_gan(
         ckpt_every=ckpt_every, sample_every=sample_every, log_every=log_every, ema_decay=ema_decay, amp=amp,
         compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
         resume=resume, seed=seed, device=device, workers=workers, eval_every=eval_every,
-        sync_bn=sync_bn, lr_scaling=lr_scaling,
+        sync_bn=sync_bn, lr_scaling=lr_scaling, arch=arch, augment_p=augment_p, ada_kimg=ada_kimg,
+        max_minutes=max_minutes, time_clock=time_clock,
     )
     warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
     progress = Progress(TextColumn("[bold]train-gan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -106,6 +112,9 @@ def train_gan(
         err_console.print(f"interrupted at step {result.step}: saved {result.checkpoint} "
                           f"(run the same command to resume)", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
+    elif result.status == "time-limit":
+        console.print(f"time limit: --max-minutes {max_minutes:g} reached at step {result.step} of {steps}: saved "
+                      f"{result.checkpoint} (rerun with a larger --max-minutes to continue)", highlight=False, soft_wrap=True)
     else:
         console.print(f"done: step {result.step}, checkpoint {result.checkpoint}, samples in {out / 'samples'}",
                       highlight=False, soft_wrap=True)

@@ -45,7 +45,7 @@ from protgan.data import (
     write_png,
 )
 from protgan.gan.checkpoint import (
-    best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
+    best_checkpoint, discriminator_from_config, find_runs, image_logits, generator_from_config, last_checkpoint, load_checkpoint,
     read_run_config,
 )
 
@@ -175,7 +175,7 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
 
     @torch.no_grad()
     def score(images: torch.Tensor) -> torch.Tensor:
-        return d(to_signed_range(images)).float()
+        return image_logits(d(to_signed_range(images))).float()
 
     return score
 
