@@ -15,7 +15,7 @@ from torch import nn
 from protgan.classify.models import list_models, register_model
 from protgan.data import read_folds, write_label_table
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, record_generators
 
 TINY = "test_tiny_cli"
 TARGETS = [(0,), (25,), (0, 25), (21,), (2, 0), (23,), (0, 21), (25, 2), (2,), (23, 0), (21, 25), (0,)] * 2
@@ -46,6 +46,7 @@ def data_and_syn(tmp_path: Path) -> tuple[Path, Path]:
     for f in (syn / "train").iterdir():
         f.rename(f.with_name(f.name.replace("img", "syn")))
     write_label_table(syn / "train.csv", [f"syn{i:04d}" for i in range(6)], [(0,), (25,), (2,), (21,), (23,), (0,)])
+    record_generators(syn, {c: [] for c in (0, 25, 2, 21, 23)})  # generators that saw no real image: clean
     return data, syn
 
 

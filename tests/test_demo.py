@@ -66,14 +66,17 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     # stage timings, class counts, enhancement, GAN, FID, KID during training, comparison, differences
     assert len(tables) == 8
     timings, counts, enhance, gan, fid, kid, table, diffs = tables
-    assert len(gan) == 5 and len(fid) == 5 and len(counts) == 5
+    folds = PLANS["tiny"].folds
+    assert len(gan) == 5 * folds and len(fid) == 5 and len(counts) == 5  # one generator per class and fold
     assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
     for r in enhance[1:]:  # MSE, PSNR, SSIM of each method: finite numbers
         for cell in r[2:5]:
             assert all(math.isfinite(v) for v in _numbers(cell)) and _numbers(cell)
+    assert sorted(r[2] for r in gan) == sorted(f"{k} (training part)" for k in range(folds) for _ in range(5))
     for r in gan:
-        assert int(r[3]) == PLANS["tiny"].gan_steps
-        assert all(math.isfinite(float(v)) for v in r[4:9])
+        assert int(r[4]) == PLANS["tiny"].gan_steps
+        assert all(math.isfinite(float(v)) for v in r[5:10])
+    assert "LEAKY" not in md  # per-fold generators: clean
     for r in fid:  # FID, KID, the floor
         for cell in (r[4], r[5], r[7]):
             vals = _numbers(cell)
@@ -107,7 +110,7 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
 
 def test_demo_resumes_without_redoing_stages(tiny_demo: Path, capsys) -> None:
     before = json.loads((tiny_demo / "demo.json").read_text())["stages"]
-    gan_ckpt = tiny_demo / "gan" / "class_00" / "checkpoints" / "last.pt"
+    gan_ckpt = tiny_demo / "gan" / "fold_0" / "class_00" / "checkpoints" / "last.pt"
     mtime = gan_ckpt.stat().st_mtime_ns
     code, out, _ = run_cli(["demo", "--tiny", "--out", str(tiny_demo), "--jobs", "1", "--device", "cpu"], capsys)
     assert code == 0

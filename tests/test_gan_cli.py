@@ -45,8 +45,11 @@ def test_train_gan_command(data: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert config["class_index"] == 0 and config["diffaug"] == ["color", "cutout"] and config["g_width"] == 32
     assert (out / "samples" / "step_000002.png").exists() and (out / "samples" / "step_000003.png").exists()
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
-    code, stdout, _ = run_cli(_args(data, out, "--steps", "3"), capsys)
+    # the same run (log/sample intervals may differ; a training option such as --diffaug may not)
+    code, stdout, _ = run_cli(_args(data, out, "--steps", "3", "--diffaug", "color,cutout"), capsys)
     assert code == 0 and "already trained to step 3" in stdout
+    code, _, err = run_cli(_args(data, out, "--steps", "3"), capsys)
+    assert_one_line_error(code, err, "diffaug=['color', 'cutout'], not []")
     code, _, err = run_cli(_args(data, out, "--steps", "4", "--g-upsample", "resize"), capsys)
     assert_one_line_error(code, err, "g_upsample='transposed'", "not 'resize'")
     code, stdout, _ = run_cli(_args(data, out, "--steps", "4", "--select", "any"), capsys)

@@ -107,6 +107,8 @@ def summary_markdown(cfg: dict, results: list[dict], summary: dict) -> str:
         f"loss {cfg['loss']}, {cfg['epochs']} epochs, {describe_optimizer(cfg)}, batch size "
         f"{cfg['batch_size']} ({cfg['batch_schedule']} schedule), augmentation {cfg['augment']}"
         + (f" with synthetic images from `{cfg['synthetic']}`" if cfg.get("synthetic") else "")
+        + (" (**--allow-leakage**: their generators may have seen validation images, so the scores are "
+           "optimistic)" if cfg.get("allow_leakage") else "")
         + f", {'ImageNet-pretrained' if cfg['pretrained'] else 'trained from scratch'}. "
         f"Checkpoint per fold: best validation {cfg['select'].replace('_', ' ')}. Values: mean ± std over folds; "
         "Test = the validation fold (as in the paper's tables). Thresholds tuned per class on the training part.",

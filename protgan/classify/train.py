@@ -20,7 +20,7 @@ import json
 import math
 import os
 import random
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,110 +30,34 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
+from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
+from protgan.core.safeload import load_weights, plain
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
 from protgan.classify.mlcm import write_label_reports
 from protgan.classify.optim import LR_SCHEDULE_CHOICES, OPTIMIZER_CHOICES, EpochSchedule, make_optimizer
-from protgan.classify.losses import LOSS_CHOICES, check_focal_alpha, make_loss
+from protgan.classify.losses import LOSS_CHOICES, make_loss
 from protgan.classify.metrics import evaluate, macro_f1, micro_f1
 from protgan.classify.models import Classifier, create_model, get_spec
-from protgan.classify.models.paper_models import FROM_SCRATCH, SIZE_MULTIPLE, resolve_activation
-from protgan.classify.presets import PRESETS, get_preset
+from protgan.classify.models.paper_models import SIZE_MULTIPLE
 from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
 from protgan.classify.thresholds import apply_thresholds, tune_thresholds
 from protgan.data import (
-    FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
+    ChannelStackDataset, ImageSet, class_name, dataset_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.options import per_invocation
+from protgan.data.provenance import FoldCheck, check_fold, synthetic_for_fold
 from protgan.classify.report import collect_run
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
-SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-# filled from the preset (or the model's recipe) when not given
-RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
-                 "size", "channels", "augment", "balance", "select")
 # options that may change between the invocations of one run (e.g. one fold per GPU)
-_PER_INVOCATION = ("fold", "workers", "device", "amp", "sync_bn")
+_PER_INVOCATION = per_invocation(ClassifyConfig)  # fold, workers, device, amp, sync_bn, keep_checkpoints, ...
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class ClassifyConfig:
-    """Every option of `protgan classify`. None means "from the preset / the model's recipe"."""
-
-    data: str
-    out: str
-    model: str | None = None
-    preset: str = "none"
-    classes: str | None = None  # "top5" (default without preset), "all" or a list such as "0,25,Cytosol"
-    channels: str | None = None  # default: the preset's / recipe's (rgb for the paper's backbones)
-    size: int | None = None  # default: the preset's / recipe's (512 for the paper's backbones)
-    folds: int = 5
-    fold: int | None = None  # run only this fold (0-based)
-    epochs: int | None = None
-    batch_size: int | None = None
-    batch_schedule: str | None = None  # paper: x2 every 15 epochs up to x4; fixed
-    lr: float | None = None
-    augment: str | None = None  # default: the preset's / recipe's (classic for the paper's backbones)
-    aug_probs: str | None = None  # "hflip=0.5,invert=0"
-    synthetic: str | None = None
-    pretrained: bool = True
-    weights: str | None = None
-    loss: str | None = None
-    focal_alpha: float | None = None  # None: the paper's unweighted focal loss
-    focal_gamma: float = 2.0
-    head: str = "paper"
-    select: str | None = None  # which best checkpoint gives the reported metrics and thresholds (macro_f1;
-    # the liimatainen recipe: loss, the paper's criterion)
-    amp: bool | None = None  # None: on with CUDA
-    workers: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    # the related papers' recipes (protgan.classify.optim, protgan.classify.balance); None = preset's
-    optimizer: str | None = None  # adam, sgd
-    momentum: float | None = None
-    weight_decay: float | None = None
-    lr_schedule: str | None = None  # exp, plateau, constant
-    plateau_factor: float | None = None
-    plateau_patience: int | None = None
-    balance: str | None = None  # none, median, median:N (Al-joudi & Arif 2023, section 3.2)
-    activation: str | None = None  # gapnet-pl only: selu, prelu
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
-    lr_scaling: str = "none"  # torchrun/DDP: none (the recipe's lr), linear (x world size) or sqrt
-
-    def resolved(self) -> "ClassifyConfig":
-        """A copy with every None filled from the preset (or, without one, the model's recipe)."""
-        if self.preset != "none":
-            p = get_preset(self.preset)
-            model = self.model or p.model
-            defaults = dict(classes=p.classes, epochs=p.epochs, batch_size=p.batch_size,
-                            batch_schedule=p.batch_schedule, lr=p.lr, loss=p.loss,
-                            head=p.head if self.head == "paper" else self.head)
-            recipe = p
-        else:
-            if not self.model:
-                raise ProtganError("--model: required unless --preset paper28 or paper5 is given")
-            model = self.model
-            recipe = PRESETS[get_spec(model).recipe]
-            defaults = dict(classes="top5", epochs=recipe.epochs, batch_size=recipe.batch_size,
-                            batch_schedule="fixed", lr=recipe.lr, loss=recipe.loss, head=self.head)
-        model = resolve_activation(model, self.activation)
-        defaults.update({k: getattr(recipe, k) for k in RECIPE_FIELDS})
-        out = replace(self, model=get_spec(model).name)
-        if get_spec(model).pretrained_source == FROM_SCRATCH:
-            out.pretrained = False  # these papers' networks have no pretrained weights
-        for k, v in defaults.items():
-            if k == "head" or getattr(out, k) is None:
-                setattr(out, k, v)
-        out.focal_alpha = check_focal_alpha(out.focal_alpha)
-        if out.model == "fcn13" and "classic" in out.augment and "invert" not in (out.aug_probs or ""):
-            # the FCN's targets are thresholded protein intensities: an inverted image has no targets
-            out.aug_probs = ",".join(filter(None, [out.aug_probs, "invert=0"]))
-        return out
 
 
 @dataclass
@@ -143,13 +67,17 @@ class Prepared:
     cfg: ClassifyConfig
     out: Path
     real: ImageSet
-    synthetic: ImageSet | None
+    synthetic_sets: dict[int, ImageSet]  # fold -> its synthetic images (one shared set, or SYN/fold_K)
     classes: list[int]
     channels: tuple[str, ...]
     folds_path: Path
     fold_of: dict[str, int]
     k: int
     notes: list[str] = field(default_factory=list)
+    leakage: dict[int, FoldCheck] = field(default_factory=dict)  # fold -> what its generators saw of its validation
+
+    def synthetic_for(self, fold: int) -> ImageSet | None:
+        return self.synthetic_sets.get(fold)
 
     def split(self, fold: int) -> tuple[list[str], list[str]]:
         if not 0 <= fold < self.k:
@@ -216,10 +144,6 @@ def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
                            f"channel; include green (the paper: rgby)")
 
 
-def _writable_dir(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-
-
 def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     """Resolve and check the options, open the data, the folds and the synthetic set."""
     cfg = cfg.resolved()
@@ -235,27 +159,40 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     if real.dropped_unlabelled:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
     out = Path(cfg.out)
-    folds_path = Path(cfg.data) / FOLDS_FILE
-    if not folds_path.exists() and not _writable_dir(Path(cfg.data)):
-        folds_path = out / FOLDS_FILE
-        notes.append(f"{cfg.data} is not writable: folds written to {folds_path}")
-    # folds come from the full label table, so every class subset and arm shares them
-    folds = load_or_make_folds(ds.ids, ds.targets, folds_path, k=cfg.folds, seed=0)
-    syn = None
+    # folds come from the full label table, so every class subset and arm (and train-gan --fold) shares them
+    folds, folds_path, note = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, out)
+    notes += [note] if note else []
+    prep = Prepared(cfg, out, real, {}, classes, channels, folds_path, folds.fold_of, folds.k, notes)
     if cfg.synthetic:
-        syn_path = Path(cfg.synthetic)
-        if not syn_path.exists():
-            raise ProtganError(f"--synthetic {syn_path}: directory does not exist")
-        syn_all = open_dataset(syn_path)
-        clash = sorted(set(syn_all.ids) & set(ds.ids))
-        if clash:
-            raise ProtganError(f"--synthetic {syn_path}: Id {clash[0]!r} is also a real image in {cfg.data} "
-                               f"({len(clash)} such Ids); synthetic Ids must be distinct")
-        syn = syn_all.restrict(classes)
-        if not syn.ids:
-            raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(classes)} classes")
-        syn.require_channels(channels)
-    return Prepared(cfg, out, real, syn, classes, channels, folds_path, folds.fold_of, folds.k, notes)
+        _prepare_synthetic(prep, set(ds.ids))
+    return prep
+
+
+def _prepare_synthetic(prep: Prepared, real_ids: set[str]) -> None:
+    """Open each asked fold's synthetic set and refuse one whose generator saw that fold's validation
+    images (protgan.data.provenance), before any fold trains."""
+    cfg = prep.cfg
+    if not Path(cfg.synthetic).exists():
+        raise ProtganError(f"--synthetic {cfg.synthetic}: directory does not exist")
+    opened: dict[Path, ImageSet] = {}
+    for fold in [cfg.fold] if cfg.fold is not None else range(prep.k):
+        syn_path = synthetic_for_fold(cfg.synthetic, fold)
+        if syn_path not in opened:
+            syn_all = open_dataset(syn_path)
+            clash = sorted(set(syn_all.ids) & real_ids)
+            if clash:
+                raise ProtganError(f"--synthetic {syn_path}: Id {clash[0]!r} is also a real image in {cfg.data} "
+                                   f"({len(clash)} such Ids); synthetic Ids must be distinct")
+            syn = syn_all.restrict(prep.classes)
+            if not syn.ids:
+                raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(prep.classes)} classes")
+            syn.require_channels(prep.channels)
+            opened[syn_path] = syn
+        check = check_fold(cfg.synthetic, prep.classes, prep.split(fold)[1], fold, cfg.allow_leakage)
+        if check.leaky:
+            prep.notes.append(f"fold {fold}: LEAKAGE ALLOWED (--allow-leakage): synthetic images whose generators "
+                              f"saw validation images of this fold ({check.summary()})")
+        prep.synthetic_sets[fold], prep.leakage[fold] = opened[syn_path], check
 
 
 def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
@@ -273,10 +210,11 @@ def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
         balanced = balance_indices(real_train.labels.numpy(), spec, seed=cfg.seed * 1009 + fold, classes=prep.classes)
         real_train = ResampledDataset(real_train, balanced)
     parts: list[Dataset] = [real_train]
-    if prep.synthetic is not None:
-        parts.append(ChannelStackDataset(prep.synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
+    synthetic = prep.synthetic_for(fold)
+    if synthetic is not None:
+        parts.append(ChannelStackDataset(synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
     val = ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=val_ids)
-    assert not set(val.ids) & (set(prep.synthetic.ids) if prep.synthetic else set())
+    assert not set(val.ids) & (set(synthetic.ids) if synthetic else set())
     return {
         "train": ConcatDataset(parts) if len(parts) > 1 else real_train,
         "train_eval": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids),
@@ -403,19 +341,21 @@ def checkpoint_payload(model: Classifier, prep: Prepared, epoch: int, metrics: d
     }
 
 
+# payload entries that are plain data (numbers may come as numpy scalars): stored as Python numbers so that
+# torch.load(weights_only=True) reads the file
+_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng")
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
+    payload = {k: (plain(v) if k in _PLAIN_KEYS else v) for k, v in payload.items()}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A classifier checkpoint, loaded with weights_only=True (a .pt from anyone never runs code)."""
     path = Path(path)
-    if not path.is_file():
-        raise ProtganError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ProtganError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    ckpt = load_weights(path, "cpu", what="classifier checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ProtganError(f"{path}: not a protgan classifier checkpoint")
     return ckpt
@@ -451,7 +391,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     if distributed.is_main():
         fold_dir.mkdir(parents=True, exist_ok=True)
     data = fold_datasets(prep, fold)
-    n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
+    synthetic = prep.synthetic_for(fold)
+    n_syn = len(synthetic.ids) if synthetic is not None else 0
     log(f"fold {fold}: {len(data['train_eval'])} real + {n_syn} synthetic training images, "
         f"{len(data['val'])} validation images")
     if not len(data["val"]) or not len(data["train_eval"]):
@@ -468,7 +409,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                                                    "counts_after": bal.counts_after.tolist()})
     if distributed.is_main():
         write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
-                                           "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
+                                           "synthetic": list(synthetic.ids) if synthetic else []})
 
     device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
     accel = Accel.for_device(device, cfg.amp)
@@ -490,7 +431,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     start = 0
     last_path = fold_dir / "last.pt"
     if last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = load_weights(last_path, "cpu", what="classifier checkpoint")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -588,7 +529,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         return json.loads(result_path.read_text())
     # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
     chosen_path = fold_dir / f"best_{cfg.select}.pt"
-    chosen = torch.load(chosen_path, map_location="cpu", weights_only=False)
+    chosen = load_weights(chosen_path, "cpu", what="classifier checkpoint")
     model.load_state_dict(chosen["model"])
     train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
     tr_logits, tr_y = predict_logits(model, train_eval_loader, accel)
@@ -598,7 +539,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     result = {
         "fold": fold, "selected": cfg.select, "selected_epoch": chosen["epoch"],
         "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
-        "classes": list(prep.classes), "thresholds": thresholds.tolist(),
+        "classes": list(prep.classes), "thresholds": thresholds.tolist(), "leakage": leakage_record(prep, fold),
         "train": {"tuned": evaluate(tr_y.numpy(), tr_p, thresholds), "0.5": evaluate(tr_y.numpy(), tr_p, 0.5)},
         "val": {"tuned": evaluate(va_y.numpy(), va_p, thresholds), "0.5": evaluate(va_y.numpy(), va_p, 0.5)},
     }
@@ -618,6 +559,17 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
     distributed.barrier()
     return result
+
+
+def leakage_record(prep: Prepared, fold: int) -> dict | None:
+    """result.json's record of the fold's synthetic images: None without any, else where they came from,
+    whether leakage was allowed and, per class, how many of the fold's validation images its generator saw."""
+    check = prep.leakage.get(fold)
+    if check is None:
+        return None
+    return {"synthetic": str(check.synthetic), "allowed": prep.cfg.allow_leakage, "leaky": check.leaky,
+            "seen": {str(c): n for c, n in check.seen.items()}, "unrecorded": list(check.unrecorded),
+            "n_val_seen": int(sum(check.seen.values()))}
 
 
 def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,

@@ -1,12 +1,18 @@
-"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`)."""
+"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`).
+
+Start-up stays instant: the command modules import only typer, rich and the torch-free config modules
+(whose fields generate the options); the engines (torch, timm, OpenCV) are imported inside each
+command's body, once the options have been parsed and checked.
+"""
 
 from __future__ import annotations
 
 import sys
 
-import click
+from rich.markup import escape
 
 from protgan.cli.app import app, err_console
+from protgan.cli.usage import ABORTS, CLICK_EXCEPTIONS, NO_ARGS_IS_HELP, one_line
 from protgan.core.errors import ProtganError
 
 # Each module registers its command(s) on `app` when imported.
@@ -32,15 +38,20 @@ def main(argv: list[str] | None = None) -> None:
     except ProtganError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except ABORTS:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except CLICK_EXCEPTIONS as e:  # usage errors, whichever click typer raises (typer._click or click)
+        if isinstance(e, NO_ARGS_IS_HELP):
+            e.show()  # `protgan` / a group without arguments: its help
+            sys.exit(0)
+        if debug:
+            raise
+        err_console.print("[bold red]error:[/] " + escape(one_line(e)), highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 2))
     sys.exit(rc if isinstance(rc, int) else 0)

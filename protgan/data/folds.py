@@ -21,6 +21,7 @@ from protgan.data.classes import NUM_CLASSES
 from protgan.core.errors import ProtganError
 
 FOLDS_FILE = "folds.csv"
+FOLDS_SEED = 0  # the one split: every stage (classify, compare, train-gan --fold) makes it with this seed
 
 
 @dataclass
@@ -97,3 +98,17 @@ def load_or_make_folds(
     folds = make_folds(ids, targets, k, seed)
     write_folds(path, folds)
     return folds
+
+
+def dataset_folds(data: str | os.PathLike, ids: Sequence[str], targets: Sequence[Sequence[int]], k: int,
+                  fallback_dir: str | os.PathLike) -> tuple[MultilabelFolds, Path, str | None]:
+    """The dataset's shared split: DATA/folds.csv (made from the full label table if missing), or, when
+    DATA is not writable and has none, the same deterministic split in FALLBACK_DIR/folds.csv.
+    Returns (folds, the file, a note when the fallback was used). classify and train-gan --fold both
+    call this, so a generator's fold K is the classifier's fold K."""
+    path = Path(data) / FOLDS_FILE
+    note = None
+    if not path.exists() and not (Path(data).is_dir() and os.access(data, os.W_OK | os.X_OK)):
+        path = Path(fallback_dir) / FOLDS_FILE
+        note = f"{data} is not writable: folds written to {path}"
+    return load_or_make_folds(ids, targets, path, k=k, seed=FOLDS_SEED), path, note

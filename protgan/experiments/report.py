@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from protgan.core.atomic import atomic_path, write_text
 from protgan.data import class_name, open_dataset
-from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, verdict
+from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, leak_mark, verdict
 
 
 @dataclass
@@ -70,9 +70,15 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     gan_name = "FastGAN" if fast else "DCGAN"
     gan_steps = plan.gan_fastgan_steps if fast else plan.gan_steps
     gan_width = plan.gan_fastgan_width if fast else plan.gan_width
+    leaky = bool(state.get("allow_leakage"))
+    gans = (f"one {gan_name} per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator of "
+            "fold K saw fold K's validation images, the paper's likely setup)" if leaky else
+            f"one {gan_name} per top-5 class and fold, each trained on its fold's training part only ({plan.folds} x "
+            f"the GAN time of one generator per class, so each runs fewer steps; no validation image reaches the "
+            f"classifier through a generator)")
     b.append(Block("p", (
         f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
-        f"(`protgan demo-data`), CLAHE enhancement, one {gan_name} per top-5 class ({gan_steps} steps, width "
+        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({gan_steps} steps, width "
         f"{gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID in the "
         f"offline EfficientNet-Lite0 feature space, and {plan.model} trained with classic vs GAN augmentation on "
         f"{plan.folds} folds x seeds {plan.seeds} ({plan.epochs} epochs). Everything is CPU-sized: the paper's "
@@ -109,14 +115,17 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
 
     # ---- GANs
     b.append(Block("h2", f"3. One {gan_name} per class" + ("" if fast else " (paper section 3.1.2)")))
-    runs = sorted(d for d in p["gan"].iterdir() if (d / "config.json").is_file())
-    run_cfg = {run: json.loads((run / "config.json").read_text()) for run in runs}
-    run_metrics = {run: _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else [] for run in runs}
+    all_runs = sorted(d for d in [*p["gan"].iterdir(), *p["gan"].glob("fold_*/*")] if (d / "config.json").is_file())
+    run_cfg = {run: json.loads((run / "config.json").read_text()) for run in all_runs}
+    run_metrics = {run: _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else [] for run in all_runs}
+    # the figures and the KID table: one generator per class (fold 0's when per fold); the table: all of them
+    runs = [run for run in all_runs if run_cfg[run].get("fold") in (None, 0)]
     gan_rows = []
-    for run in runs:
+    for run in all_runs:
         cfg, metrics = run_cfg[run], run_metrics[run]
         last = metrics[-1] if metrics else {}
-        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], str(cfg["n_images"]), last.get("step", "-"),
+        fold = "all (leaky)" if cfg.get("fold") is None else f"{cfg['fold']} (training part)"
+        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], fold, str(cfg["n_images"]), last.get("step", "-"),
                          _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
                          _num(last.get("D_G_z"), 2), _num(last.get("diversity"), 2)))
     why = ("FastGAN (`train-gan --arch fastgan`, Liu et al. 2021), not the paper's DCGAN: at this CPU budget it "
@@ -126,7 +135,10 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     b.append(Block("p", f"{why}Images chosen "
                         f"with `--select {plan.gan_select}`; values of the last logged step. diversity = spread of "
                         f"a fixed batch of EMA samples over that of real images (about 1 healthy, near 0 on collapse)."))
-    b.append(Block("table", header=("class", "name", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
+    if len(runs) < len(all_runs):
+        b.append(Block("p", "Generator of fold K = trained on the training part of fold K of the shared folds.csv; "
+                            "its images join fold K's training part only. The figures below show fold 0's."))
+    b.append(Block("table", header=("class", "name", "fold", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
                                     "diversity"), rows=gan_rows))
     for run in runs:
         cfg = run_cfg[run]
@@ -144,7 +156,8 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     b.append(Block("h2", "4. Synthetic images and their FID / KID"))
     manifest = json.loads((p["synthetic"] / "manifest.json").read_text())
     fid = json.loads((p["fid"] / "fid.json").read_text())
-    b.append(Block("p", f"{manifest['total']} synthetic images ({plan.per_class} per class) in `{p['synthetic']}`. "
+    per_fold = " (one set per fold, `fold_K/`; FID/KID below: fold 0's)" if manifest.get("layout") == "per-fold" else ""
+    b.append(Block("p", f"{manifest['total']} synthetic images ({plan.per_class} per class){per_fold} in `{p['synthetic']}`. "
                         f"FID and KID in the {fid['features']} feature space (ImageNet weights shipped in a pip "
                         f"package, offline) at {fid['size']} px; the floor is the same measure between two random "
                         f"halves of the real class (FID ½ compares half the real images with as many synthetic "
@@ -182,7 +195,10 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
 
     # ---- classification
     result = collect(p["compare"], log=lambda m: None)
-    b.append(Block("h2", "5. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"))
+    b.append(Block("h2", "5. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"
+                   + (" - LEAKY" if result.leakage else "")))
+    if result.leakage:
+        b.append(Block("p", result.leakage))
     arms = sorted({t["arm"] for t in result.table}, key=ALL_ARMS.index)
     b.append(Block("p", f"{plan.model} (ImageNet-pretrained, offline weights), {plan.folds}-fold cross-validation x "
                         f"seeds {plan.seeds}, arms {', '.join(arms)}; all arms share folds, seeds and initial weights. "
@@ -193,14 +209,14 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
                         f"training part."))
     header = ["model", "augmentation"] + [f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]
     b.append(Block("table", header=header, rows=[
-        [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']})" if "gan" in t["arm"] else "")]
+        [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']}{leak_mark(t.get('leakage', ''))})" if "gan" in t["arm"] else "")]
         + [f"{_num(t[f'{s}_{m}_mean'])} ± {_num(t[f'{s}_{m}_std'])}" for m, _ in TABLE_METRICS for s in ("train", "test")]
         for t in result.table]))
     labels = dict(TABLE_METRICS)
     pct = int(round(result.config["confidence"] * 100))
     b.append(Block("table", header=("difference", "metric", "n", "mean", f"{pct}% CI (t)", "p (paired t)",
                                     "p (Wilcoxon)", f"{pct}% CI (CV-corrected)", "verdict"),
-                   rows=[(f"{d['arm']} - {d['baseline']}", labels[d["metric"]], str(d["n"]),
+                   rows=[(f"{d['arm']} - {d['baseline']}{leak_mark(d.get('leakage', ''), ' (', ')')}", labels[d["metric"]], str(d["n"]),
                           f"{d['mean_diff']:+.4f}", f"[{_num(d['ci_low'], 4)}, {_num(d['ci_high'], 4)}]",
                           _num(d["p_t"], 3), _num(d["p_wilcoxon"], 3),
                           f"[{_num(d['ci_low_corrected'], 4)}, {_num(d['ci_high_corrected'], 4)}]", verdict(d))
@@ -221,7 +237,7 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
 
 def _difference_sentence(d: dict, pct: int) -> str:
 
-    return (f"`{d['arm']} - {d['baseline']}`: test macro F1 {d['mean_a']:.3f} vs {d['mean_b']:.3f}, difference "
+    return (f"`{d['arm']} - {d['baseline']}`{leak_mark(d.get('leakage', ''), ' (', ')')}: test macro F1 {d['mean_a']:.3f} vs {d['mean_b']:.3f}, difference "
             f"{d['mean_diff']:+.4f}, {pct}% CV-corrected interval [{_num(d['ci_low_corrected'], 4)}, "
             f"{_num(d['ci_high_corrected'], 4)}] over {d['n']} paired cells ({verdict(d)}).")
 

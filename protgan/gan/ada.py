@@ -22,27 +22,11 @@ from typing import Any, Sequence
 import torch
 
 from protgan.core import distributed
-from protgan.core.errors import ProtganError
+from protgan.gan.config import parse_augment_p  # noqa: F401  (the spec parser is torch-free)
 from protgan.gan.diffaug import POLICIES, diff_augment
 
 MODES = ("off", "fixed", "ada")
 DEFAULT_POLICY = tuple(POLICIES)  # color, translation, cutout
-
-
-def parse_augment_p(spec: str) -> tuple[str, float]:
-    """"off" | "fixed:P" | "ada:TARGET" -> (mode, value); one-line error otherwise."""
-    text = str(spec).strip().lower()
-    if text in ("off", "none", ""):
-        return "off", 1.0
-    mode, _, value = text.partition(":")
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if mode not in ("fixed", "ada") or not 0 <= number <= 1 or (mode == "ada" and not 0 < number < 1):
-        raise ProtganError(f"--augment-p {spec!r}: expected off, fixed:P (0 <= P <= 1) or ada:TARGET (0 < TARGET < 1), "
-                           "e.g. ada:0.6")
-    return mode, number
 
 
 class AdaptiveAugment:

@@ -7,8 +7,9 @@
     RUN/metrics.csv, RUN/losses.png, RUN/ada.png (augmentation probability p and r_t, with --augment-p)
 
 A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
-"rng" (every RNG state: python, numpy, torch CPU and CUDA), "config" (the dict; "arch" selects dcgan or
-fastgan, absent = dcgan), "best_score", "augment" (ADA's p and r_t accumulator) and "train_seconds".
+"rng" (every RNG state: python, numpy, torch CPU and CUDA, as plain lists and tensors), "config" (the
+dict; "arch" selects dcgan or fastgan, absent = dcgan), "best_score", "augment" (ADA's p and r_t
+accumulator) and "train_seconds": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from torch import nn
 
 from protgan.core.atomic import atomic_path
 from protgan.core.errors import ProtganError
+from protgan.core.safeload import load_weights
+from protgan.gan.config import ARCHS
 from protgan.gan.fastgan import build_fastgan_discriminator, build_fastgan_generator
 from protgan.gan.models import build_discriminator, build_generator
 
@@ -34,7 +37,6 @@ SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 LOSSES_PLOT = "losses.png"
 ADA_PLOT = "ada.png"
-ARCHS = ("dcgan", "fastgan")
 CHECKPOINT_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "scaler", "step", "rng", "config")
 
 
@@ -56,14 +58,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A train-gan checkpoint, loaded with weights_only=True (a .pt from anyone never runs code)."""
     path = Path(path)
-    if not path.is_file():
-        raise ProtganError(f"{path}: checkpoint does not exist")
-    try:
-        # weights_only=False: the state holds numpy/python RNG states, not only tensors. Only load your own runs.
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is "not a checkpoint"
-        raise ProtganError(f"{path}: not a readable protgan checkpoint ({type(e).__name__}: {e})") from None
+    state = load_weights(path, map_location, what="train-gan checkpoint")
     if not isinstance(state, dict) or any(k not in state for k in ("G", "config", "step")):
         raise ProtganError(f"{path}: not a protgan train-gan checkpoint (missing G/config/step)")
     return state

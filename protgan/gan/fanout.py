@@ -1,12 +1,20 @@
 """`protgan train-gan --classes top5 --gpus 0,1,2,3 --out RUNS`: one GAN per class, trained concurrently.
 
-The paper trains one DCGAN per class in isolation, so the classes are independent jobs. Each job is an
-ordinary, resumable `protgan train-gan --class N --out RUNS/class_N` process: with CUDA_VISIBLE_DEVICES
+The paper trains one DCGAN per class in isolation, so the classes are independent jobs. Each job is a
+serialised TrainGanConfig (a dict: the fan-out's options with the class and RUNS/class_N filled in),
+written to RUNS/class_N/job.json when it starts and run by an ordinary, resumable
+`protgan train-gan --job RUNS/class_N/job.json` process: with CUDA_VISIBLE_DEVICES
 set to one GPU of --gpus (at most one job per GPU at a time), or on the CPU (--jobs at a time, the
 cores split between them). Its output goes to RUNS/class_N/train.log; a summary table and
 RUNS/fanout.json tell how each ended. Running the same command again resumes every unfinished class
 (finished ones exit at once). RUNS holds no config.json of its own, so `protgan synth --runs RUNS`
 finds the per-class runs in it.
+
+Per-fold generators (`--folds K`, no `--fold`): one job per class and fold, `train-gan --class N --fold F
+--folds K --out RUNS/fold_F/class_N`, so the generator used for fold F of a cross-validation never sees
+fold F's validation images (protgan.data.provenance). K x the jobs: K x the GAN time. DATA/folds.csv is
+made once before any job starts (the jobs would race to write it). `synth --runs RUNS` then writes one
+synthetic set per fold, SYN/fold_F/, which `classify`/`compare --synthetic SYN` use fold by fold.
 
 Ctrl-C (or SIGTERM) stops launching, forwards one SIGINT to each running job (each saves a checkpoint
 and exits) and waits for them. Jobs run in their own sessions so a terminal's Ctrl-C reaches them
@@ -29,13 +37,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from protgan.core.atomic import write_json
-from protgan.data import class_name, open_dataset, resolve_subset
+from protgan.data import class_name, dataset_folds, open_dataset, resolve_subset
+from protgan.data.provenance import fold_dir
 from protgan.core.errors import ProtganError
+from protgan.gan.config import TrainGanConfig
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
-# Options of train-gan that the fan-out sets per job itself (never passed through).
-OWN_OPTIONS = ("class_", "out", "device", "gpus", "jobs")
+JOB_FILE = "job.json"
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,16 @@ class Job:
     class_index: int
     name: str
     out: Path
-    args: list[str]  # train-gan options other than --class, --out and --device
+    config: dict[str, Any]  # the class's TrainGanConfig as a dict (its device is set by the slot)
+    args: list[str] = field(default_factory=list)  # train-gan options that are not config fields (logging)
+
+    @property
+    def fold(self) -> int | None:
+        return self.config.get("fold")
+
+    @property
+    def label(self) -> str:
+        return f"class {self.class_index}" + ("" if self.fold is None else f" fold {self.fold}")
 
 
 @dataclass
@@ -66,6 +84,7 @@ class JobResult:
     step: int | None
     log: str
     error: str = ""
+    fold: int | None = None
 
 
 def parse_gpus(text: str) -> list[str]:
@@ -104,33 +123,36 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
     return [Slot(f"cpu {k}" if jobs > 1 else "cpu", "cpu", dict(cpu_env)) for k in range(jobs)]
 
 
-def pass_through_options(ctx: Any, skip: Sequence[str] = OWN_OPTIONS) -> list[str]:
-    """The command line of the current click command again (every option with its value), except `skip`."""
-    args: list[str] = []
-    for param in ctx.command.params:
-        # duck-typed: typer ships its own copy of click, whose classes are not click's
-        if getattr(param, "param_type_name", "") != "option" or param.name in skip:
-            continue
-        value = ctx.params.get(param.name)
-        if param.is_flag:
-            if value:
-                args.append(param.opts[0])
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-        elif value is not None:
-            args += [param.opts[0], str(value)]
-    return args
-
-
-def plan_jobs(data: str, classes: str, out: str | os.PathLike, args: Sequence[str]) -> list[Job]:
-    """One job per class of the subset `classes` of DATA, into OUT/class_N."""
+def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args: Sequence[str] = ()) -> list[Job]:
+    """One job per class of the subset `classes` of config["data"], into OUT/class_N; with config["folds"]
+    (or ["fold"]) one per class and fold (all folds, or only that fold), into OUT/fold_F/class_N, after
+    making DATA/folds.csv. Each job is `config` (a TrainGanConfig's fields) with class_index, out,
+    classes and fold filled in."""
+    data = config["data"]
     ds = open_dataset(data)
     subset = resolve_subset(classes, ds.targets)
     root = Path(out)
     if (root / "config.json").is_file():
         raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
                            f"(its classes go to {root}/class_N)")
-    return [Job(c, class_name(c), root / f"class_{c}", list(args)) for c in subset]
+    fold, folds = config.get("fold"), config.get("folds")
+    if folds is None and fold is None:
+        targets = [(None, root / f"class_{c}", c) for c in subset]
+    else:
+        k = folds or 5
+        if k < 2 or (fold is not None and not 0 <= fold < k):
+            raise ProtganError(f"--fold {fold} --folds {k}: need at least 2 folds and a fold in 0..{k - 1}")
+        dataset_folds(data, ds.ids, ds.targets, k, root)  # once, before the jobs (they would race to write it)
+        wanted = [fold] if fold is not None else list(range(k))
+        targets = [(f, fold_dir(root, f) / f"class_{c}", c) for f in wanted for c in subset]
+        config = {**config, "folds": k}
+    jobs = []
+    for f, job_out, c in targets:
+        cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes,
+                                        "fold": f})
+        cfg.validate()  # option errors here, once, not in every job's log
+        jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args)))
+    return jobs
 
 
 def _last_step(run: Path) -> int | None:
@@ -157,9 +179,15 @@ class _Running:
         self.t0 = time.perf_counter()
 
 
+def write_job_file(job: Job, slot: Slot) -> Path:
+    """RUNS/class_N/job.json: the config this job trains with, on this slot's device."""
+    path = job.out / JOB_FILE
+    write_json(path, {**job.config, "device": slot.device})
+    return path
+
+
 def job_command(job: Job, slot: Slot) -> list[str]:
-    return [sys.executable, "-m", "protgan", "train-gan", "--class", str(job.class_index), "--out", str(job.out),
-            "--device", slot.device, *job.args]
+    return [sys.executable, "-m", "protgan", "train-gan", "--job", str(job.out / JOB_FILE), *job.args]
 
 
 def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[str, Job, Slot | None], None] | None = None,
@@ -169,7 +197,8 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
     pending = list(jobs)
     free = list(slots)
     running: list[_Running] = []
-    results: dict[int, JobResult] = {}
+    results: dict[int, JobResult] = {}  # by position in `jobs`
+    index = {id(j): k for k, j in enumerate(jobs)}
     stopping = False
 
     def on_term(signum: int, frame: Any) -> None:
@@ -186,9 +215,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         r.log_file.close()
         log = r.job.out / LOG_FILE
         status = "done" if rc == 0 else "interrupted" if rc in (130, -signal.SIGINT) else "failed"
-        results[r.job.class_index] = JobResult(
+        results[index[id(r.job)]] = JobResult(
             r.job.class_index, r.job.name, r.slot.label, status, rc, time.perf_counter() - r.t0,
-            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log))
+            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log), r.job.fold)
         free.append(r.slot)
         on_event(status, r.job, r.slot)
 
@@ -197,6 +226,7 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
             while pending and free and not stopping:
                 job, slot = pending.pop(0), free.pop(0)
                 job.out.mkdir(parents=True, exist_ok=True)
+                write_job_file(job, slot)
                 log_file = (job.out / LOG_FILE).open("a")
                 log_file.write(f"$ {' '.join(job_command(job, slot))}  # {slot.label}\n")
                 log_file.flush()
@@ -233,9 +263,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     for job in pending:
-        results[job.class_index] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
-                                             _last_step(job.out), str(job.out / LOG_FILE))
-    return [results[j.class_index] for j in jobs]
+        results[index[id(job)]] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
+                                            _last_step(job.out), str(job.out / LOG_FILE), fold=job.fold)
+    return [results[k] for k in range(len(jobs))]
 
 
 @dataclass
@@ -243,15 +273,15 @@ class FanoutSummary:
     out: str
     classes: str
     slots: list[str]
-    options: list[str]
+    config: dict[str, Any]  # the options every class trains with (class_index and out set per class)
     results: list[dict] = field(default_factory=list)
     interrupted: bool = False
 
 
-def write_summary(out: str | os.PathLike, classes: str, slots: Sequence[Slot], options: Sequence[str],
+def write_summary(out: str | os.PathLike, classes: str, slots: Sequence[Slot], config: dict[str, Any],
                   results: Sequence[JobResult], interrupted: bool) -> Path:
     path = Path(out) / FANOUT_FILE
-    summary = FanoutSummary(str(out), classes, [s.label for s in slots], list(options),
+    summary = FanoutSummary(str(out), classes, [s.label for s in slots], dict(config),
                             [asdict(r) for r in results], interrupted)
     write_json(path, asdict(summary))
     return path

@@ -28,7 +28,6 @@ import copy
 import csv
 import io
 import math
-import random
 import signal
 import time
 from contextlib import nullcontext
@@ -44,146 +43,42 @@ from torch.utils.data import Sampler
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json, write_text
+from protgan.core.runfolder import check_same_options, claim_run_folder, run_independent_fields
+from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
-from protgan.data.selection import SELECT_CHOICES, select_class_ids
 from protgan.core.options import option
-from protgan.gan import fastgan
-from protgan.gan.ada import AdaptiveAugment, parse_augment_p
+from protgan.data.folds import dataset_folds
+from protgan.data.provenance import ids_record
+from protgan.data.selection import SELECT_CHOICES, select_class_ids
+from protgan.gan.ada import AdaptiveAugment
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
 from protgan.gan.checkpoint import (
     ADA_PLOT, ARCHS, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
 )
-from protgan.gan.diffaug import parse_policy
 from protgan.gan.losses import make_loss
-from protgan.gan.models import check_size, check_upsample
 
-# Config fields that define the model or its data: a resumed run must agree on them.
-ARCHITECTURE_KEYS = ("arch", "class_index", "size", "channels", "z_dim", "g_width", "d_width", "g_upsample", "select", "classes")
+# A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
+# and what is filled in (core.runfolder.check_same_options)
+RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file",
+                     "max_minutes", "time_clock")
+# what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
+RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT, ADA_PLOT)
+
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity", "r_t", "aug_p")
 # The clocks of --max-minutes (a module attribute so a test can replace them).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
-# Per-arch defaults of options whose best value depends on the recipe (None / "auto" in the config).
-ARCH_DEFAULTS = {"dcgan": {"lr_d": 0.01, "augment_p": "off"}, "fastgan": {"lr_d": 2e-4, "augment_p": "ada:0.6"}}
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
 
 
-@dataclass
-class TrainGanConfig:
-    """Every option of `protgan train-gan`; saved as RUN/config.json and inside each checkpoint."""
-
-    data: str
-    class_index: int
-    out: str
-    class_name: str = ""  # filled from class_index
-    arch: str = option("dcgan", "Models and recipe: dcgan (the paper's DCGAN, BCE, Adam/SGD) or fastgan (Liu et al. "
-                       "2021: skip-layer excitation G, self-supervised D, hinge loss, Adam; for few images and small compute).",
-                       choices=ARCHS)
-    size: int = 512  # the paper's 512 x 512; any power of two 32..512 (fastgan: 32..1024)
-    channels: list[str] = field(default_factory=lambda: ["red", "green", "blue"])  # the paper's RGB
-    select: str = "only"  # only: images whose only label (within `classes`) is the class; any: every image with it
-    classes: str = "all"  # the class subset that `select only` is judged within (all, top5, or a list)
-    steps: int = 20_000  # generator updates (each also one D update)
-    batch_size: int = 64
-    lr_g: float = 2e-4  # Adam, the DCGAN paper's value
-    betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas, the DCGAN paper's values (fastgan: G's and D's)
-    lr_d: float | None = None  # None: the arch's; dcgan 0.01 (SGD: the paper names SGD for D, not its settings), fastgan 2e-4 (Adam)
-    momentum_d: float = 0.9
-    label_flip: float = 0.05  # fraction of D's labels flipped (real <-> fake), the paper's 5%
-    real_label: float = 0.9  # one-sided label smoothing: D's target for real images (fake stays 0)
-    z_dim: int = 100
-    g_width: int = 1024  # channels at G's 8 x 8 grid (the paper's 1024); halves per layer
-    d_width: int = 1024  # channels of D's last conv at 8 x 8; halves towards the input
-    g_upsample: str = "transposed"  # the paper's 3x3 stride-2 transposed convs, or "resize" (no checkerboard)
-    dropout: float = 0.25
-    ema_decay: float = 0.999  # EMA of G's weights (ramped up as min(decay, (1+step)/(10+step)))
-    amp: bool = True  # autocast on CUDA (bf16 when supported, else fp16 with a GradScaler); CPU runs fp32
-    amp_dtype: str = "auto"  # auto, bf16 or fp16
-    channels_last: bool = True  # NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU
-    compile: bool = False  # torch.compile G and D
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
-    lr_scaling: str = "none"  # torchrun/DDP: none (lr_g, lr_d as given), linear (x world size) or sqrt
-    diffaug: list[str] = field(default_factory=list)  # DiffAugment policies: color, translation, cutout
-    augment_p: str = option("auto", "Probability of each augmentation op on each image D sees: off (--diffaug as given, "
-                            "always), fixed:P, or ada:TARGET (adaptive, Karras et al. 2020: p follows r_t = E[sign D(real)] "
-                            "towards TARGET). Policy: --diffaug, or color,translation,cutout. auto: off for dcgan "
-                            "(the paper's recipe), ada:0.6 for fastgan.")
-    ada_kimg: float = option(10.0, "ADA speed: thousands of images for p to move from 0 to 1 (stylegan2-ada: 500, "
-                             "for runs of millions of images; protgan's runs are 10-1000 thousand).")
-    ada_interval: int = option(4, "ADA: steps between p updates.")
-    max_minutes: float = option(0.0, "Stop cleanly at a step boundary after this many minutes of training, summed over "
-                                "resumes (checkpoint, samples and metrics written); a rerun with a larger value continues. "
-                                "0: no limit.", affects_run=False)
-    time_clock: str = option("wall", "Clock of --max-minutes: wall, or cpu (this process's CPU time, for equal-compute "
-                             "comparisons on a shared machine).", choices=("wall", "cpu"), affects_run=False)
-    resume: str = "auto"  # auto: continue RUN/checkpoints/last.pt when present; never: start over
-    seed: int = 0
-    device: str = "auto"
-    workers: int | None = None  # loader workers (None: a background thread for cached data, else one per core)
-    ckpt_every: int = 1000
-    sample_every: int = 500
-    log_every: int = 50
-    eval_every: int = 0  # steps between eval_fn calls (0: never); its "score" (lower is better) picks best.pt
-    n_samples: int = 36  # fixed-noise samples per grid (also the collapse indicator's batch)
-    collapse_threshold: float = 0.25  # warn when sample spread / real spread falls below this
-    n_images: int = 0  # filled: how many images train this class
-
-    def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise ProtganError(f"--arch {self.arch!r}: expected one of {', '.join(ARCHS)}")
-        (fastgan.check_size if self.arch == "fastgan" else check_size)(self.size)
-        check_upsample(self.g_upsample)
-        defaults = ARCH_DEFAULTS[self.arch]
-        if self.lr_d is None:
-            self.lr_d = defaults["lr_d"]
-        if self.augment_p in ("auto", None, ""):
-            self.augment_p = defaults["augment_p"]
-        parse_augment_p(self.augment_p)
-        self.class_index = resolve_class(self.class_index)
-        self.class_name = class_name(self.class_index)
-        self.channels = list(parse_channels(self.channels))
-        self.diffaug = list(parse_policy(self.diffaug))
-        self.betas_g = [float(b) for b in self.betas_g]
-        checks = [
-            (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
-            (self.select in SELECT_CHOICES, f"--select {self.select!r}: expected one of {', '.join(SELECT_CHOICES)}"),
-            (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
-            (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),
-            (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (batch norm needs a batch)"),
-            (self.lr_g > 0, f"--lr-g {self.lr_g}: must be > 0"),
-            (self.lr_d > 0, f"--lr-d {self.lr_d}: must be > 0"),
-            (0 <= self.momentum_d < 1, f"momentum_d {self.momentum_d}: must be in [0, 1)"),
-            (0 <= self.label_flip < 0.5, f"label_flip {self.label_flip}: must be in [0, 0.5)"),
-            (0.5 < self.real_label <= 1, f"real_label {self.real_label}: must be in (0.5, 1]"),
-            (0 <= self.ema_decay < 1, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
-            (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
-            (self.lr_scaling in distributed.LR_SCALING_CHOICES,
-             f"--lr-scaling {self.lr_scaling!r}: expected one of {', '.join(distributed.LR_SCALING_CHOICES)}"),
-            (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
-            (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
-            (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
-            (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
-            (self.ada_kimg > 0, f"--ada-kimg {self.ada_kimg}: must be > 0"),
-            (self.ada_interval >= 1, f"--ada-interval {self.ada_interval}: must be >= 1"),
-            (self.max_minutes >= 0, f"--max-minutes {self.max_minutes}: must be >= 0 (0: no limit)"),
-            (self.time_clock in CLOCKS, f"--time-clock {self.time_clock!r}: expected one of {', '.join(CLOCKS)}"),
-        ]
-        for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
-            value = getattr(self, name)
-            checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
-        checks.append((self.log_every >= 1, f"--log-every {self.log_every}: must be >= 1"))
-        for ok, message in checks:
-            if not ok:
-                raise ProtganError(message)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainGanConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+# |loss| above this is divergence (BCE losses of a healthy GAN stay below ~20)
+LOSS_BOUND = 1e4
 
 
 class TrainingDiverged(ProtganError):
@@ -220,24 +115,6 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n - self.start
-
-
-def rng_state() -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    # RNG states must be CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
-    torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([t.cpu() for t in state["cuda"]])
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
@@ -303,11 +180,20 @@ class GanTrainer:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
         ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        part = ""
+        if cfg.fold is not None:  # the training part of the fold: never its validation images
+            folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+            ids, _ = folds.split(cfg.fold, ids)
+            cfg.folds_file = str(folds_path)
+            part = f" in the training part of fold {cfg.fold} of {folds_path}"
+        record = ids_record(ids, cfg.fold, cfg.folds)
+        cfg.train_ids, cfg.train_ids_sha256, cfg.n_train_ids = (record["train_ids"], record["train_ids_sha256"],
+                                                                record["n_train_ids"])
         cfg.n_images = len(ids)
         if len(ids) < cfg.batch_size:
             rule = "with only this label" if cfg.select == "only" else "with this label"
             raise ProtganError(
-                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule} "
+                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part} "
                 f"(--select {cfg.select}, --classes {cfg.classes}), fewer than one batch (--batch-size {cfg.batch_size})")
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
         self.sampler = EpochSampler(len(ids), cfg.seed)
@@ -381,26 +267,35 @@ class GanTrainer:
             "train_seconds": self.train_seconds,
         }
 
+    def check_finite(self) -> None:
+        """Every parameter and buffer of G, D and G_ema finite, else TrainingDiverged (nothing is saved)."""
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            for key, t in [*module.named_parameters(), *module.named_buffers()]:
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    kept = last_checkpoint(self.run)
+                    where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
+                    raise TrainingDiverged(
+                        f"step {self.step}: {name}.{key} holds NaN/inf: training stopped, {where} "
+                        f"(try a lower --lr-d/--lr-g, or --no-amp)")
+
     def save(self, path: Path | None = None) -> Path:
         path = path or last_checkpoint(self.run)
+        self.check_finite()  # a diverged state never replaces the last good checkpoint
         if distributed.is_main():  # torchrun: rank 0 writes (unwrapped state dicts: any world size resumes)
             save_checkpoint(path, self.state_dict())
         return path
 
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        saved = state["config"]
-        for key in ARCHITECTURE_KEYS:
-            if key in saved and _norm(saved[key]) != _norm(getattr(self.cfg, key)):
-                raise ProtganError(
-                    f"{path}: this run was trained with {key}={saved[key]!r}, not {getattr(self.cfg, key)!r} "
-                    f"(use another --out, or --resume never to start over)")
+        # a resume must be the same run: every training option equal (--steps and run-independent ones aside)
+        may_differ = set(RESUME_MAY_DIFFER) | run_independent_fields(type(self.cfg))
+        check_same_options(path, state["config"], asdict(self.cfg), may_differ, path_keys=("data",))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
-        # The options of this invocation win over the saved ones (e.g. a changed learning rate).
+        # torchrun with another world size: --lr-scaling's factor is this invocation's
         for group in self.opt_G.param_groups:
             group["lr"] = self.cfg.lr_g * self.lr_factor
         for group in self.opt_D.param_groups:
@@ -468,7 +363,8 @@ class GanTrainer:
             self._sums += torch.cat([losses, torch.sigmoid(d_out.logit_real.float()).mean()[None],
                                      torch.sigmoid(d_out.logit_fake.float()).mean()[None], rt[None],
                                      d_out.extras.float()])
-            bad = ~torch.isfinite(losses).all() & (self._first_bad < 0)
+            # a NaN/inf loss, or one beyond any sane value (D's BN statistics overflow soon after), is divergence
+            bad = ~(torch.isfinite(losses) & (losses.abs() < LOSS_BOUND)).all() & (self._first_bad < 0)
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
         self.augment.update(self.step + 1)
@@ -492,7 +388,7 @@ class GanTrainer:
             kept = last_checkpoint(self.run)
             where = f"last good checkpoint {kept} kept" if kept.exists() else "no checkpoint was written"
             raise TrainingDiverged(
-                f"loss became NaN/inf at step {first_bad}: training stopped, {where} "
+                f"loss became NaN/inf at step {first_bad} (or |loss| > {LOSS_BOUND:g}): training stopped, {where} "
                 f"(try a lower --lr-d/--lr-g, or --no-amp)")
         sums = (self._sums / max(self._count, 1)).tolist()
         n_img = self._count * self.cfg.batch_size * self.world
@@ -647,6 +543,13 @@ class GanTrainer:
                       image_grid(self.real_reference.numpy(), cfg.channels))
 
     def fit(self) -> TrainResult:
+        """Claim RUN (not inside --data, writable, locked against a second run), then train or resume."""
+        lock = claim_run_folder(self.run, {"--data": self.cfg.data}, writes=RUN_WRITES, what="train-gan",
+                                warn=self.warn)
+        with lock:
+            return self._fit()
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         self.prepare_run()
         if self.step >= cfg.steps:
@@ -715,7 +618,7 @@ class GanTrainer:
         if not (log_due or sample_due):
             return
         if log_due:
-            row = self._log_row(write=not eval_due)
+            row = self._log_row(write=not eval_due, notify=not eval_due)
         side_start = time.perf_counter()
         if eval_due and distributed.is_main():  # torchrun: rank 0 evaluates; the others go on
             assert self.eval_fn is not None
@@ -728,6 +631,8 @@ class GanTrainer:
             if score is not None and math.isfinite(score) and score < self.best_score:
                 self.best_score = score
                 self.save(best_checkpoint(self.run))
+        if eval_due:
+            self.on_log(row)  # with the evaluation's figures (KID, FID) when this rank ran it
         if sample_due:
             self.write_samples(s)
         if ckpt_due:
@@ -735,14 +640,15 @@ class GanTrainer:
             distributed.barrier()
         self._side_seconds += time.perf_counter() - side_start
 
-    def _log_row(self, write: bool = True) -> dict[str, float]:
+    def _log_row(self, write: bool = True, notify: bool = True) -> dict[str, float]:
         now = time.perf_counter()
         row = self._read_metrics(now - self._log_t0 - self._side_seconds)
         self._side_seconds = 0.0
         self.rows.append(row)
         if write:
             self._write_metrics()
-        self.on_log(row)
+        if notify:
+            self.on_log(row)
         self._log_t0 = time.perf_counter()  # the diversity check and the CSV write are not training time
         return row
 
