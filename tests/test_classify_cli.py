@@ -58,7 +58,8 @@ def _base(data: Path, run: Path) -> list[str]:
 def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation(data_and_syn, tmp_path, capsys):
     data, syn = data_and_syn
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn)], capsys)
+    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn),
+                                                 "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
     assert "6 synthetic training images" in out
     for name in ("config.json", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json", "curves.png",
@@ -87,12 +88,12 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     assert cfg["model"] == TINY and cfg["lr"] == 5e-4 and cfg["head"] == "paper" and cfg["loss"] == "focal"
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert {r["fold"] for r in rows} == {"0", "1", "mean", "std"}
-    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5")}
+    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5", "positive-proportion")}
     md = (run / "summary.md").read_text()
     assert "| Metrics / Models | Macro F1 Train | Macro F1 Test |" in md and "paper eq. 8" in md
     th = json.loads((run / "thresholds.json").read_text())
     assert len(th["mean"]) == 5 and set(th["per_fold"]) == {"0", "1"}
-    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=False)
+    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=True)
     assert ckpt["thresholds"] == json.loads((run / "fold_0" / "result.json").read_text())["thresholds"]
 
     # predict: the Kaggle CSV with every Id, labels from the model's classes
@@ -100,7 +101,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     code, out, err = run_cli(["predict", "--checkpoint", str(run / "fold_0" / "best_macro_f1.pt"), str(data),
                               "--out", str(sub), "--device", "cpu"], capsys)
     assert code == 0, err
-    assert "tuned on the training part" in out
+    assert "from the held-out 0.1 of the training part" in " ".join(out.split())
     lines = sub.read_text().splitlines()
     assert lines[0] == "Id,Predicted" and len(lines) == len(TARGETS) + 1
     for line in lines[1:]:
@@ -122,9 +123,10 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
 def test_resume_from_last_checkpoint(data_and_syn, tmp_path, capsys):
     data, _ = data_and_syn
     run = tmp_path / "run"
-    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none"], capsys)
+    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none",
+                                               "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
-    # pretend the fold stopped after epoch 1 of 2: drop the result, ask for 2 epochs
+    # pretend the fold stopped after epoch 1 of 2 (last.pt kept): drop the result, ask for 2 epochs
     (run / "fold_0" / "result.json").unlink()
     cfg = json.loads((run / "config.json").read_text())
     cfg["epochs"] = 2
@@ -143,6 +145,8 @@ def test_one_fold_at_a_time_then_merge(data_and_syn, tmp_path, capsys):
     code, out, err = run_cli(base + ["--fold", "1"], capsys)
     assert code == 0, err
     assert (run / "fold_1" / "result.json").exists() and not (run / "fold_0").exists()
+    # --keep-checkpoints selected (the default): a finished fold keeps only the evaluated checkpoint
+    assert sorted(p.name for p in (run / "fold_1").glob("*.pt")) == ["best_macro_f1.pt"]
     assert not (run / "summary.md").exists() and "--collect" in out
     code, out, err = run_cli(["classify", "--collect", str(run)], capsys)
     assert_one_line_error(code, err, "fold 0", "result.json")

@@ -121,6 +121,7 @@ def test_cells_parse_and_enumerate(small, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def sequence(small, tmp_path_factory) -> dict:
     """fold 0 here, one cell "on another machine", then the rest; the calls to the classify engine at each step."""
+    import protgan.classify.train as train
     import protgan.experiments.compare as compare
 
     out = tmp_path_factory.mktemp("seq") / "cmp"
@@ -132,7 +133,8 @@ def sequence(small, tmp_path_factory) -> dict:
         return real_run(cfg, **kw)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(compare, "run_classify", counting)
+    mp.setattr(train, "run_classify", counting)
+    mp.setattr(compare, "run_classify", counting)  # compare binds the engine's function at import
     steps: dict = {}
     try:
         steps["fold0"] = run_compare(_cfg(small, out, fold=0), log=lambda m: None)

@@ -60,12 +60,12 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     state = json.loads((out / "demo.json").read_text())
     assert list(state["stages"]) == list(STAGES)
     for heading in ("1. Data", "2. Contrast enhancement", "3. One DCGAN per class", "4. Synthetic images",
-                    "5. Classification"):
+                    "5. Is the synthetic set any good?", "6. Classification"):
         assert heading in md
     tables = _tables(md)
-    # stage timings, class counts, enhancement, GAN, FID, KID during training, comparison, differences
-    assert len(tables) == 8
-    timings, counts, enhance, gan, fid, kid, table, diffs = tables
+    # stage timings, class counts, enhancement, GAN, FID, KID during training, quality, comparison, differences
+    assert len(tables) == 9
+    timings, counts, enhance, gan, fid, kid, quality, table, diffs = tables
     folds = PLANS["tiny"].folds
     assert len(gan) == 5 * folds and len(fid) == 5 and len(counts) == 5  # one generator per class and fold
     assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
@@ -86,6 +86,15 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     assert len(kid) == 5
     for r in kid:
         assert len(r) == 2 + 2 + 1 and all(math.isfinite(float(v)) for v in r[2:]), r
+    # precision / recall (and their ½ and floor), near-copies with the real reference, CAS F1 both arms
+    assert len(quality) == 5
+    for r in quality:
+        assert len(r) == 4 + 3 + 2 + 2, r
+        for cell in r[4:7]:
+            assert all(0 <= v <= 1 for v in _numbers(cell)) and len(_numbers(cell)) == 2, r
+        assert 0 <= _numbers(r[7])[0] <= 100 and 0 <= _numbers(r[8])[0] <= 100
+        assert 0 <= _numbers(r[9])[0] <= 1 and 0 <= float(r[10]) <= 1
+    assert "**Verdict per class.** synthetic images of class" in md and "CAS macro F1" in md
     assert [r[1].split(" ")[0] for r in table] == ["none", "classic", "gan", "classic+gan"]
     for r in table:
         for cell in r[2:]:
@@ -101,7 +110,8 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     assert "`classic+gan - classic`: test macro F1" in md and "`gan - none`: test macro F1" in md
     # every figure exists, and the HTML inlines every one of them
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(images) == 1 + 3 * 5 + 1 + 1  # enhancement, per class (real, samples, losses), KID, comparison
+    # enhancement, per class (real, samples, losses), KID, most-copied images, comparison
+    assert len(images) == 1 + 3 * 5 + 1 + 1 + 1
     for rel in images:
         assert (out / rel).is_file(), rel
     assert html.count("src='data:image/png;base64,") == len(images)

@@ -222,7 +222,7 @@ def _gan_worker(rank: int, port: int, data: str, out: str, audit_file: str) -> N
 
 
 def _gan_params(run: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in state[m].items()}
 
 
@@ -250,7 +250,7 @@ def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path):
     GanTrainer(_gan_config(data, ddp, batch=8, steps=4)).fit()
     GanTrainer(_gan_config(data, ref, batch=8, steps=4)).fit()
     a, b = _gan_params(ddp), _gan_params(ref)
-    assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
+    assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
     for k in a:
         torch.testing.assert_close(a[k], b[k], **TOL, msg=k)
 
@@ -263,7 +263,8 @@ def _classify_config(data: Path, out: Path, batch: int, epochs: int):
     # float64 gradients differ by 10% in one process), so no float32 comparison of it means anything
     return ClassifyConfig(data=str(data), out=str(out), model="resnet18", pretrained=False, head="linear",
                           classes="0,25", channels="rgb", size=32, folds=2, fold=0, epochs=epochs, batch_size=batch,
-                          augment="none", workers=0, device="cpu", sync_bn=True, seed=1, optimizer="sgd", lr=0.01)
+                          augment="none", workers=0, device="cpu", sync_bn=True, seed=1, optimizer="sgd", lr=0.01,
+                          keep_checkpoints="all")  # the tests compare last.pt
 
 
 def _classify_worker(rank: int, port: int, data: str, out: str, audit_file: str, stop_after: int) -> None:
@@ -299,8 +300,8 @@ def test_ddp_classify_matches_one_process(tmp_path):
     assert writes[1] == [] and any("result.json" in w for w in writes[0])
 
     run_classify(_classify_config(data, ref, batch=8, epochs=1), log=lambda m: None)
-    a = torch.load(ddp / "fold_0" / "last.pt", weights_only=False)
-    b = torch.load(ref / "fold_0" / "last.pt", weights_only=False)
+    a = torch.load(ddp / "fold_0" / "last.pt", weights_only=True)
+    b = torch.load(ref / "fold_0" / "last.pt", weights_only=True)
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k].float(), b["model"][k].float(), **TOL, msg=k)
@@ -317,7 +318,7 @@ def test_ddp_classify_interrupted_resumes_in_one_process(tmp_path):
     data = make_dataset(tmp_path / "data", [(0,), (25,), (0, 25)] * 8, channels=("red", "green", "blue"))
     run = tmp_path / "run"
     mp.spawn(_classify_worker, args=(free_port(), str(data), str(run), str(tmp_path / "audit"), 1), nprocs=2)
-    saved = torch.load(run / "fold_0" / "last.pt", weights_only=False)
+    saved = torch.load(run / "fold_0" / "last.pt", weights_only=True)
     assert saved["next_epoch"] == 1 and not (run / "fold_0" / "result.json").exists()
     assert not any(k.startswith("module.") for k in saved["model"])
     logs = []
@@ -387,15 +388,16 @@ def test_train_gan_fanout_cli(tmp_path, capsys):
     from protgan.gan.checkpoint import find_runs
     from tests.cli_helpers import run_cli
 
-    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(25,)] * 8 + [(2,)], channels=("red", "green", "blue"))
+    # class 2's one image also has class 0: no image with only class 2 (--select only), so its job fails
+    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(25,)] * 8 + [(2, 0)], channels=("red", "green", "blue"))
     runs = tmp_path / "runs"
     code, out, err = run_cli(["train-gan", "--data", str(data), "--classes", "0,25,2", "--out", str(runs),
                               "--jobs", "2", "--device", "cpu", "--size", "32", "--g-width", "16", "--d-width", "16",
                               "--batch-size", "4", "--steps", "2", "--no-amp"], capsys)
-    assert code == 1 and "1 of 3 classes failed" in err  # class 2 has one image: fewer than a batch
+    assert code == 1 and "1 of 3 classes failed" in err
     summary = json.loads((runs / "fanout.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["done", "done", "failed"]
-    assert "fewer than one batch" in summary["results"][2]["error"]
+    assert "has no images with only this label" in summary["results"][2]["error"]
     assert summary["config"]["steps"] == 2 and summary["config"]["size"] == 32
     job = json.loads((runs / "class_0" / "job.json").read_text())
     assert job["class_index"] == 0 and job["out"] == str(runs / "class_0") and job["device"] == "cpu"
@@ -422,7 +424,7 @@ def test_torchrun_cli_train_gan_and_classify(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("done: step 2") == 1  # rank 0 prints, rank 1 does not
     assert "global batch 4, lr x 2" in proc.stdout
-    state = torch.load(gan / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(gan / "checkpoints" / "last.pt", weights_only=True)
     assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2 * 2e-4)
     cls = tmp_path / "cls"
     proc = subprocess.run(launch + ["classify", "--data", str(data), "--out", str(cls), "--model", "resnet18",

@@ -21,7 +21,7 @@ from protgan.data.provenance import GENERATOR_IDS_FILE, check_fold, ids_sha256
 from protgan.data.selection import select_class_ids
 from protgan.experiments.compare import CompareConfig, run_compare
 from protgan.gan.checkpoint import last_checkpoint, load_checkpoint
-from protgan.gan.fanout import job_command, make_slots, plan_jobs
+from protgan.gan.fanout import plan_jobs
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 from tests.cli_helpers import assert_one_line_error, run_cli
@@ -199,14 +199,15 @@ def test_fold_options_resume_and_errors(world, tmp_path) -> None:
 
 def test_fanout_schedules_class_x_fold(tmp_path) -> None:
     data = make_dataset(tmp_path / "data", TARGETS, size=32, channels=RGB)
-    base = {"data": str(data), "class_index": 0, "out": str(tmp_path / "runs"), "size": 32, "steps": 5}
-    jobs = plan_jobs({**base, "folds": 2}, "0,25", tmp_path / "runs")
+    base = {"data": str(data), "size": 32, "steps": 5, "batch_size": 4, "folds": 2}
+    jobs = plan_jobs(base, "0,25", tmp_path / "runs")
     assert [(j.class_index, j.fold, j.out) for j in jobs] == [
         (c, f, tmp_path / "runs" / f"fold_{f}" / f"class_{c}") for f in (0, 1) for c in (0, 25)]
     assert (data / FOLDS_FILE).is_file()  # made once, before the jobs
-    assert jobs[3].config["fold"] == 1 and jobs[3].config["folds"] == 2 and jobs[3].config["steps"] == 5
-    assert "--job" in job_command(jobs[3], make_slots(None, "cpu", 1)[0])  # the job's config travels as JSON
-    assert [(j.class_index, j.fold) for j in plan_jobs({**base, "folds": 2, "fold": 1}, "0,25", tmp_path / "r2")] == [
+    for j in jobs:  # each job's serialised config trains that fold's training part
+        assert (j.config["fold"], j.config["folds"], j.config["class_index"], j.config["steps"]) == (
+            j.fold, 2, j.class_index, 5)
+    assert [(j.class_index, j.fold) for j in plan_jobs({**base, "fold": 1}, "0,25", tmp_path / "r2")] == [
         (0, 1), (25, 1)]
-    plain = plan_jobs(base, "0,25", tmp_path / "r3")
-    assert [(j.fold, j.out.name) for j in plain] == [(None, "class_0"), (None, "class_25")]
+    plain = plan_jobs({"data": str(data), "size": 32}, "0,25", tmp_path / "r3")
+    assert [(j.fold, j.out.name, j.config["fold"]) for j in plain] == [(None, "class_0", None), (None, "class_25", None)]

@@ -10,7 +10,8 @@ Layout of RUN:
     config.json          the resolved options
     folds.csv            only when DATA was not writable (else DATA/folds.csv, shared by every run)
     fold_K/              history.json, ids.json, result.json, thresholds.json,
-                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt
+                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt (while training;
+                         once the fold is done, --keep-checkpoints selected keeps best_<select>.pt only)
     metrics.csv, per_class.csv, summary.md, thresholds.json, curves.png, per_class.png  (once all folds are done)
 """
 
@@ -42,15 +43,21 @@ from protgan.classify.metrics import evaluate, macro_f1, micro_f1
 from protgan.classify.models import Classifier, create_model, get_spec
 from protgan.classify.models.paper_models import SIZE_MULTIPLE
 from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
-from protgan.classify.thresholds import apply_thresholds, tune_thresholds
+from protgan.classify.thresholds import KINDS as THRESHOLD_KINDS
+from protgan.classify.thresholds import apply_thresholds, thresholds_by_kind
+from protgan.classify.tta import TTA_CHOICES, predict_probs
+from protgan.classify.averaging import Ema, average_saved_epochs, epoch_weights_path, parse_average, recompute_bn
 from protgan.data import (
     ChannelStackDataset, ImageSet, class_name, dataset_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
 from protgan.core.options import per_invocation
+from protgan.core.tensorboard import open_tensorboard
 from protgan.data.provenance import FoldCheck, check_fold, synthetic_for_fold
 from protgan.classify.report import collect_run
+from protgan.data.duplicates import refuse_synthetic_copies
+from protgan.data.folds import holdout_split
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
 # options that may change between the invocations of one run (e.g. one fold per GPU)
@@ -74,6 +81,7 @@ class Prepared:
     fold_of: dict[str, int]
     k: int
     notes: list[str] = field(default_factory=list)
+    group_of: dict[str, str] | None = None  # near-duplicate groups (folds.csv), kept whole in the held-out split
     leakage: dict[int, FoldCheck] = field(default_factory=dict)  # fold -> what its generators saw of its validation
 
     def synthetic_for(self, fold: int) -> ImageSet | None:
@@ -118,6 +126,7 @@ def validate(cfg: ClassifyConfig) -> None:
         raise ProtganError(f"--workers {cfg.workers}: must be >= 0")
     parse_probabilities(cfg.aug_probs)
     check_recipe_options(cfg, spec.name)
+    check_evaluation_options(cfg)
     distributed.lr_factor(cfg.lr_scaling, world=1)  # checks --lr-scaling
 
 
@@ -144,6 +153,18 @@ def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
                            f"channel; include green (the paper: rgby)")
 
 
+def check_evaluation_options(cfg: ClassifyConfig) -> None:
+    if not 0.0 <= cfg.threshold_split < 1.0:
+        raise ProtganError(f"--threshold-split {cfg.threshold_split}: expected a share in [0, 1) (0.1: 10% held out)")
+    if cfg.thresholds not in THRESHOLD_KINDS:
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected one of {', '.join(THRESHOLD_KINDS)}")
+    if cfg.tta not in TTA_CHOICES:
+        raise ProtganError(f"--tta {cfg.tta!r}: expected one of {', '.join(TTA_CHOICES)}")
+    avg = parse_average(cfg.average)
+    if avg.kind == "last" and avg.k > cfg.epochs:
+        raise ProtganError(f"--average {cfg.average}: averages the last {avg.k} epochs but --epochs is {cfg.epochs}")
+
+
 def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     """Resolve and check the options, open the data, the folds and the synthetic set."""
     cfg = cfg.resolved()
@@ -160,9 +181,11 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
     out = Path(cfg.out)
     # folds come from the full label table, so every class subset and arm (and train-gan --fold) shares them
-    folds, folds_path, note = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, out)
+    # near-duplicate groups are kept in one fold (protgan.data.duplicates)
+    folds, folds_path, note = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, out, log=log)
     notes += [note] if note else []
-    prep = Prepared(cfg, out, real, {}, classes, channels, folds_path, folds.fold_of, folds.k, notes)
+    prep = Prepared(cfg, out, real, {}, classes, channels, folds_path, folds.fold_of, folds.k, notes,
+                    group_of=folds.group_of)
     if cfg.synthetic:
         _prepare_synthetic(prep, set(ds.ids))
     return prep
@@ -188,6 +211,9 @@ def _prepare_synthetic(prep: Prepared, real_ids: set[str]) -> None:
                 raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(prep.classes)} classes")
             syn.require_channels(prep.channels)
             opened[syn_path] = syn
+        # a near-copy of a validation image is refused whatever the provenance says
+        refuse_synthetic_copies(opened[syn_path], prep.real.select(prep.split(fold)[1]), prep.channels,
+                                where=f"--synthetic {syn_path}")
         check = check_fold(cfg.synthetic, prep.classes, prep.split(fold)[1], fold, cfg.allow_leakage)
         if check.leaky:
             prep.notes.append(f"fold {fold}: LEAKAGE ALLOWED (--allow-leakage): synthetic images whose generators "
@@ -196,9 +222,15 @@ def _prepare_synthetic(prep: Prepared, real_ids: set[str]) -> None:
 
 
 def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
-    """`train` (augmented, + synthetic), `train_eval` (real training part, no augmentation), `val`."""
+    """`train` (augmented, + synthetic), `train_eval` (real training part, no augmentation), `val`, and
+    `held` (the held-out part of the training fold, `--threshold-split`; absent at 0)."""
     cfg = prep.cfg
     train_ids, val_ids = prep.split(fold)
+    held_ids: list[str] = []
+    if cfg.threshold_split > 0:  # deterministic per fold (not per seed): every seed and arm holds out the same
+        part = prep.real.select(train_ids)
+        train_ids, held_ids = holdout_split(part.ids, part.targets, cfg.threshold_split, seed=fold,
+                                            group_of=prep.group_of)
     transform = None
     if "classic" in cfg.augment:
         transform = AugmentTransform(parse_probabilities(cfg.aug_probs), cfg.size)
@@ -219,6 +251,8 @@ def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
         "train": ConcatDataset(parts) if len(parts) > 1 else real_train,
         "train_eval": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids),
         "val": val,
+        **({"held": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=held_ids)}
+           if held_ids else {}),
         **({"balance": balanced} if balanced is not None else {}),
     }
 
@@ -268,7 +302,8 @@ class Accel:
 def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn, accel: Accel,
                 scaler: torch.amp.GradScaler | None = None, keep_outputs: bool = True,
                 on_batch: Callable[[int], None] | None = None,
-                step_fn: Callable | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
+                step_fn: Callable | None = None,
+                after_step: Callable[[], None] | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
     """One pass over `loader`: (mean loss, logits, targets). The loss is summed on the device and read
     once at the end, so the loop never waits on the GPU. `step_fn(model, x, y) -> (logits, loss)`
     replaces `loss_fn(model(x), y)` for models trained on something else than their logits (the FCN)."""
@@ -294,6 +329,8 @@ def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer
         else:
             loss.backward()
             optimizer.step()
+        if after_step is not None:  # e.g. the EMA of the weights (protgan.classify.averaging)
+            after_step()
         loss_sum += loss.detach() * len(y)
         seen += len(y)
         if keep_outputs:
@@ -343,7 +380,7 @@ def checkpoint_payload(model: Classifier, prep: Prepared, epoch: int, metrics: d
 
 # payload entries that are plain data (numbers may come as numpy scalars): stored as Python numbers so that
 # torch.load(weights_only=True) reads the file
-_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng")
+_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng", "thresholds_by_kind")
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -409,6 +446,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                                                    "counts_after": bal.counts_after.tolist()})
     if distributed.is_main():
         write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
+                                           "held": dataset_ids(data["held"]) if "held" in data else [],
                                            "synthetic": list(synthetic.ids) if synthetic else []})
 
     device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
@@ -426,6 +464,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
     scaler = accel.make_scaler()
     loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+    avg = parse_average(cfg.average)
+    ema = Ema(model, avg.decay) if avg.kind == "ema" else None
     history: list[dict] = []
     best: dict[str, float] = {}
     start = 0
@@ -439,6 +479,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             scaler.load_state_dict(state["scaler"])
         history, best, start = state["history"], state["best"], state["next_epoch"]
         torch.set_rng_state(state["torch_rng"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
         log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
 
     workers = cfg.workers
@@ -448,6 +490,10 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     # torchrun: each rank predicts a contiguous part of the validation set; gather_cat restores the whole, in order
     val_part_loader = val_loader if not distributed.active() else make_loader(
         distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+    # the checkpoint choice is made on the held-out part of the training fold when there is one
+    held_loader = make_loader(data["held"], eval_bs, shuffle=False, workers=workers, pin_memory=pin) \
+        if "held" in data else None
+    select_on = "held" if held_loader is not None else "val"
 
     def save_last(next_epoch: int) -> None:
         if not distributed.is_main():
@@ -455,10 +501,12 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
         payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                        scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
-                       next_epoch=next_epoch, torch_rng=torch.get_rng_state())
+                       next_epoch=next_epoch, torch_rng=torch.get_rng_state(),
+                       ema=ema.state_dict() if ema is not None else None)
         save_checkpoint(last_path, payload)
 
     epoch = start
+    tb = open_tensorboard(fold_dir, cfg.tensorboard and distributed.is_main())  # RUN/fold_K/tensorboard
     try:
         for epoch in range(start, cfg.epochs):
             bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
@@ -483,7 +531,8 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
 
             lr = optimizer.param_groups[0]["lr"]
             train_loss, train_logits, train_y = train_epoch(ddp_model, loader, optimizer, loss_fn, accel, scaler,
-                                                            on_batch=tick, step_fn=fcn_step)
+                                                            on_batch=tick, step_fn=fcn_step,
+                                                            after_step=(lambda: ema.update(model)) if ema else None)
             del loader
             if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
                 train_loss = distributed.mean_scalar(train_loss)
@@ -503,14 +552,22 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
                    "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
                    "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
+            if held_loader is not None:
+                rec.update(_part_metrics("held", model, held_loader, accel, loss_fn, fcn_step))
             if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
                 raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
             history.append(rec)
+            if tb is not None:
+                tb.scalars(f"classify/fold_{fold}", rec, epoch + 1)
             for name, (key, better) in BEST_KEYS.items():
+                key = key.replace("val_", select_on + "_")
                 if name not in best or better(rec[key], best[name]) != best[name]:
                     best[name] = rec[key]
                     if distributed.is_main():
                         save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
+            if avg.kind == "last" and epoch + 1 > cfg.epochs - avg.k and distributed.is_main():
+                save_checkpoint(epoch_weights_path(fold_dir, epoch + 1),
+                                {k: v.detach().cpu() for k, v in model.state_dict().items()})
             save_last(epoch + 1)
             if distributed.is_main():
                 write_json(fold_dir / "history.json", history)
@@ -523,42 +580,108 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         save_last(epoch)
         log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
         raise
+    finally:
+        if tb is not None:
+            tb.close()
 
     if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
         distributed.barrier()
         return json.loads(result_path.read_text())
-    # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
-    chosen_path = fold_dir / f"best_{cfg.select}.pt"
-    chosen = load_weights(chosen_path, "cpu", what="classifier checkpoint")
-    model.load_state_dict(chosen["model"])
+    # evaluation: the selected (or averaged) weights; thresholds from the held-out part (or, with
+    # --threshold-split 0, the training part's own predictions); every threshold kind reported
     train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
-    tr_logits, tr_y = predict_logits(model, train_eval_loader, accel)
-    va_logits, va_y = predict_logits(model, val_loader, accel)
-    tr_p, va_p = torch.sigmoid(tr_logits).numpy(), torch.sigmoid(va_logits).numpy()
-    thresholds = tune_thresholds(tr_y.numpy(), tr_p)
+    chosen_path, chosen = _evaluated_weights(prep, fold_dir, model, avg, ema, train_eval_loader, accel, history)
+    model.load_state_dict(chosen["model"])
+    tr_p, tr_y = predict_probs(model, train_eval_loader, accel, cfg.tta)
+    va_p, va_y = predict_probs(model, val_loader, accel, cfg.tta)
+    tr_p, tr_y, va_p, va_y = tr_p.numpy(), tr_y.numpy(), va_p.numpy(), va_y.numpy()
+    parts = {"train": (tr_y, tr_p), "val": (va_y, va_p)}
+    if held_loader is not None:
+        he_p, he_y = predict_probs(model, held_loader, accel, cfg.tta)
+        parts["held"] = (he_y.numpy(), he_p.numpy())
+    tune_y, tune_p = parts["held" if held_loader is not None else "train"]
+    by_kind = thresholds_by_kind(tune_y, tune_p, train_prevalence=tr_y.mean(0))
+    thresholds = by_kind[cfg.thresholds]
+    source = (f"{cfg.thresholds}, from the held-out {cfg.threshold_split:g} of the training part"
+              if held_loader is not None else f"{cfg.thresholds}, from the training part's own predictions")
     result = {
-        "fold": fold, "selected": cfg.select, "selected_epoch": chosen["epoch"],
+        "fold": fold, "selected": chosen["selected"], "selected_epoch": chosen["epoch"], "selected_on": select_on,
+        "tta": cfg.tta, "average": cfg.average, "threshold_kind": cfg.thresholds, "threshold_source": source,
         "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
+        "n_held": len(data["held"]) if "held" in data else 0,
         "classes": list(prep.classes), "thresholds": thresholds.tolist(), "leakage": leakage_record(prep, fold),
-        "train": {"tuned": evaluate(tr_y.numpy(), tr_p, thresholds), "0.5": evaluate(tr_y.numpy(), tr_p, 0.5)},
-        "val": {"tuned": evaluate(va_y.numpy(), va_p, thresholds), "0.5": evaluate(va_y.numpy(), va_p, 0.5)},
+        "thresholds_by_kind": {k: v.tolist() for k, v in by_kind.items()},
+        **{split: {k: evaluate(y, p, th) for k, th in by_kind.items()} for split, (y, p) in parts.items()},
     }
-    chosen["thresholds"] = thresholds.tolist()
+    chosen.update(thresholds=thresholds.tolist(), thresholds_by_kind=result["thresholds_by_kind"],
+                  threshold_source=source, tta=cfg.tta)
     save_checkpoint(chosen_path, chosen)
-    write_json(fold_dir / "thresholds.json", {"selected": cfg.select, "classes": list(prep.classes),
+    write_json(fold_dir / "thresholds.json", {"selected": chosen["selected"], "classes": list(prep.classes),
                                                "names": [class_name(c) for c in prep.classes],
-                                               "thresholds": thresholds.tolist()})
+                                               "kind": cfg.thresholds, "source": source,
+                                               "thresholds": thresholds.tolist(),
+                                               "by_kind": result["thresholds_by_kind"]})
     _write_val_predictions(fold_dir / "val_predictions.csv", data["val"].ids, va_p, thresholds, prep.classes)
-    # MLCM (Heydarian et al.) and accuracy by labels per image, validation at the tuned thresholds
-    result["val_labels"] = write_label_reports(fold_dir, va_y.numpy(), apply_thresholds(va_p, thresholds),
+    # MLCM (Heydarian et al.) and accuracy by labels per image, validation at the chosen thresholds
+    result["val_labels"] = write_label_reports(fold_dir, va_y, apply_thresholds(va_p, thresholds),
                                                [class_name(c) for c in prep.classes], prefix="val_",
                                                title=f"fold {fold} validation MLCM")
     write_json(result_path, result)
-    v = result["val"]["tuned"]
-    log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "
-        f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
+    if cfg.keep_checkpoints != "all":  # the fold is done: only the evaluated checkpoint is ever read again
+        prune_checkpoints(fold_dir, keep=chosen_path.name if cfg.keep_checkpoints == "selected" else None)
+    v = result["val"][cfg.thresholds]
+    log(f"fold {fold} done: {chosen['selected']} (epoch {chosen['epoch']}) val macro F1 {v['macro_f1']:.3f} "
+        f"micro F1 {v['micro_f1']:.3f} at {source} thresholds (tta {cfg.tta})")
     distributed.barrier()
     return result
+
+
+def _part_metrics(name: str, model: torch.nn.Module, loader, accel: Accel, loss_fn, fcn_step) -> dict:
+    """{name_loss, name_macro_f1, name_micro_f1} of one evaluation part (threshold 0.5, no TTA)."""
+    logits, y = predict_logits(model, loader, accel)
+    loss = fcn_step.mean_loss(model, loader, accel.batch, accel.autocast) if fcn_step is not None \
+        else float(loss_fn(logits, y))
+    pred = (torch.sigmoid(logits) >= 0.5).numpy()
+    return {f"{name}_loss": loss, f"{name}_macro_f1": macro_f1(y.numpy(), pred),
+            f"{name}_micro_f1": micro_f1(y.numpy(), pred)}
+
+
+def _evaluated_weights(prep: Prepared, fold_dir: Path, model: torch.nn.Module, avg, ema: Ema | None,
+                       bn_loader, accel: Accel, history: list[dict]) -> tuple[Path, dict]:
+    """(path, checkpoint) of the weights a fold is evaluated with: `best_{select}.pt`, or with --average
+    the averaged weights (batch-norm statistics recomputed on the training part) in `averaged.pt`."""
+    cfg = prep.cfg
+    if avg.kind == "none":
+        path = fold_dir / f"best_{cfg.select}.pt"
+        ckpt = load_weights(path, "cpu", what="classifier checkpoint")
+        ckpt["selected"] = f"best {cfg.select}"
+        return path, ckpt
+    if avg.kind == "last":
+        epochs = list(range(cfg.epochs - avg.k + 1, cfg.epochs + 1))
+        state = average_saved_epochs(epoch_weights_path(fold_dir, e) for e in epochs)
+        what = f"mean of epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"epoch {epochs[0]}"
+    else:
+        state = ema.averaged_state(model)
+        what = f"EMA (decay {ema.decay:g}, {ema.steps} steps)"
+    model.load_state_dict(state)
+    if recompute_bn(model, bn_loader, accel):
+        what += ", batch-norm statistics recomputed"
+    payload = checkpoint_payload(model, prep, cfg.epochs, history[-1] if history else {})
+    payload["selected"] = what
+    path = fold_dir / "averaged.pt"
+    return path, payload
+
+
+def prune_checkpoints(fold_dir: Path, keep: str | None) -> list[Path]:
+    """Delete a finished fold's checkpoints except `keep` (the evaluated one: best_<select>.pt or
+    averaged.pt; None: keep none): the other best_*.pt, --average's epoch_*.pt and last.pt (a done fold
+    never resumes). Returns what was deleted."""
+    gone = []
+    for path in sorted(fold_dir.glob("*.pt")):
+        if path.name != keep and (path.name == "last.pt" or path.name.startswith(("best_", "epoch_"))):
+            path.unlink()
+            gone.append(path)
+    return gone
 
 
 def leakage_record(prep: Prepared, fold: int) -> dict | None:

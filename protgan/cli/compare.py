@@ -33,7 +33,7 @@ def print_comparison(result) -> None:
         diffs.add_column(col)
     labels = dict(TABLE_METRICS)
     for d in result.differences:
-        diffs.add_row(d["model"], f"{d['arm']} - {d['baseline']}", labels[d["metric"]], str(d["n"]),
+        diffs.add_row(d["model"], f"{d['arm']} - {d['baseline']}{leak_mark(d.get('leakage', ''), ' (', ')')}", labels[d["metric"]], str(d["n"]),
                       _fmt(d["mean_diff"], 4, True), f"[{_fmt(d['ci_low'], 4, True)}, {_fmt(d['ci_high'], 4, True)}]",
                       _fmt_p(d["p_t"]), _fmt_p(d["p_wilcoxon"]),
                       f"[{_fmt(d['ci_low_corrected'], 4, True)}, {_fmt(d['ci_high_corrected'], 4, True)}]", verdict(d))

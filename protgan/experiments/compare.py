@@ -100,7 +100,7 @@ def validate(cfg: CompareConfig) -> None:
     if cfg.synthetic and cfg.gan_runs:
         raise ProtganError("--synthetic and --gan-runs: give one (a synthetic dataset, or the runs to make it from)")
     if cfg.thresholds not in THRESHOLD_CHOICES:
-        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected tuned or 0.5")
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected {', '.join(THRESHOLD_CHOICES)}")
     if not 0.5 <= cfg.confidence < 1:
         raise ProtganError(f"--confidence {cfg.confidence}: expected a level in [0.5, 1), e.g. 0.95")
     if cfg.per_class < 1:
@@ -159,6 +159,7 @@ def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
         channels=cfg.channels, size=cfg.size, folds=cfg.folds, fold=cell.fold, epochs=cfg.epochs,
         batch_size=cfg.batch_size, augment=cell.arm, synthetic=synthetic if "gan" in cell.arm else None,
         pretrained=cfg.pretrained, seed=cell.seed, workers=cfg.workers, device=cfg.device,
+        keep_checkpoints=cfg.keep_checkpoints,
         allow_leakage=cfg.allow_leakage,
     )
 
@@ -188,7 +189,7 @@ def shared_folds(cfg: CompareConfig, log: Log = print) -> None:
     if not _writable_dir(data) and not (data / FOLDS_FILE).exists():
         return  # each cell then writes the same deterministic split into its own run folder
     ds = open_dataset(data)
-    folds = load_or_make_folds(ds.ids, ds.targets, data / FOLDS_FILE, k=cfg.folds, seed=0)
+    folds, _, _ = dataset_folds(data, ds.ids, ds.targets, cfg.folds, data, log=log)  # duplicate-aware, as classify
     log(f"folds: {data / FOLDS_FILE} ({folds.k} folds, shared by every cell)")
 
 
@@ -373,7 +374,6 @@ class CompareResult:
 
 
 def _read_cell(out: Path, cell: Cell, thresholds: str) -> dict:
-
     result = json.loads(cell.result_path(out).read_text())
     ids_path = cell.result_path(out).parent / "ids.json"
     row = {"model": cell.model, "arm": cell.arm, "fold": cell.fold, "seed": cell.seed,
@@ -464,7 +464,6 @@ def collect(out: str | os.PathLike, log: Log = print) -> CompareResult:
 
 
 def _metric_keys() -> tuple[str, ...]:
-
     return SCALAR_METRICS
 
 
@@ -556,7 +555,7 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
         f"on the same folds with the same seeds (same initial weights), so the arms differ by augmentation only. "
         f"Size {cfg.size or 'the recipe default'}, epochs {cfg.epochs or 'the recipe default'}, "
         f"{'ImageNet-pretrained' if cfg.pretrained else 'from scratch'}. Metrics at "
-        f"{'per-class thresholds tuned on the training part' if cfg.thresholds == 'tuned' else 'threshold 0.5'}; "
+        f"{ {'tuned': 'per-class thresholds tuned on the held-out part of each training fold', '0.5': 'threshold 0.5'}.get(cfg.thresholds, cfg.thresholds + ' thresholds (held-out part)')}; "
         "Test = the validation fold (as in the paper). Values: mean ± std over the cells. "
         "Macro F1 is the mean of per-class F1; Accuracy is label-wise (Hamming) accuracy.",
         "",

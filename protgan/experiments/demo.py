@@ -1,10 +1,11 @@
 """`run_demo`: the whole pipeline on the embedded default data, on a CPU, in minutes.
 
-    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class and fold) -> synth -> fid -> compare
+    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class and fold) -> synth -> fid -> evaluate
+    (precision/recall, near-copies, train-on-synthetic-test-on-real) -> compare
 
 Each stage calls the stage's public Python API and writes into its own folder of DIR:
 
-    DIR/data/  DIR/enhanced/  DIR/gan/fold_K/class_NN/  DIR/synthetic/fold_K/  DIR/fid/  DIR/compare/
+    DIR/data/  DIR/enhanced/  DIR/gan/fold_K/class_NN/  DIR/synthetic/fold_K/  DIR/fid/  DIR/evaluate/  DIR/compare/
     DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
     DIR/logs/          what the parallel jobs printed
     DIR/report.md, DIR/report.html   every table and figure (protgan.experiments.report)
@@ -39,19 +40,19 @@ from typing import Any, Callable, Iterable, Sequence
 from protgan.core.atomic import write_json
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.core.options import option
 from protgan.data import dataset_folds, open_dataset, resolve_subset
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
 from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
+from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
-from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.data.provenance import fold_dir
+from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
-STAGES = ("data", "enhance", "gan", "synth", "fid", "compare", "report")
+STAGES = ("data", "enhance", "gan", "synth", "fid", "evaluate", "compare", "report")
 STATE_FILE = "demo.json"
 
 Log = Callable[[str], None]
@@ -132,7 +133,7 @@ class DemoResult:
 
 def paths(out: Path) -> dict[str, Path]:
     return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "synthetic": out / "synthetic",
-            "fid": out / "fid", "compare": out / "compare", "logs": out / "logs"}
+            "fid": out / "fid", "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
 
 
 # ------------------------------------------------------------------------------------ parallel jobs
@@ -171,7 +172,6 @@ def _file_log(path: Path) -> Log:
 
 
 def _train_gan_job(args: tuple[dict, int, str]) -> dict:
-
     cfg_dict, eval_images, log_path = args
     log = _file_log(Path(log_path))
     t0 = time.perf_counter()
@@ -190,7 +190,6 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
 
 
 def _compare_job(args: tuple[dict, list[str], str]) -> int:
-
     cfg_dict, cells, log_path = args
     cfg = CompareConfig(**{**cfg_dict, "cells": cells})
     run_compare(cfg, log=_file_log(Path(log_path)))
@@ -255,7 +254,6 @@ class Demo:
 
     # -- 1. the embedded default data
     def stage_data(self) -> dict:
-
         plan = self.plan
         generate_demo_dataset(self.p["data"], n=plan.n, size=plan.size, seed=self.cfg.seed, classes="top5",
                               workers=self.jobs, progress=lambda d, t: self.progress("demo-data", d, t))
@@ -263,14 +261,12 @@ class Demo:
 
     # -- 2. contrast enhancement: HE / AHE / CLAHE scored, CLAHE applied (the paper's choice)
     def stage_enhance(self) -> dict:
-
         cfg = EnhanceConfig(data=str(self.p["data"]), out=str(self.p["enhanced"]), apply="clahe", channels="rgby",
                             sample=self.plan.enhance_sample, workers=self.jobs, seed=self.cfg.seed, comparison=3)
         result = run_enhance(cfg, progress=lambda phase, d, t: self.progress(f"enhance: {phase}", d, t))
         return {"chosen": result.chosen, "scored": result.scored, "written": result.written}
 
     def classes(self) -> list[int]:
-
         return resolve_subset("top5", open_dataset(self.p["enhanced"]).targets)
 
     # -- 3. one DCGAN per class and fold (or per class: allow_leakage), the jobs in parallel
@@ -283,7 +279,6 @@ class Demo:
         return root / f"class_{c:02d}"
 
     def gan_config(self, c: int, fold: int | None = None) -> dict:
-
         plan = self.plan
         fast = plan.gan_arch == "fastgan"
         steps = plan.gan_fastgan_steps if fast else plan.gan_steps
@@ -326,7 +321,6 @@ class Demo:
 
     # -- 4. synthetic images
     def stage_synth(self) -> dict:
-
         cfg = SynthConfig(runs=str(self.p["gan"]), out=str(self.p["synthetic"]), per_class=self.plan.per_class,
                           seed=self.cfg.seed, batch=64, device=self.cfg.device)
         manifest = run_synth(cfg, progress=lambda label, d, t: self.progress("synth", d, t))
@@ -338,25 +332,36 @@ class Demo:
         return self.p["synthetic"] if self.cfg.allow_leakage else fold_dir(self.p["synthetic"], 0)
 
     def stage_fid(self) -> dict:
-
         cfg = FidConfig(real=str(self.p["enhanced"]), fake=str(self.fid_fake()), features="efficientnet_lite0",
                         select=self.plan.gan_select, seed=self.cfg.seed, device=self.cfg.device, workers=0,
                         out=str(self.p["fid"]))
         result = run_fid(cfg, progress=lambda label, d, t: self.progress("fid: features", d, t))
         return {"classes": len(result.rows)}
 
-    # -- 6. classification: classic vs GAN augmentation, cells in parallel
-    def compare_config(self):
+    # -- 6. is the synthetic set any good: precision/recall, near-copies, train on synthetic / test on real
+    def stage_evaluate(self) -> dict:
+        plan = self.plan
+        # fold 0's synthetic set (per-fold generators): its generators never saw fold 0's validation images,
+        # which CAS is scored on
+        cfg = EvaluateConfig(real=str(self.p["enhanced"]), fake=str(self.fid_fake()), out=str(self.p["evaluate"]),
+                             metrics="pr,copies,cas", select=plan.gan_select, features="efficientnet_lite0",
+                             cas_model=plan.model, cas_epochs=plan.epochs, cas_batch_size=plan.batch_size,
+                             cas_folds=plan.folds, cas_fold=0, seed=self.cfg.seed, workers=0, device=self.cfg.device)
+        result = run_evaluate(cfg, log=_file_log(self.p["logs"] / "evaluate.log"),
+                              progress=lambda label, d, t: self.progress(f"evaluate: {label}", d, t))
+        return {"classes": len(result.rows), "cas": result.cas}
 
+    # -- 7. classification: classic vs GAN augmentation, cells in parallel
+    def compare_config(self):
         plan = self.plan
         return CompareConfig(data=str(self.p["enhanced"]), out=str(self.p["compare"]), models=plan.model,
                              classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
                              epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
                              all_arms=plan.all_arms, allow_leakage=self.cfg.allow_leakage,
-                             workers=0, device=self.cfg.device)
+                             workers=0, device=self.cfg.device,
+                             keep_checkpoints="none")  # the report reads result.json only: 14 MB a cell saved
 
     def stage_compare(self) -> dict:
-
         cfg = self.compare_config()
         shared_folds(cfg, log=lambda m: None)  # before the jobs: they must not race to write folds.csv
         todo = [c.key for c in selected_cells(cfg) if not c.done(Path(cfg.out))]
@@ -387,9 +392,8 @@ class Demo:
                         ci_corrected_gan_none=[none["ci_low_corrected"], none["ci_high_corrected"]])
         return info
 
-    # -- 7. the report
+    # -- 8. the report
     def stage_report(self) -> dict:
-
         md, html = write_report(self.out, self.plan, self.state)
         return {"report": str(md), "html": str(html)}
 

@@ -131,12 +131,10 @@ class TrainGanConfig:
     collapse_threshold: float = option(0.25, "Warn when sample spread / real spread falls below this.", cli=None)
     n_images: int = option(0, "Filled in: how many images train this class (= n_train_ids).", cli=None)
     fold: Optional[int] = option(None, "Train on the training part of fold K of DATA/folds.csv only (the split classify "
-                                       "and compare use; made if missing), so the generator never sees fold K's "
-                                       "validation images. Default: every image of the class (the paper's likely, "
-                                       "leaky setup).")
-    folds: Optional[int] = option(None, f"K of the K-fold split that --fold picks from (default {DEFAULT_FOLDS}). "
-                                        "Without --class (a fan-out): one job per class and fold, into "
-                                        "OUT/fold_K/class_C.")
+                                       "and compare use; made if missing): the generator never sees fold K's "
+                                       "validation images. Default: every image (leaky under cross-validation).")
+    folds: Optional[int] = option(None, f"K of the split --fold picks from (default {DEFAULT_FOLDS}). Without --class "
+                                        "(a fan-out): one job per class and fold, into OUT/fold_K/class_C.")
     # filled: the exact images this generator sees (protgan.data.provenance.ids_record); synth copies them
     # into the synthetic set's manifest, classify/compare refuse them for a fold whose validation they include
     train_ids: list[str] = option(help="Filled in: the sorted Ids of the training images.", cli=None, factory=list)
@@ -233,8 +231,9 @@ class SynthConfig:
     checkpoint: str = option("last", "last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan "
                                      "--eval-every).", choices=SYNTH_CHECKPOINT_CHOICES)
     skip_missing: bool = option(False, "Skip classes without a trained generator instead of failing.")
-    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator) or "
-                                            "ckpt:PATH (a protgan classifier's confidence for the class).")
+    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator), "
+                                            "ckpt:PATH (a protgan classifier's confidence for the class) or copies "
+                                            "(the nearest to a training image first: drops near-copies).")
     keep: float = option(0.8, "With --filter-by: fraction of ceil(n/keep) candidates kept (the n best).")
     amp: bool = option(False, "Generate under autocast (bf16, or fp16 on GPUs without bf16).")
     writers: int = option(4, "Threads encoding PNG files.", affects_run=False)

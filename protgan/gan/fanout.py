@@ -40,7 +40,7 @@ from protgan.core.atomic import write_json
 from protgan.data import class_name, dataset_folds, open_dataset, resolve_subset
 from protgan.data.provenance import fold_dir
 from protgan.core.errors import ProtganError
-from protgan.gan.config import TrainGanConfig
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
@@ -63,10 +63,7 @@ class Job:
     out: Path
     config: dict[str, Any]  # the class's TrainGanConfig as a dict (its device is set by the slot)
     args: list[str] = field(default_factory=list)  # train-gan options that are not config fields (logging)
-
-    @property
-    def fold(self) -> int | None:
-        return self.config.get("fold")
+    fold: int | None = None  # None: every image of the class
 
     @property
     def label(self) -> str:
@@ -124,34 +121,33 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
 
 
 def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args: Sequence[str] = ()) -> list[Job]:
-    """One job per class of the subset `classes` of config["data"], into OUT/class_N; with config["folds"]
-    (or ["fold"]) one per class and fold (all folds, or only that fold), into OUT/fold_F/class_N, after
-    making DATA/folds.csv. Each job is `config` (a TrainGanConfig's fields) with class_index, out,
-    classes and fold filled in."""
-    data = config["data"]
-    ds = open_dataset(data)
+    """One job per class of the subset `classes` of config["data"], into OUT/class_N: `config` (a
+    TrainGanConfig's fields) with class_index, out and classes filled in. With config["folds"] K: one job
+    per class and fold (every fold, or only config["fold"]), into OUT/fold_F/class_N, after making
+    DATA/folds.csv once (the jobs would race to write it)."""
+    ds = open_dataset(config["data"])
     subset = resolve_subset(classes, ds.targets)
     root = Path(out)
     if (root / "config.json").is_file():
         raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
                            f"(its classes go to {root}/class_N)")
-    fold, folds = config.get("fold"), config.get("folds")
-    if folds is None and fold is None:
-        targets = [(None, root / f"class_{c}", c) for c in subset]
+    fold, k = config.get("fold"), config.get("folds")
+    if fold is None and k is None:
+        wanted: list[int | None] = [None]
     else:
-        k = folds or 5
+        k = k or DEFAULT_FOLDS
         if k < 2 or (fold is not None and not 0 <= fold < k):
             raise ProtganError(f"--fold {fold} --folds {k}: need at least 2 folds and a fold in 0..{k - 1}")
-        dataset_folds(data, ds.ids, ds.targets, k, root)  # once, before the jobs (they would race to write it)
+        dataset_folds(config["data"], ds.ids, ds.targets, k, root)
         wanted = [fold] if fold is not None else list(range(k))
-        targets = [(f, fold_dir(root, f) / f"class_{c}", c) for f in wanted for c in subset]
-        config = {**config, "folds": k}
     jobs = []
-    for f, job_out, c in targets:
-        cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes,
-                                        "fold": f})
-        cfg.validate()  # option errors here, once, not in every job's log
-        jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args)))
+    for f in wanted:
+        for c in subset:
+            job_out = (root if f is None else fold_dir(root, f)) / f"class_{c}"
+            cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes,
+                                            "fold": f, "folds": None if f is None else k})
+            cfg.validate()  # option errors here, once, not in every job's log
+            jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args), f))
     return jobs
 
 

@@ -23,9 +23,11 @@ convolutions may differ in the last bit between batch sizes).
 Truncation (``--truncation t``): every |z_i| > t is redrawn until none is left, the truncation trick
 for Gaussian noise (Brock et al. 2019): fewer, more typical samples. 0 = off (the paper).
 
-Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH --keep q``): ceil(n / q) candidates per
-class are generated and scored, by the run's discriminator logit or a classifier's sigmoid
-confidence for the class, and the n best are written. Scoring uses the quantised 8-bit images that
+Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH|copies --keep q``): ceil(n / q) candidates
+per class are generated and scored, by the run's discriminator logit, a classifier's sigmoid
+confidence for the class, or (``copies``) the distance to the nearest training image of the
+generator over the near-copy threshold tau (protgan.evaluation.memorisation: below 1 = near-copy, in
+efficientnet_lite0 features), and the n best are written: ``copies`` drops the nearest copies first. Scoring uses the quantised 8-bit images that
 are written, not the float output. Two passes over the same batches (score, then write) keep memory
 flat at 512 px.
 """
@@ -51,12 +53,15 @@ from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
 )
-from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
+from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, image_logits, last_checkpoint, load_checkpoint,
-    read_run_config,
+    read_run_config, training_set,
 )
+from protgan.evaluation.distances import nearest_neighbours
+from protgan.evaluation.features import dataset_features, make_extractor
+from protgan.evaluation.memorisation import copy_threshold
 
 PROGRESS_FILE = ".synth-progress.json"
 TOOL = "protgan synth"
@@ -169,6 +174,27 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
     return score
 
 
+COPIES_FEATURES = "efficientnet_lite0"  # offline: the filter works without any weights file
+
+
+def copies_scorer(config: dict[str, Any], device: torch.device) -> tuple[Scorer, float]:
+    """(distance to the nearest training image of the run / tau, tau): below 1 is a near-copy."""
+    ds, ids = training_set(config)
+    if len(ids) < 2:
+        raise ProtganError(f"--filter-by copies: class {config.get('class_index')} has {len(ids)} training images")
+    channels, size = tuple(config["channels"]), int(config["size"])
+    extractor = make_extractor(COPIES_FEATURES, device)
+    train = dataset_features(ds, ids, channels, size, extractor, workers=0)
+    tau = copy_threshold(train, percentile=5.0)
+    train_t = torch.from_numpy(train).to(device)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        dist, _ = nearest_neighbours(extractor(images, channels), train_t)
+        return torch.from_numpy(dist / tau if tau > 0 else dist)
+
+    return score, tau
+
+
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
@@ -226,8 +252,8 @@ def validate(cfg: SynthConfig) -> None:
     if cfg.truncation < 0:
         raise ProtganError(f"--truncation {cfg.truncation}: must be >= 0 (0 = off)")
     if cfg.filter_by is not None:
-        if cfg.filter_by != "disc" and not cfg.filter_by.startswith("ckpt:"):
-            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc or ckpt:PATH")
+        if cfg.filter_by not in ("disc", "copies") and not cfg.filter_by.startswith("ckpt:"):
+            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc, copies or ckpt:PATH")
         if cfg.filter_by.startswith("ckpt:") and not Path(cfg.filter_by[5:]).is_file():
             raise ProtganError(f"--filter-by {cfg.filter_by}: checkpoint {cfg.filter_by[5:]} does not exist")
         if not 0.0 < cfg.keep <= 1.0:
@@ -362,8 +388,13 @@ def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn
     cfg, c = job.cfg, p.class_index
     if not cfg.filter_by:
         return np.arange(job.n_cand), None
-    scorer = (discriminator_scorer(state, job.configs[c], job.device, p.checkpoint) if cfg.filter_by == "disc"
-              else job.classifier_scorer(cfg.filter_by[5:], c, job.channels, job.device))
+    tau = None
+    if cfg.filter_by == "disc":
+        scorer = discriminator_scorer(state, job.configs[c], job.device, p.checkpoint)
+    elif cfg.filter_by == "copies":
+        scorer, tau = copies_scorer(job.configs[c], job.device)
+    else:
+        scorer = job.classifier_scorer(cfg.filter_by[5:], c, job.channels, job.device)
     scores = []
     for _, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp):
         scores.append(scorer(imgs))
@@ -375,6 +406,8 @@ def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn
     info = {"by": cfg.filter_by, "keep": cfg.keep, "candidates": job.n_cand, "kept": int(len(keep_idx)),
             "threshold": float(s[keep_idx].min()), "mean_score_kept": float(s[keep_idx].mean()),
             "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
+    if tau is not None:  # scores are distance / tau: below 1 is a near-copy
+        info.update(tau=tau, near_copies_candidates=int((s < 1).sum()), near_copies_kept=int((s[keep_idx] < 1).sum()))
     return keep_idx, info
 
 
