@@ -108,8 +108,8 @@ def intro_section(ctx: Ctx) -> list[Block]:
             f"classifier through a generator)")
     b.append(Block("p", (
         f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
-        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({plan.gan_steps} steps, width "
-        f"{plan.gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
+        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({gan_steps} steps, width "
+        f"{gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
         f"precision/recall, near-copies and train-on-synthetic-test-on-real in the "
         f"offline EfficientNet-Lite0 feature space, and {plan.model} trained with classic vs GAN augmentation on "
         f"{plan.folds} folds x seeds {plan.seeds} ({plan.epochs} epochs). Everything is CPU-sized: the paper's "
