@@ -24,7 +24,9 @@ def synth_command(*, opts: Opts) -> None:
     out = Path(cfg.out)
     with Reporter("synth", console, opts.build(LogOptions), unit="img") as progress:
         manifest = run_synth(cfg, progress=progress.update, classifier_scorer=classifier_scorer)
-    table = Table(title=f"{out}: {manifest['total']} images, {','.join(manifest['channels'])} at {manifest['size']} px")
+    console.print(f"{out}: {manifest['total']} images, {','.join(manifest['channels'])} at {manifest['size']} px",
+                  highlight=False, soft_wrap=True)
+    table = Table()
     for col in ("class", "name", "images", "step", "checkpoint", "filter", "generator saw"):
         table.add_column(col)
     for e in manifest["classes"]:
