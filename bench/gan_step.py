@@ -8,7 +8,10 @@ flips and smoothing, separate real/fake minibatches, written the plain way (fp32
 each step's losses, zero_grad(), no EMA). Both consume the same uint8 batch already in host memory
 (pinned on CUDA), so the data loader is not measured. Each (size, variant) runs in its own process so
 peak memory is its own: torch.cuda.max_memory_allocated on GPU, ru_maxrss on CPU.
-Prints one JSON line: per size img/s of both, the ratio, peak MiB, and the device.
+Also `fastgan`: the same trainer with --arch fastgan (width --fastgan-width for G and D, the paper's
+hinge loss + reconstruction decoders, ADA on), through the same GPU path (bf16 autocast + channels_last
+on CUDA), reported as img/s and as a ratio to protgan's dcgan step measured in the same run.
+Prints one JSON line: per size img/s of each, the ratios, peak MiB, and the device.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class ReferenceLoop:
 
 
 class ProtganStep:
-    def __init__(self, size: int, width: int, batch: int, device: str, amp: bool, compile_: bool, tmp: Path) -> None:
+    def __init__(self, size: int, width: int, batch: int, device: str, amp: bool, compile_: bool, tmp: Path,
+                 arch: str = "dcgan") -> None:
         # The trainer is built on a tiny real dataset (it reads a handful of images for its reference batch).
         ids = [f"b{i:04d}" for i in range(batch)]
         rng = np.random.default_rng(0)
@@ -82,7 +86,7 @@ class ProtganStep:
         write_label_table(tmp / "train.csv", ids, [(0,)] * batch)
         cfg = TrainGanConfig(data=str(tmp), class_index=0, out=str(tmp / "run"), size=size, batch_size=batch,
                              g_width=width, d_width=width, device=device, amp=amp, compile=compile_, workers=0,
-                             n_samples=4, steps=10**9)
+                             n_samples=4, steps=10**9, arch=arch)
         self.trainer = GanTrainer(cfg)
 
     def step(self, batch_u8: torch.Tensor) -> None:
@@ -100,9 +104,10 @@ def run_one(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         batch_u8 = batch_u8.pin_memory()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.variant == "protgan":
-            runner = ProtganStep(args.size, args.width, args.batch_size, args.device, not args.no_amp, args.compile,
-                                 Path(tmp))
+        if args.variant in ("protgan", "fastgan"):
+            fast = args.variant == "fastgan"
+            runner = ProtganStep(args.size, args.fastgan_width if fast else args.width, args.batch_size, args.device,
+                                 not args.no_amp, args.compile, Path(tmp), arch="fastgan" if fast else "dcgan")
         else:
             runner = ReferenceLoop(args.size, args.width, device)
         for _ in range(args.warmup):
@@ -132,11 +137,13 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 5 CUDA, 1 CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 64 CUDA (the trainer's default), 4 CPU")
     p.add_argument("--width", type=int, default=1024, help="G/D width (1024: the paper's model)")
+    p.add_argument("--fastgan-width", type=int, default=256, help="fastgan G/D width at 8x8 (256: about the paper's ndf=64)")
+    p.add_argument("--no-fastgan", action="store_true", help="skip the fastgan measurement")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true", help="protgan without autocast (isolates channels_last etc.)")
     p.add_argument("--compile", action="store_true", help="protgan with torch.compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--variant", choices=["protgan", "reference"], help=argparse.SUPPRESS)
+    p.add_argument("--variant", choices=["protgan", "reference", "fastgan"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.threads:
@@ -150,25 +157,27 @@ def main() -> None:
         return
     sizes = [int(s) for s in (args.sizes or ("64,128,256,512" if cuda else "64,128")).split(",")]
     passthrough = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-                   "--width", str(args.width), "--device", args.device]
+                   "--width", str(args.width), "--fastgan-width", str(args.fastgan_width), "--device", args.device]
     passthrough += ["--no-amp"] * args.no_amp + ["--compile"] * args.compile
     passthrough += ["--threads", str(args.threads)] if args.threads else []
     results = []
     for size in sizes:
         row: dict = {"size": size}
-        for variant in ("reference", "protgan"):
+        for variant in ("reference", "protgan") + (() if args.no_fastgan else ("fastgan",)):
             out = subprocess.run([sys.executable, __file__, "--variant", variant, "--size", str(size), *passthrough],
                                  capture_output=True, text=True, check=True)
             m = json.loads(out.stdout.strip().splitlines()[-1])
             row[f"{variant}_img_s"] = round(m["img_s"], 2)
             row[f"{variant}_peak_mib"] = round(m["peak_mib"], 1)
         row["speedup"] = round(row["protgan_img_s"] / row["reference_img_s"], 3)
+        if not args.no_fastgan:
+            row["fastgan_vs_dcgan"] = round(row["fastgan_img_s"] / row["protgan_img_s"], 3)
         results.append(row)
     device = torch.cuda.get_device_name(0) if cuda else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     amp = ("off" if args.no_amp else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")) if cuda else "off (cpu)"
     print(json.dumps({
         "bench": "gan_step", "device": device, "torch": torch.__version__, "batch_size": args.batch_size,
-        "width": args.width, "steps": args.steps, "amp": amp, "channels_last": cuda, "compile": args.compile,
+        "width": args.width, "fastgan_width": None if args.no_fastgan else args.fastgan_width, "steps": args.steps, "amp": amp, "channels_last": cuda, "compile": args.compile,
         "peak_memory": "torch.cuda.max_memory_allocated" if cuda else "ru_maxrss", "results": results,
     }))
 

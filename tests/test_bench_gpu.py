@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--smoke", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                          capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
                                                                             "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())

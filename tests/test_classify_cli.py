@@ -93,7 +93,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     assert "| Metrics / Models | Macro F1 Train | Macro F1 Test |" in md and "paper eq. 8" in md
     th = json.loads((run / "thresholds.json").read_text())
     assert len(th["mean"]) == 5 and set(th["per_fold"]) == {"0", "1"}
-    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=False)
+    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=True)
     assert ckpt["thresholds"] == json.loads((run / "fold_0" / "result.json").read_text())["thresholds"]
 
     # predict: the Kaggle CSV with every Id, labels from the model's classes

@@ -78,7 +78,7 @@ def test_thresholds_are_tuned_on_the_held_out_ids_only(data, tmp_path, capsys, m
     monkeypatch.setattr(train_mod, "predict_probs", recording_predict)
     monkeypatch.setattr(train_mod, "thresholds_by_kind", recording_tuner)
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run, "--fold", "0", "--threshold-split", "0.25"), capsys)
+    code, out, err = run_cli(_base(data, run, "--fold", "0", "--threshold-split", "0.25", "--keep-checkpoints", "all"), capsys)
     assert code == 0, err
     ids = json.loads((run / "fold_0" / "ids.json").read_text())
     held, train, val = ids["held"], ids["train"], ids["val"]
@@ -91,11 +91,11 @@ def test_thresholds_are_tuned_on_the_held_out_ids_only(data, tmp_path, capsys, m
     # the checkpoint is chosen on the held-out part too: best_loss.pt is the epoch of lowest held-out loss
     hist = json.loads((run / "fold_0" / "history.json").read_text())
     best = min(hist, key=lambda h: h["held_loss"])["epoch"]
-    assert torch.load(run / "fold_0" / "best_loss.pt", weights_only=False)["epoch"] == best
+    assert torch.load(run / "fold_0" / "best_loss.pt", weights_only=True)["epoch"] == best
     res = json.loads((run / "fold_0" / "result.json").read_text())
     assert res["selected_on"] == "held" and res["n_held"] == len(held)
     assert set(res["val"]) == {"tuned", "0.5", "positive-proportion"}
-    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=False)
+    ckpt = torch.load(run / "fold_0" / "best_macro_f1.pt", weights_only=True)
     assert ckpt["thresholds_by_kind"] == res["thresholds_by_kind"]
 
     # --threshold-split 0: the old way, tuned on the training part's own predictions
@@ -205,18 +205,18 @@ def test_d4_tta_of_a_non_invariant_model_is_the_manual_average():
 # ----------------------------------------------------------------------------------- weight averaging
 def test_averaged_weights_are_the_mean_of_the_saved_epochs(data, tmp_path, capsys):
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run, "--fold", "1", "--average", "last:2"), capsys)
+    code, out, err = run_cli(_base(data, run, "--fold", "1", "--average", "last:2", "--keep-checkpoints", "all"), capsys)
     assert code == 0, err
     fold = run / "fold_1"
     assert sorted(p.name for p in fold.glob("epoch_*.pt")) == ["epoch_2.pt", "epoch_3.pt"]
     e2 = torch.load(fold / "epoch_2.pt", weights_only=True)
     e3 = torch.load(fold / "epoch_3.pt", weights_only=True)
-    avg = torch.load(fold / "averaged.pt", weights_only=False)
+    avg = torch.load(fold / "averaged.pt", weights_only=True)
     assert set(avg["model"]) == set(e3)
     for k in e3:
         assert torch.allclose(avg["model"][k], (e2[k] + e3[k]) / 2, atol=1e-7), k
     assert any(not torch.equal(e2[k], e3[k]) for k in e3)  # two different epochs
-    last = torch.load(fold / "last.pt", weights_only=False)["model"]
+    last = torch.load(fold / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(last[k], e3[k]) for k in e3)
     res = json.loads((fold / "result.json").read_text())
     assert res["selected"].startswith("mean of epochs 2-3") and avg["thresholds"] == res["thresholds"]

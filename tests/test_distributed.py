@@ -222,7 +222,7 @@ def _gan_worker(rank: int, port: int, data: str, out: str, audit_file: str) -> N
 
 
 def _gan_params(run: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in state[m].items()}
 
 
@@ -250,7 +250,7 @@ def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path):
     GanTrainer(_gan_config(data, ddp, batch=8, steps=4)).fit()
     GanTrainer(_gan_config(data, ref, batch=8, steps=4)).fit()
     a, b = _gan_params(ddp), _gan_params(ref)
-    assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=False)["step"] == 4
+    assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
     for k in a:
         torch.testing.assert_close(a[k], b[k], **TOL, msg=k)
 
@@ -300,8 +300,8 @@ def test_ddp_classify_matches_one_process(tmp_path):
     assert writes[1] == [] and any("result.json" in w for w in writes[0])
 
     run_classify(_classify_config(data, ref, batch=8, epochs=1), log=lambda m: None)
-    a = torch.load(ddp / "fold_0" / "last.pt", weights_only=False)
-    b = torch.load(ref / "fold_0" / "last.pt", weights_only=False)
+    a = torch.load(ddp / "fold_0" / "last.pt", weights_only=True)
+    b = torch.load(ref / "fold_0" / "last.pt", weights_only=True)
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k].float(), b["model"][k].float(), **TOL, msg=k)
@@ -318,7 +318,7 @@ def test_ddp_classify_interrupted_resumes_in_one_process(tmp_path):
     data = make_dataset(tmp_path / "data", [(0,), (25,), (0, 25)] * 8, channels=("red", "green", "blue"))
     run = tmp_path / "run"
     mp.spawn(_classify_worker, args=(free_port(), str(data), str(run), str(tmp_path / "audit"), 1), nprocs=2)
-    saved = torch.load(run / "fold_0" / "last.pt", weights_only=False)
+    saved = torch.load(run / "fold_0" / "last.pt", weights_only=True)
     assert saved["next_epoch"] == 1 and not (run / "fold_0" / "result.json").exists()
     assert not any(k.startswith("module.") for k in saved["model"])
     logs = []
@@ -424,7 +424,7 @@ def test_torchrun_cli_train_gan_and_classify(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("done: step 2") == 1  # rank 0 prints, rank 1 does not
     assert "global batch 4, lr x 2" in proc.stdout
-    state = torch.load(gan / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(gan / "checkpoints" / "last.pt", weights_only=True)
     assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2 * 2e-4)
     cls = tmp_path / "cls"
     proc = subprocess.run(launch + ["classify", "--data", str(data), "--out", str(cls), "--model", "resnet18",

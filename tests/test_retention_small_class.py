@@ -44,7 +44,7 @@ def test_keep_all_checkpoints_and_tensorboard(tmp_path: Path) -> None:
     GanTrainer(_cfg(data, tmp_path / "all", keep="all", tensorboard=True)).fit()
     ckpts = sorted(p.name for p in (tmp_path / "all" / "checkpoints").glob("*.pt"))
     assert ckpts == ["last.pt", "step_000002.pt", "step_000004.pt"]
-    assert torch.load(tmp_path / "all" / "checkpoints" / "step_000002.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "all" / "checkpoints" / "step_000002.pt", weights_only=True)["step"] == 2
     acc = _events(tmp_path / "all" / "tensorboard")
     steps = [e.step for e in acc.Scalars("train-gan/loss_D")]
     assert steps == [1, 2, 3, 4] and "train-gan/D_x" in acc.Tags()["scalars"]

@@ -24,7 +24,6 @@ def synth_command(*, opts: Opts) -> None:
     out = Path(cfg.out)
     with Reporter("synth", console, opts.build(LogOptions), unit="img") as progress:
         manifest = run_synth(cfg, progress=progress.update, classifier_scorer=classifier_scorer)
-    # the summary on its own line: a table title wraps at the table's width (long paths)
     console.print(f"{out}: {manifest['total']} images, {','.join(manifest['channels'])} at {manifest['size']} px",
                   highlight=False, soft_wrap=True)
     table = Table()

@@ -29,9 +29,9 @@ def train_gan(
                                        "from this JSON file."),
     *, opts: Opts,
 ) -> None:
-    """Train one class's DCGAN (Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3 stride-2 transposed
-    convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD for D, 5% label
-    flips, label smoothing. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
+    """Train one class's GAN. --arch dcgan (default, Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3
+    stride-2 transposed convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD
+    for D, 5% label flips, label smoothing. --arch fastgan (Liu et al. 2021): for a few dozen images. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
     log_opts = opts.build(LogOptions)
     if job is not None:  # a fan-out job: the parent serialised the whole config
         cfg = TrainGanConfig.from_dict(json.loads(job.read_text()))
@@ -87,6 +87,9 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
         err_console.print(f"interrupted at step {result.step}: saved {result.checkpoint} "
                           f"(run the same command to resume)", highlight=False, soft_wrap=True)
         raise typer.Exit(130)
+    elif result.status == "time-limit":
+        console.print(f"time limit: --max-minutes {cfg.max_minutes:g} reached at step {result.step} of {cfg.steps}: saved "
+                      f"{result.checkpoint} (rerun with a larger --max-minutes to continue)", highlight=False, soft_wrap=True)
     else:
         console.print(f"done: step {result.step}, checkpoint {result.checkpoint}, samples in {out / 'samples'}",
                       highlight=False, soft_wrap=True)

@@ -86,6 +86,13 @@ class DemoPlan:
     # nearest upsample + conv (train-gan --g-upsample resize): at a few hundred CPU steps the paper's 3x3
     # stride-2 transposed convs still print a checkerboard over the samples (see README, train-gan)
     gan_upsample: str = "resize"
+    # which generator (train-gan --arch): the one that measured best at this CPU budget (README, train-gan,
+    # "--arch fastgan": dcgan vs fastgan at equal CPU seconds). A fastgan step costs about 3.4 dcgan steps
+    # here (width 32 vs 64), so fastgan gets gan_fastgan_steps for the CPU seconds of gan_steps dcgan steps.
+    gan_arch: str = "dcgan"
+    gan_fastgan_steps: int = 0
+    gan_fastgan_width: int = 32
+    gan_fastgan_lr: float = 1e-3  # G and D (Adam); the paper's 2e-4 learns too little in ~100 CPU steps
     gan_eval_every: int = 0  # KID/FID of EMA samples against the class during training (train-gan --eval-every)
     gan_eval_images: int = 128
     # all four arms (none, classic, gan, classic+gan): the paper's gan arm has no classic transforms, so
@@ -273,13 +280,17 @@ class Demo:
 
     def gan_config(self, c: int, fold: int | None = None) -> dict:
         plan = self.plan
-        quarter = max(1, plan.gan_steps // 4)
+        fast = plan.gan_arch == "fastgan"
+        steps = plan.gan_fastgan_steps if fast else plan.gan_steps
+        width = plan.gan_fastgan_width if fast else plan.gan_width
+        lr_g, lr_d = (plan.gan_fastgan_lr, plan.gan_fastgan_lr) if fast else (plan.gan_lr_g, plan.gan_lr_d)
+        quarter = max(1, steps // 4)
         cfg = TrainGanConfig(
             data=str(self.p["enhanced"]), class_index=c, out=str(self.gan_run(c, fold)), size=plan.size,
-            fold=fold, folds=None if fold is None else plan.folds,
-            channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=plan.gan_steps,
-            batch_size=plan.gan_batch, lr_g=plan.gan_lr_g, lr_d=plan.gan_lr_d, g_width=plan.gan_width,
-            d_width=plan.gan_width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
+            fold=fold, folds=None if fold is None else plan.folds, arch=plan.gan_arch,
+            channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=steps,
+            batch_size=plan.gan_batch, lr_g=lr_g, lr_d=lr_d, g_width=width,
+            d_width=width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
             device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter,
             sample_every=quarter, log_every=max(1, min(25, quarter)),
         )
@@ -294,9 +305,10 @@ class Demo:
         args = [(self.gan_config(c, f), self.plan.gan_eval_images,
                  str(logs / (f"gan_class_{c:02d}.log" if f is None else f"gan_fold{f}_class_{c:02d}.log")))
                 for f in folds for c in classes]
+        steps = self.plan.gan_fastgan_steps if self.plan.gan_arch == "fastgan" else self.plan.gan_steps
         what = "every image (leaky)" if folds == [None] else f"the training part of each of {len(folds)} folds"
         self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}) x {what}: {len(args)} generators, "
-                 f"{self.plan.gan_steps} steps each at {self.plan.size} px, {min(self.jobs, len(args))} parallel "
+                 f"{self.plan.gan_arch}, {steps} steps each at {self.plan.size} px, {min(self.jobs, len(args))} parallel "
                  f"jobs; logs in {logs}")
         runs = {}
         self.progress("train-gan (class x fold)", 0, len(args))

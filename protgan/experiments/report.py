@@ -95,16 +95,21 @@ def intro_section(ctx: Ctx) -> list[Block]:
     stages = state.get("stages", {})
     b: list[Block] = [Block("h1", "protgan demo: the paper's pipeline on the embedded default data")]
     total = sum(v["seconds"] for k, v in stages.items() if k != "report")
+    arch = getattr(plan, "gan_arch", "dcgan")
+    fast = arch == "fastgan"
+    gan_name = "FastGAN" if fast else "DCGAN"
+    gan_steps = plan.gan_fastgan_steps if fast else plan.gan_steps
+    gan_width = plan.gan_fastgan_width if fast else plan.gan_width
     leaky = bool(state.get("allow_leakage"))
-    gans = ("one DCGAN per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator of "
+    gans = (f"one {gan_name} per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator of "
             "fold K saw fold K's validation images, the paper's likely setup)" if leaky else
-            f"one DCGAN per top-5 class and fold, each trained on its fold's training part only ({plan.folds} x "
+            f"one {gan_name} per top-5 class and fold, each trained on its fold's training part only ({plan.folds} x "
             f"the GAN time of one generator per class, so each runs fewer steps; no validation image reaches the "
             f"classifier through a generator)")
     b.append(Block("p", (
         f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
-        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({plan.gan_steps} steps, width "
-        f"{plan.gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
+        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({gan_steps} steps, width "
+        f"{gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
         f"precision/recall, near-copies and train-on-synthetic-test-on-real in the "
         f"offline EfficientNet-Lite0 feature space, and {plan.model} trained with classic vs GAN augmentation on "
         f"{plan.folds} folds x seeds {plan.seeds} ({plan.epochs} epochs). Everything is CPU-sized: the paper's "

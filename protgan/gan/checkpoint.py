@@ -4,11 +4,12 @@
     RUN/checkpoints/last.pt     always the latest state, written atomically (temp file, then rename)
     RUN/checkpoints/best.pt     the state with the lowest eval "score" (only with an eval function)
     RUN/samples/step_XXXXXX.png fixed-noise sample grids
-    RUN/metrics.csv, RUN/losses.png
+    RUN/metrics.csv, RUN/losses.png, RUN/ada.png (augmentation probability p and r_t, with --augment-p)
 
 A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
 "rng" (every RNG state: python, numpy, torch CPU and CUDA, as plain lists and tensors), "config" (the
-dict), and "best_score": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
+dict; "arch" selects dcgan or fastgan, absent = dcgan), "best_score", "augment" (ADA's p and r_t
+accumulator) and "train_seconds": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from protgan.core.errors import ProtganError
 from protgan.core.safeload import load_weights
 from protgan.data import ImageSet, open_dataset, resolve_subset
 from protgan.data.selection import select_class_ids
-from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator
+from protgan.gan.config import ARCHS
+from protgan.gan.fastgan import build_fastgan_discriminator, build_fastgan_generator
+from protgan.gan.models import build_discriminator, build_generator
 
 CONFIG_FILE = "config.json"
 CKPT_DIR = "checkpoints"
@@ -35,6 +38,7 @@ BEST = "best.pt"
 SAMPLES_DIR = "samples"
 METRICS_FILE = "metrics.csv"
 LOSSES_PLOT = "losses.png"
+ADA_PLOT = "ada.png"
 CHECKPOINT_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "scaler", "step", "rng", "config")
 
 
@@ -64,17 +68,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def generator_from_config(config: dict[str, Any]) -> Generator:
+def run_arch(config: dict[str, Any]) -> str:
+    """The architecture of a run's config ("dcgan" for runs from before --arch existed)."""
+    arch = str(config.get("arch", "dcgan"))
+    if arch not in ARCHS:
+        raise ProtganError(f"config arch {arch!r}: expected one of {', '.join(ARCHS)}")
+    return arch
+
+
+def generator_from_config(config: dict[str, Any]) -> nn.Module:
     """An (untrained) generator with the architecture a run's config describes: the one place that
-    rebuilds G (train-gan, synth, fid and the demo all call it)."""
-    return build_generator(int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100)),
-                           int(config.get("g_width", 1024)), str(config.get("g_upsample", "transposed")))
+    rebuilds G (train-gan, synth, fid and the demo all call it). forward(z: B x z_dim) -> images in [-1, 1]."""
+    size, channels, z_dim = int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100))
+    if run_arch(config) == "fastgan":
+        return build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)))
+    return build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
+                           str(config.get("g_upsample", "transposed")))
 
 
-def discriminator_from_config(config: dict[str, Any]) -> Discriminator:
-    """An (untrained) discriminator with the architecture a run's config describes (the one place for D)."""
-    return build_discriminator(int(config["size"]), len(config["channels"]), int(config.get("d_width", 1024)),
-                               float(config.get("dropout", 0.25)))
+def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
+    """An (untrained) discriminator with the architecture a run's config describes (the one place for D).
+    dcgan: forward(x) -> logits (B,); fastgan: a tuple whose first element is the logits (B,)."""
+    size, channels = int(config["size"]), len(config["channels"])
+    if run_arch(config) == "fastgan":
+        return build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)))
+    return build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)))
+
+
+def image_logits(output: torch.Tensor | tuple) -> torch.Tensor:
+    """The per-image logits (B,) of any discriminator's output (fastgan's D returns a tuple)."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 def load_generator(ckpt_path: str | os.PathLike, use_ema: bool = True,

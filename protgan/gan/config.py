@@ -18,6 +18,27 @@ from protgan.data.classes import class_name, resolve_class
 from protgan.data.selection import SELECT_CHOICES
 
 KEEP_CHOICES = ("last", "all")
+ARCHS = ("dcgan", "fastgan")  # protgan.gan.models (the paper's) and protgan.gan.fastgan
+TIME_CLOCKS = ("wall", "cpu")  # --time-clock of --max-minutes
+# Per-arch defaults of options whose best value depends on the recipe (None / "auto" in the config).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"dcgan": {"lr_d": 0.01, "augment_p": "off"},
+                                            "fastgan": {"lr_d": 2e-4, "augment_p": "ada:0.6"}}
+
+
+def parse_augment_p(spec: str) -> tuple[str, float]:
+    """"off" | "fixed:P" | "ada:TARGET" -> (mode, value); one-line error otherwise (see protgan.gan.ada)."""
+    text = str(spec).strip().lower()
+    if text in ("off", "none", ""):
+        return "off", 1.0
+    mode, _, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if mode not in ("fixed", "ada") or not 0 <= number <= 1 or (mode == "ada" and not 0 < number < 1):
+        raise ProtganError(f"--augment-p {spec!r}: expected off, fixed:P (0 <= P <= 1) or ada:TARGET (0 < TARGET < 1), "
+                           "e.g. ada:0.6")
+    return mode, number
 DEFAULT_FOLDS = 5  # classify's default K: --fold K alone means fold K of the 5-fold split
 
 
@@ -30,7 +51,11 @@ class TrainGanConfig:
                                    "--classes LIST trains one GAN per class (fan-out).", cli="--class")
     out: str = option(help="Run folder: config.json, checkpoints/, samples/, metrics.csv, losses.png.")
     class_name: str = option("", "Filled in from the class index.", cli=None)
-    size: int = option(512, "Image side: a power of two 32..512 (paper: 512; log2(size/8) up/down layers).")
+    arch: str = option("dcgan", "Models and recipe: dcgan (the paper's DCGAN, BCE, Adam/SGD) or fastgan (Liu et al. "
+                                "2021: skip-layer excitation G, self-supervised D, hinge loss, Adam; for a few dozen "
+                                "images and small compute).", choices=ARCHS)
+    size: int = option(512, "Image side: a power of two 32..512 (paper: 512; log2(size/8) up/down layers); fastgan "
+                            "32..1024.")
     channels: list[str] = option(help="green, rgb (the paper's) or rgby, or a comma list of channels.",
                                  factory=lambda: ["red", "green", "blue"])
     select: str = option("only", "only: images whose only label within --classes is the class (synthetic labels "
@@ -44,7 +69,8 @@ class TrainGanConfig:
     lr_g: float = option(2e-4, "Adam learning rate of G (betas 0.5, 0.999).")
     betas_g: list[float] = option(help="Adam betas of G (the DCGAN paper's values).", cli=None,
                                   factory=lambda: [0.5, 0.999])
-    lr_d: float = option(0.01, "SGD learning rate of D (momentum 0.9).")
+    lr_d: Optional[float] = option(None, "Learning rate of D; default: dcgan 0.01 (SGD, momentum 0.9), fastgan 2e-4 "
+                                         "(Adam, G's betas).")
     momentum_d: float = option(0.9, "SGD momentum of D.", cli=None)
     label_flip: float = option(0.05, "Fraction of D's labels flipped (real <-> fake), the paper's 5%.", cli=None)
     real_label: float = option(0.9, "One-sided label smoothing: D's target for real images (fake stays 0).", cli=None)
@@ -66,6 +92,20 @@ class TrainGanConfig:
                                      "sqrt (x sqrt(world size)); --batch-size is per process.")
     diffaug: list[str] = option(help="DiffAugment policies for small classes, e.g. color,translation,cutout "
                                      "(default off).", factory=list)
+    augment_p: str = option("auto", "Probability of each augmentation op on each image D sees: off (--diffaug as "
+                                    "given, always), fixed:P, or ada:TARGET (adaptive, Karras et al. 2020: p follows "
+                                    "r_t = E[sign D(real)] towards TARGET). Policy: --diffaug, or "
+                                    "color,translation,cutout. auto: off for dcgan (the paper's recipe), ada:0.6 for "
+                                    "fastgan.")
+    ada_kimg: float = option(10.0, "ADA speed: thousands of images for p to move from 0 to 1 (stylegan2-ada: 500, "
+                                   "for runs of millions of images; these runs see 10-1000 thousand).")
+    ada_interval: int = option(4, "ADA: steps between p updates.")
+    max_minutes: float = option(0.0, "Stop cleanly at a step boundary after this many minutes of training, summed "
+                                     "over resumes (checkpoint, samples and metrics written, exit 0); a rerun with a "
+                                     "larger value continues. 0: no limit.", affects_run=False)
+    time_clock: str = option("wall", "Clock of --max-minutes: wall, or cpu (this process's CPU time, for "
+                                     "equal-compute comparisons on a shared machine).", choices=TIME_CLOCKS,
+                             affects_run=False)
     resume: str = option("auto", "auto: continue OUT/checkpoints/last.pt when present; never: start over.",
                          choices=("auto", "never"), affects_run=False)
     seed: int = option(0, "Seed of the init, the noise and the data order.")
@@ -104,6 +144,14 @@ class TrainGanConfig:
 
     def validate(self) -> None:
         """Check and normalise the options: the torch-free checks first (the CLI's option errors need no torch)."""
+        if self.arch not in ARCHS:
+            raise ProtganError(f"--arch {self.arch!r}: expected one of {', '.join(ARCHS)}")
+        defaults = ARCH_DEFAULTS[self.arch]
+        if self.lr_d is None:
+            self.lr_d = defaults["lr_d"]
+        if self.augment_p in ("auto", None, ""):
+            self.augment_p = defaults["augment_p"]
+        parse_augment_p(self.augment_p)
         self.class_index = resolve_class(self.class_index)
         self.class_name = class_name(self.class_index)
         # a list from the CLI's comma list ("rgb" -> ["rgb"]) or a config.json: parsed as the text it was
@@ -129,6 +177,10 @@ class TrainGanConfig:
             (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
             (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
             (self.eval_images >= 2, f"--eval-images {self.eval_images}: must be >= 2"),
+            (self.ada_kimg > 0, f"--ada-kimg {self.ada_kimg}: must be > 0"),
+            (self.ada_interval >= 1, f"--ada-interval {self.ada_interval}: must be >= 1"),
+            (self.max_minutes >= 0, f"--max-minutes {self.max_minutes}: must be >= 0 (0: no limit)"),
+            (self.time_clock in TIME_CLOCKS, f"--time-clock {self.time_clock!r}: expected one of {', '.join(TIME_CLOCKS)}"),
             (self.folds is None or self.fold is not None,
              f"--folds {self.folds}: needs --fold K (or no --class: a fan-out trains every class on every fold)"),
         ]
@@ -145,9 +197,10 @@ class TrainGanConfig:
                 raise ProtganError(message)
         from protgan.core.distributed import LR_SCALING_CHOICES  # lazy: these modules import torch
         from protgan.gan.diffaug import parse_policy  # lazy: imports torch
+        from protgan.gan.fastgan import check_size as check_fastgan_size  # lazy: imports torch
         from protgan.gan.models import check_size, check_upsample  # lazy: imports torch
 
-        check_size(self.size)
+        (check_fastgan_size if self.arch == "fastgan" else check_size)(self.size)
         check_upsample(self.g_upsample)
         self.diffaug = list(parse_policy(self.diffaug))
         if self.lr_scaling not in LR_SCALING_CHOICES:

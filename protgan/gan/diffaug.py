@@ -6,7 +6,8 @@ augmentation. The three policies follow the authors' reference implementation:
   color:       brightness +U(-0.5, 0.5), saturation x U(0, 2) around the channel mean, contrast x U(0.5, 1.5)
   translation: shift by up to 1/8 of the side, zero padded
   cutout:      one zeroed square of half the side at a random place
-Every draw is a device tensor: no host sync.
+Every draw is a device tensor: no host sync. ADA (protgan.gan.ada) applies each operation with a
+probability p per sample (`diff_augment(x, policy, p)`).
 """
 
 from __future__ import annotations
@@ -84,9 +85,18 @@ def parse_policy(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def diff_augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
-    """Apply the policies in order, each with fresh per-sample randomness; identity for an empty policy."""
+def diff_augment(x: torch.Tensor, policy: Sequence[str], p: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Apply the policies in order, each with fresh per-sample randomness; identity for an empty policy.
+
+    p < 1 (a float or a 0-dim device tensor, as ADA's adapted probability): each operation is applied to
+    each sample with probability p (Karras et al. 2020), drawn on the device (no host sync). p = 1.0 (a
+    float) is DiffAugment as published: every operation on every sample, no extra draws."""
+    always = not isinstance(p, torch.Tensor) and p >= 1.0
     for name in policy:
         for fn in POLICIES[name]:
-            x = fn(x)
+            if always:
+                x = fn(x)
+            else:
+                apply = torch.rand(x.size(0), 1, 1, 1, device=x.device) < p
+                x = torch.where(apply, fn(x), x)
     return x

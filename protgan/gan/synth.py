@@ -56,7 +56,7 @@ from protgan.data import (
 from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
 from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
-    CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
+    CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, image_logits, last_checkpoint, load_checkpoint,
     read_run_config, training_set,
 )
 from protgan.evaluation.distances import nearest_neighbours
@@ -169,7 +169,7 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
 
     @torch.no_grad()
     def score(images: torch.Tensor) -> torch.Tensor:
-        return d(to_signed_range(images)).float()
+        return image_logits(d(to_signed_range(images))).float()
 
     return score
 

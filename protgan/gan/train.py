@@ -1,4 +1,10 @@
-"""Training one DCGAN per class: the config (a dataclass whose fields are the options) and the Trainer.
+"""Training one GAN per class: the config (a dataclass whose fields are the options) and the Trainer.
+
+`arch` picks the models and their recipe: "dcgan" (the paper's, the default, described below) or
+"fastgan" (Liu et al. 2021, protgan.gan.fastgan: hinge loss, a self-supervised D, Adam for both). The
+loop is one loop for both: the recipe's losses and optimizers come from a loss object
+(protgan.gan.losses), D's inputs go through the augmentation of `--augment-p` (protgan.gan.ada: off,
+fixed or adaptive), and `max_minutes` stops a run cleanly at a step boundary after a time budget.
 
 The paper's recipe (section 3.1.3) is the default: images in [-1, 1], tanh output, Adam for G and
 SGD for D, 5% of D's labels flipped, one-sided label smoothing (real target 0.9), separate real and
@@ -49,22 +55,25 @@ from protgan.core.errors import ProtganError
 from protgan.data.folds import dataset_folds
 from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
+from protgan.gan.ada import AdaptiveAugment
 from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
 from protgan.gan.checkpoint import (
-    CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
+    ADA_PLOT, ARCHS, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
 )
-from protgan.gan.diffaug import diff_augment, parse_policy
-from protgan.gan.models import Discriminator, Generator, check_size, check_upsample
+from protgan.gan.losses import make_loss
 
 # A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
 # and what is filled in (core.runfolder.check_same_options)
 RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
-                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file")
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file",
+                     "max_minutes", "time_clock")
 # what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
-RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT)
+RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT, ADA_PLOT)
 
-METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
+METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity", "r_t", "aug_p")
+# The clocks of --max-minutes (a module attribute so a test can replace them).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
 
@@ -79,7 +88,7 @@ class TrainingDiverged(ProtganError):
 
 @dataclass
 class TrainResult:
-    status: str  # "done", "interrupted" or "already-done"
+    status: str  # "done", "interrupted", "already-done" or "time-limit" (--max-minutes reached)
     step: int
     run: Path
     n_images: int
@@ -160,6 +169,7 @@ class GanTrainer:
         self.lr_factor = distributed.lr_factor(config.lr_scaling)
         self.is_cuda = self.device.type == "cuda"
         self.step = 0
+        self.train_seconds = 0.0  # on the --time-clock, summed over resumes (the --max-minutes budget)
         self.best_score = math.inf
         self.rows: list[dict[str, float]] = []
         self._collapse_armed = False  # set once diversity is clearly healthy; a fall below the threshold warns once
@@ -218,14 +228,17 @@ class GanTrainer:
         cfg = self.cfg
         # Models are built from a seed of their own so the init does not depend on what ran before.
         torch.manual_seed(cfg.seed)
-        self.G: Generator = generator_from_config(asdict(cfg)).to(self.device)
-        self.D: Discriminator = discriminator_from_config(asdict(cfg)).to(self.device)
-        self.G_ema: Generator = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.G: nn.Module = generator_from_config(asdict(cfg)).to(self.device)
+        self.D: nn.Module = discriminator_from_config(asdict(cfg)).to(self.device)
+        self.G_ema: nn.Module = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
             m.to(memory_format=self.memory_format)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g * self.lr_factor, betas=tuple(cfg.betas_g))
-        self.opt_D = torch.optim.SGD(self.D.parameters(), lr=cfg.lr_d * self.lr_factor, momentum=cfg.momentum_d)
+        self.loss = make_loss(cfg.arch, cfg.label_flip, cfg.real_label, cfg.momentum_d, self.world, self.rank)
+        self.opt_G, self.opt_D = self.loss.optimizers(self.G, self.D, cfg.lr_g * self.lr_factor,
+                                                      cfg.lr_d * self.lr_factor, cfg.betas_g)
+        self.augment = AdaptiveAugment(cfg.augment_p, cfg.diffaug, cfg.batch_size * self.world, cfg.ada_kimg,
+                                       cfg.ada_interval, self.device)
         self.amp_dtype = self._pick_amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.G_fwd: nn.Module = torch.compile(self.G) if cfg.compile else self.G
@@ -238,7 +251,8 @@ class GanTrainer:
             torch.backends.cudnn.benchmark = True
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 1]).generate_state(1)[0]))
         self.fixed_z = torch.randn(cfg.n_samples, cfg.z_dim, generator=gen).to(self.device)
-        self._sums = torch.zeros(4, device=self.device)  # loss_D, loss_G, D(x), D(G(z)) summed since the last log
+        # loss_D, loss_G, D(x), D(G(z)), r_t and the loss's extras, summed since the last log
+        self._sums = torch.zeros(5 + len(self.loss.extra_names), device=self.device)
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
         self._count = 0
 
@@ -260,7 +274,8 @@ class GanTrainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict(),
             "step": self.step, "rng": rng_state(), "config": asdict(self.cfg), "best_score": self.best_score,
-            "collapse_armed": self._collapse_armed,
+            "collapse_armed": self._collapse_armed, "augment": self.augment.state_dict(),
+            "train_seconds": self.train_seconds,
         }
 
     def check_finite(self) -> None:
@@ -301,6 +316,9 @@ class GanTrainer:
         self.step = int(state["step"])
         self.best_score = float(state.get("best_score", math.inf))
         self._collapse_armed = bool(state.get("collapse_armed", False))
+        if state.get("augment"):
+            self.augment.load_state_dict(state["augment"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------------------------- sampling
@@ -328,38 +346,26 @@ class GanTrainer:
         return path
 
     # ---------------------------------------------------------------------------------- the hot loop
-    def _targets(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's targets: real -> real_label (smoothed), fake -> 0, with `label_flip` of each swapped."""
-        p, r = self.cfg.label_flip, self.cfg.real_label
-        mine = slice(self.rank * b, (self.rank + 1) * b)  # torchrun: this rank's part of the global draw
-        real_t = torch.where(torch.rand(b * self.world, device=self.device)[mine] < p, 0.0, r)
-        fake_t = torch.where(torch.rand(b * self.world, device=self.device)[mine] < p, r, 0.0)
-        return real_t, fake_t
-
     def train_step(self, real_u8: torch.Tensor) -> None:
-        """One D update (real and fake minibatches in separate passes) then one G update; no host sync."""
+        """One D update (real and fake minibatches in separate passes) then one G update; no host sync.
+        The arch's loss object computes both losses; every image D sees goes through self.augment."""
         cfg = self.cfg
-        policy = cfg.diffaug
         real = to_signed_range(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
         b = real.shape[0]
         z = torch.randn(b * self.world, cfg.z_dim, device=self.device)[self.rank * b:(self.rank + 1) * b]
-        real_t, fake_t = self._targets(b)
 
         self.D.requires_grad_(True)
         with self._autocast():
             fake = self.G_fwd(z)
-            logit_real = self.D_fwd(diff_augment(real, policy))
-            logit_fake = self.D_fwd(diff_augment(fake.detach(), policy))
-        loss_d = (F.binary_cross_entropy_with_logits(logit_real.float(), real_t)
-                  + F.binary_cross_entropy_with_logits(logit_fake.float(), fake_t))
+            d_out = self.loss.d_loss(self.D_fwd, real, fake.detach(), self.augment)
+        loss_d = d_out.loss
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt_D)
 
         self.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         with self._autocast():
-            logit_gen = self.D_fwd(diff_augment(fake, policy))
-        loss_g = F.binary_cross_entropy_with_logits(logit_gen.float(), torch.ones_like(logit_gen, dtype=torch.float32))
+            loss_g = self.loss.g_loss(self.D_fwd, fake, self.augment)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_G)
@@ -367,13 +373,16 @@ class GanTrainer:
         self._update_ema()
 
         with torch.no_grad():
-            losses = torch.stack([loss_d, loss_g])
-            self._sums += torch.cat([losses, torch.sigmoid(logit_real.float()).mean()[None],
-                                     torch.sigmoid(logit_fake.float()).mean()[None]])
+            losses = torch.stack([loss_d.float(), loss_g.float()])
+            rt = self.augment.observe(d_out.logit_real)
+            self._sums += torch.cat([losses, torch.sigmoid(d_out.logit_real.float()).mean()[None],
+                                     torch.sigmoid(d_out.logit_fake.float()).mean()[None], rt[None],
+                                     d_out.extras.float()])
             # a NaN/inf loss, or one beyond any sane value (D's BN statistics overflow soon after), is divergence
             bad = ~(torch.isfinite(losses) & (losses.abs() < LOSS_BOUND)).all() & (self._first_bad < 0)
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
+        self.augment.update(self.step + 1)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -402,8 +411,9 @@ class GanTrainer:
             "step": self.step, "loss_D": sums[0], "loss_G": sums[1], "D_x": sums[2], "D_G_z": sums[3],
             "lr_G": self.opt_G.param_groups[0]["lr"], "lr_D": self.opt_D.param_groups[0]["lr"],
             "img_per_s": n_img / seconds if seconds > 0 else float("nan"),
-            "diversity": self.diversity(),
+            "diversity": self.diversity(), "r_t": sums[4], "aug_p": float(self.augment.p),
         }
+        row.update(zip(self.loss.extra_names, sums[5:]))
         self._sums.zero_()
         self._count = 0
         return row
@@ -490,9 +500,37 @@ class GanTrainer:
             ax.set_xlabel("step")
             ax.legend()
             ax.grid(alpha=0.3)
-        fig.suptitle(f"DCGAN class {self.cfg.class_index} ({self.cfg.class_name}), {self.cfg.size} px")
+        fig.suptitle(f"{self.cfg.arch.upper() if self.cfg.arch == 'dcgan' else 'FastGAN'} class {self.cfg.class_index} ({self.cfg.class_name}), {self.cfg.size} px")
         fig.tight_layout()
         path = self.run / LOSSES_PLOT
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        return path
+
+    def plot_augment(self) -> Path | None:
+        """RUN/ada.png: the augmentation probability p and r_t = E[sign(D(real))] by step (with --augment-p)."""
+        if not self.rows or not distributed.is_main() or self.augment.mode == "off":
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = [r["step"] for r in self.rows]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(steps, [r.get("aug_p", float("nan")) for r in self.rows], label="augmentation p")
+        ax.plot(steps, [r.get("r_t", float("nan")) for r in self.rows], label="r_t = E[sign D(real)]", alpha=0.8)
+        if self.augment.target is not None:
+            ax.axhline(self.augment.target, color="red", ls="--", lw=1, label=f"target {self.augment.target:g}")
+        ax.set_xlabel("step")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title(f"{self.cfg.arch} class {self.cfg.class_index} ({self.cfg.class_name}): --augment-p {self.cfg.augment_p}, "
+                     f"{self.cfg.n_images} images", fontsize=9)
+        fig.tight_layout()
+        path = self.run / ADA_PLOT
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=100)
         plt.close(fig)
@@ -540,6 +578,9 @@ class GanTrainer:
         self.prepare_run()
         if self.step >= cfg.steps:
             return TrainResult("already-done", self.step, self.run, cfg.n_images, last_checkpoint(self.run))
+        budget = cfg.max_minutes * 60.0
+        if budget and self.train_seconds >= budget:
+            return TrainResult("time-limit", self.step, self.run, cfg.n_images, last_checkpoint(self.run))
         self.tb = open_tensorboard(self.run, cfg.tensorboard and distributed.is_main())
         if self.tb is not None:
             user_on_log, tb = self.on_log, self.tb
@@ -549,8 +590,11 @@ class GanTrainer:
         self.G.train()
         self.D.train()
         self._log_t0, self._side_seconds = time.perf_counter(), 0.0
+        clock = CLOCKS[cfg.time_clock]
+        clock_start, seconds_before = clock(), self.train_seconds
+        time_up = False
         try:
-            while self.step < cfg.steps and self._stop_signal is None:
+            while self.step < cfg.steps and self._stop_signal is None and not time_up:
                 epoch, batch = divmod(self.step, self.batches_per_epoch)
                 self.sampler.set_position(epoch, batch * cfg.batch_size)
                 for real_u8, _ in self.loader:
@@ -560,7 +604,9 @@ class GanTrainer:
                     self._in_update = False
                     self.on_step(self.step)
                     self._after_step()
-                    if self.step >= cfg.steps or self._stop_signal is not None:
+                    self.train_seconds = seconds_before + clock() - clock_start
+                    time_up = bool(budget) and self.train_seconds >= budget
+                    if self.step >= cfg.steps or self._stop_signal is not None or time_up:
                         break
         except KeyboardInterrupt:
             if self._in_update:  # the step was half-applied: keep the previous checkpoint
@@ -575,6 +621,8 @@ class GanTrainer:
                 signal.signal(sig, handler)
         if self._stop_signal is not None:
             status = "interrupted"
+        elif time_up and self.step < cfg.steps:
+            status = "time-limit"
         # The end (or an interrupt at a step boundary): a final log row, samples, checkpoint, plot.
         if self._count:
             self._log_row()
@@ -582,6 +630,7 @@ class GanTrainer:
         path = self.save()
         distributed.barrier()  # torchrun: no rank leaves before the checkpoint is written
         self.plot_losses()
+        self.plot_augment()
         if self.tb is not None:
             self.tb.close()
         return TrainResult(status, self.step, self.run, cfg.n_images, path, list(self.warnings))
@@ -641,5 +690,5 @@ def _norm(value: Any) -> Any:
 
 
 def train_gan(config: TrainGanConfig, eval_fn: EvalFn | None = None, **callbacks: Any) -> TrainResult:
-    """Train (or resume) one class's DCGAN into config.out; see GanTrainer."""
+    """Train (or resume) one class's GAN (config.arch) into config.out; see GanTrainer."""
     return GanTrainer(config, eval_fn=eval_fn, **callbacks).fit()

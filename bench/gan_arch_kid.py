@@ -1,0 +1,127 @@
+"""dcgan vs fastgan at equal CPU seconds: one run per (class, arch), KID x1e3 of 256 EMA samples against the
+class's real images in the EfficientNet-Lite0 space, beside the real-vs-real floor (two halves of the class).
+
+    OMP_NUM_THREADS=1 python bench/gan_arch_kid.py --data DIR --classes 0,25,21,2,23 --cpu-seconds 120 \\
+        --out RUNS [--channels rgb] [--archs dcgan,fastgan] [--grid assets/fastgan_demo_grid.png]
+
+Each run stops by --max-minutes on the process CPU clock (train-gan --time-clock cpu), so both archs get
+the same compute whatever else the machine is doing. Prints one JSON line per run and writes RUNS/kid.json.
+Settings: dcgan = the demo's CPU recipe (width 64, lr 1e-3 / 2e-3, EMA 0.99, resize upsampling);
+fastgan = --g-width/--d-width 32, lr 1e-3 (G and D), --augment-p ada:0.6 (its default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from protgan.data import to_uint8_images, write_png  # noqa: E402
+from protgan.evaluation.fid import TrainingEval, kernel_inception_distance  # noqa: E402
+from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid  # noqa: E402
+
+ARCH_SETTINGS = {
+    "dcgan": dict(g_width=64, d_width=64, lr_g=1e-3, lr_d=2e-3, ema_decay=0.99, g_upsample="resize"),
+    "fastgan": dict(g_width=32, d_width=32, lr_g=1e-3, lr_d=1e-3, ema_decay=0.99),
+}
+
+
+def run_one(args: argparse.Namespace, class_index: int, arch: str, evaluator: TrainingEval) -> tuple[dict, np.ndarray]:
+    settings = dict(ARCH_SETTINGS[arch])
+    settings.update(json.loads(args.override).get(arch, {}))
+    cfg = TrainGanConfig(
+        data=args.data, class_index=class_index, out=str(Path(args.out) / f"{arch}_class_{class_index}"), size=args.size,
+        channels=args.channels.split(","), classes=args.subset, select="only", steps=100_000, batch_size=args.batch,
+        arch=arch, max_minutes=args.cpu_seconds / 60, time_clock="cpu", log_every=10, sample_every=0,
+        ckpt_every=0, workers=0, device="cpu", resume="never", seed=args.seed, **settings)
+    t0 = time.process_time()
+    trainer = GanTrainer(cfg)
+    result = trainer.fit()
+    train_cpu = trainer.train_seconds
+    scores = evaluator(trainer, result.step)
+    real = evaluator.real
+    half = np.arange(len(real)) % 2 == 0
+    floor, _ = kernel_inception_distance(real[half], real[~half], 50, 1000, 0)
+    row = {"class": class_index, "arch": arch, "n_images": cfg.n_images, "steps": result.step,
+           "train_cpu_s": round(train_cpu, 1), "total_cpu_s": round(time.process_time() - t0, 1),
+           "kid_x1e3": round(1e3 * scores["kid"], 2), "kid_std_x1e3": round(1e3 * scores["kid_std"], 2),
+           "floor_kid_x1e3": round(1e3 * floor, 2), "fid": round(scores["fid"], 1), "settings": settings}
+    z = torch.Generator().manual_seed(7)
+    samples = to_uint8_images(trainer.generate(z=torch.randn(args.grid_n, cfg.z_dim, generator=z))).cpu().numpy()
+    return row, samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--classes", default="0,25,21,2,23")
+    ap.add_argument("--subset", default="top5")
+    ap.add_argument("--channels", default="red,green,blue")
+    ap.add_argument("--archs", default="dcgan,fastgan")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--cpu-seconds", type=float, default=120)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--grid", default="")
+    ap.add_argument("--grid-n", type=int, default=6)
+    ap.add_argument("--override", default="{}", help='JSON {"fastgan": {"lr_g": ...}} over the settings')
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, grid_rows = [], []
+    for c in [int(x) for x in args.classes.split(",")]:
+        evaluator = TrainingEval("efficientnet_lite0", n_fake=256, seed=args.seed)
+        panels = []
+        for arch in args.archs.split(","):
+            row, samples = run_one(args, c, arch, evaluator)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            panels.append(samples)
+            (out / "kid.json").write_text(json.dumps(rows, indent=1))
+        grid_rows.append(panels)
+    if args.grid:
+        write_comparison_grid(args, grid_rows)
+
+
+def write_comparison_grid(args: argparse.Namespace, grid_rows: list[list[np.ndarray]]) -> None:
+    """One row per class: real | arch 1 | arch 2 (grid_n images each, a white gap between panels)."""
+    from protgan.data import ChannelStackDataset, open_dataset, resolve_subset  # noqa: E402
+    from protgan.data.selection import select_class_ids  # noqa: E402
+
+    ds = open_dataset(args.data)
+    subset = resolve_subset(args.subset, ds.targets)
+    channels = args.channels.split(",")
+    lines = []
+    for c, panels in zip([int(x) for x in args.classes.split(",")], grid_rows):
+        ids = select_class_ids(ds.ids, ds.targets, c, subset, "only")
+        real_ds = ChannelStackDataset(ds, channels, args.size, [c], ids=ids[:args.grid_n], cache=None)
+        real = np.stack([real_ds.image(k) for k in range(len(real_ds))])
+        strips = [image_grid_row(real, channels)] + [image_grid_row(p, channels) for p in panels]
+        gap = np.full((strips[0].shape[0], 12, 3), 255, np.uint8)
+        line = strips[0]
+        for s in strips[1:]:
+            line = np.concatenate([line, gap, s], axis=1)
+        lines.append(line)
+    width = max(x.shape[1] for x in lines)
+    lines = [np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in lines]
+    write_png(Path(args.grid), np.concatenate(lines, axis=0))
+
+
+def image_grid_row(images: np.ndarray, channels: list[str]) -> np.ndarray:
+    """N images in one row (image_grid with N columns)."""
+    n = images.shape[0]
+    rows = [image_grid(images[k:k + 1], channels) for k in range(n)]
+    return np.concatenate([r[:, :-2] if k < n - 1 else r for k, r in enumerate(rows)], axis=1)
+
+
+if __name__ == "__main__":
+    main()
