@@ -16,10 +16,12 @@ Layout of RUN:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,8 +32,9 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
-from protgan.core.safeload import load_weights, plain
-from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
+from protgan.core.runfolder import RunLock, check_same_options, claim_run_folder, read_saved_options
+from protgan.core.safeload import load_weights, plain, rng_state, set_rng_state
+from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, SeededSamples, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
 from protgan.classify.mlcm import write_label_reports
@@ -48,6 +51,7 @@ from protgan.data import (
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
+from protgan.data.problems import require_readable
 from protgan.classify.report import collect_run
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
@@ -55,6 +59,9 @@ SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
 # filled from the preset (or the model's recipe) when not given
 RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
                  "size", "channels", "augment", "balance", "select")
+# what classify writes in RUN: an input elsewhere inside RUN is not written over
+RUN_WRITES = ("config.json", "folds.csv", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json",
+              "curves.png", "per_class.png") + tuple(f"fold_{k}" for k in range(100))
 # options that may change between the invocations of one run (e.g. one fold per GPU)
 _PER_INVOCATION = ("fold", "workers", "device", "amp", "sync_bn")
 
@@ -232,6 +239,7 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     channels = parse_channels(cfg.channels)
     real = ds.restrict(classes)
     real.require_channels(channels)
+    require_readable(real, channels)  # a broken image is found now, not after an epoch
     notes = []
     if real.dropped_unlabelled:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
@@ -256,6 +264,7 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
         if not syn.ids:
             raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(classes)} classes")
         syn.require_channels(channels)
+        require_readable(syn, channels, flag="--synthetic")
     return Prepared(cfg, out, real, syn, classes, channels, folds_path, folds.fold_of, folds.k, notes)
 
 
@@ -442,8 +451,10 @@ def _seed_everything(seed: int) -> None:
 
 
 def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | None = None) -> dict:
-    """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content."""
-    cfg = prep.cfg
+    """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content.
+
+    Ctrl-C / SIGTERM stop at the next batch; last.pt then holds the last finished epoch, and running the
+    same command again continues from it to the same result as an uninterrupted run."""
     if not distributed.is_main():  # torchrun: rank 0 logs, shows progress and writes the files
         log, progress = (lambda message: None), None
     fold_dir = prep.out / f"fold_{fold}"
@@ -451,8 +462,27 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     if result_path.exists():
         log(f"fold {fold}: already done ({result_path})")
         return json.loads(result_path.read_text())
-    if distributed.is_main():
-        fold_dir.mkdir(parents=True, exist_ok=True)
+    # one process per fold folder (folds of one run may train side by side, one per GPU)
+    with RunLock(fold_dir, what=f"classify fold {fold}", warn=log):
+        if result_path.exists():  # finished by another invocation while this one waited to start
+            return json.loads(result_path.read_text())
+        data = fold_data(prep, fold, fold_dir, log)
+        t = build_training(prep, fold, fold_dir, log)
+        stop = StopRequest()
+        try:
+            with stop.installed():
+                train_epochs(prep, fold, fold_dir, data, t, log, progress, stop)
+        except KeyboardInterrupt:
+            done = len(t.history)
+            log(f"interrupted: fold {fold} keeps the state after epoch {done} in {fold_dir / 'last.pt'}; run the "
+                f"same command again to resume at epoch {done + 1} (the same result as without the interruption)")
+            raise
+        return evaluate_chosen(prep, fold, fold_dir, data, t, log)
+
+
+# --------------------------------------------------------------------------------- a fold's parts
+def fold_data(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> dict[str, Dataset]:
+    """The fold's datasets (fold_datasets), logged, with balance.json and ids.json written."""
     data = fold_datasets(prep, fold)
     n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
     log(f"fold {fold}: {len(data['train_eval'])} real + {n_syn} synthetic training images, "
@@ -472,132 +502,195 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     if distributed.is_main():
         write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
                                            "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
+    return data
 
+
+@dataclass
+class Training:
+    """A fold's model, optimisation state and record: what last.pt holds at an epoch boundary."""
+
+    model: torch.nn.Module  # unwrapped (checkpoints, evaluation)
+    ddp_model: torch.nn.Module  # what the training steps run (DDP under torchrun)
+    optimizer: torch.optim.Optimizer
+    scheduler: EpochSchedule
+    scaler: torch.amp.GradScaler | None
+    loss_fn: Callable
+    fcn_step: FcnObjective | None
+    accel: Accel
+    device: torch.device
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, float] = field(default_factory=dict)
+    start: int = 0  # the next epoch to train (0-based)
+
+
+def build_training(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> Training:
+    """Model, optimizer, schedule and loss for the fold; the state of fold_dir/last.pt when present."""
+    cfg = prep.cfg
     device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
     accel = Accel.for_device(device, cfg.amp)
     _seed_everything(cfg.seed * 1009 + fold)
-    model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
-                         weights=cfg.weights, head=cfg.head)
-    model = accel.prepare_model(model)
-    # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped for checkpoints and eval
-    ddp_model = distributed.wrap_model(model, device, cfg.sync_bn)
+    model = accel.prepare_model(create_model(cfg.model, len(prep.classes), len(prep.channels),
+                                             pretrained=cfg.pretrained, weights=cfg.weights, head=cfg.head))
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr * distributed.lr_factor(cfg.lr_scaling),
                                cfg.momentum, cfg.weight_decay)
-    scheduler = EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience)
-    # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
-    fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
-    scaler = accel.make_scaler()
-    loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
-    history: list[dict] = []
-    best: dict[str, float] = {}
-    start = 0
+    t = Training(
+        model=model,
+        # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped
+        ddp_model=distributed.wrap_model(model, device, cfg.sync_bn),
+        optimizer=optimizer,
+        scheduler=EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience),
+        scaler=accel.make_scaler(),
+        loss_fn=make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha),
+        # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
+        fcn_step=FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None,
+        accel=accel, device=device)
     last_path = fold_dir / "last.pt"
     if last_path.exists():
         state = load_weights(last_path, "cpu", what="classifier checkpoint")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, best, start = state["history"], state["best"], state["next_epoch"]
-        torch.set_rng_state(state["torch_rng"])
-        log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
+        t.model.load_state_dict(state["model"])
+        t.optimizer.load_state_dict(state["optimizer"])
+        t.scheduler.load_state_dict(state["scheduler"])
+        if t.scaler is not None and state.get("scaler"):
+            t.scaler.load_state_dict(state["scaler"])
+        t.history, t.best, t.start = list(state["history"]), dict(state["best"]), int(state["next_epoch"])
+        if "rng" in state:
+            set_rng_state(state["rng"])
+        else:  # written before every RNG was kept
+            torch.set_rng_state(state["torch_rng"])
+        log(f"fold {fold}: resuming at epoch {t.start + 1}/{cfg.epochs}")
+    return t
 
-    workers = cfg.workers
-    pin = device.type == "cuda"
-    eval_bs = 2 * cfg.batch_size
-    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+
+def _save_last(prep: Prepared, fold_dir: Path, t: Training, next_epoch: int) -> None:
+    """last.pt: everything needed to continue at `next_epoch` exactly as an uninterrupted run would."""
+    if not distributed.is_main():
+        return
+    payload = checkpoint_payload(t.model, prep, next_epoch - 1, t.history[-1] if t.history else {})
+    payload.update(optimizer=t.optimizer.state_dict(), scheduler=t.scheduler.state_dict(),
+                   scaler=t.scaler.state_dict() if t.scaler is not None else None, history=t.history, best=t.best,
+                   next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state())
+    save_checkpoint(fold_dir / "last.pt", payload)
+
+
+def _epoch_loader(prep: Prepared, fold: int, epoch: int, train: Dataset, pin: bool):
+    """The epoch's training loader: order and augmentations a function of (seed, fold, epoch) only.
+
+    Each sample's augmentation is drawn from its own RNG seeded by (seed, epoch, sample index), so any
+    --workers gives the same batches. torchrun: this rank's slice of each global batch of world x bs (the
+    single-process order), and per-rank dropout streams (still a function of seed and epoch)."""
+    cfg = prep.cfg
+    bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
+    seed = cfg.seed * 100003 + fold * 1009 + epoch
+    drop_last = len(train) > bs * distributed.world_size()
+    sampler = distributed.train_sampler(len(train), bs, seed, drop_last)
+    if sampler is not None:
+        torch.manual_seed(distributed.rank_seed(seed))
+        seed = distributed.rank_seed(seed, 1)
+    if "classic" in cfg.augment:
+        train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
+    loader = make_loader(train, bs, shuffle=True, workers=cfg.workers, pin_memory=pin, seed=seed,
+                         drop_last=drop_last, sampler=sampler)
+    return loader, bs
+
+
+def train_epochs(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], t: Training, log: Log,
+                 progress: Progress | None, stop: "StopRequest") -> None:
+    """Epochs t.start..epochs-1: train, validate, keep the best checkpoints and last.pt after each."""
+    cfg = prep.cfg
+    pin = t.device.type == "cuda"
+    val_loader = make_loader(data["val"], 2 * cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin)
     # torchrun: each rank predicts a contiguous part of the validation set; gather_cat restores the whole, in order
     val_part_loader = val_loader if not distributed.active() else make_loader(
-        distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+        distributed.shard_dataset(data["val"]), 2 * cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    for epoch in range(t.start, cfg.epochs):
+        stop.check()
+        loader, bs = _epoch_loader(prep, fold, epoch, data["train"], pin)
+        total = len(loader) * bs if loader.drop_last else len(data["train"])
+        done = [0]
 
-    def save_last(next_epoch: int) -> None:
-        if not distributed.is_main():
-            return
-        payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
-        payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                       scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
-                       next_epoch=next_epoch, torch_rng=torch.get_rng_state())
-        save_checkpoint(last_path, payload)
+        def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
+            done[0] += n
+            if progress is not None:
+                progress(name, done[0], total)
+            stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
 
-    epoch = start
-    try:
-        for epoch in range(start, cfg.epochs):
-            bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
-            # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
-            # torchrun: this rank's slice of each global batch of world x bs (the single-process order), and
-            # per-rank augmentation/dropout streams (still a function of seed and epoch)
-            seed = cfg.seed * 100003 + fold * 1009 + epoch
-            drop_last = len(data["train"]) > bs * distributed.world_size()
-            sampler = distributed.train_sampler(len(data["train"]), bs, seed, drop_last)
-            if sampler is not None:
-                torch.manual_seed(distributed.rank_seed(seed))
-                seed = distributed.rank_seed(seed, 1)
-            loader = make_loader(data["train"], bs, shuffle=True, workers=workers, pin_memory=pin,
-                                 seed=seed, drop_last=drop_last, sampler=sampler)
-            total = len(loader) * bs if loader.drop_last else len(data["train"])
-            done = [0]
-
-            def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
-                done[0] += n
-                if progress is not None:
-                    progress(name, done[0], total)
-
-            lr = optimizer.param_groups[0]["lr"]
-            train_loss, train_logits, train_y = train_epoch(ddp_model, loader, optimizer, loss_fn, accel, scaler,
-                                                            on_batch=tick, step_fn=fcn_step)
+        lr = t.optimizer.param_groups[0]["lr"]
+        try:
+            train_loss, train_logits, train_y = train_epoch(t.ddp_model, loader, t.optimizer, t.loss_fn, t.accel,
+                                                            t.scaler, on_batch=tick, step_fn=t.fcn_step)
+        except (RuntimeError, OSError):
+            # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: that is the interrupt
+            if stop.signum is None:
+                raise
+            raise KeyboardInterrupt from None
+        finally:
             del loader
-            if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
-                train_loss = distributed.mean_scalar(train_loss)
-                train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
-                distributed.broadcast_buffers(model)
-            val_logits, val_y = predict_logits(model, val_part_loader, accel)
-            val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
-            if fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
-                val_loss = fcn_step.mean_loss(model, val_loader, accel.batch, accel.autocast)
-            else:
-                val_loss = float(loss_fn(val_logits, val_y))
-            scheduler.step(val_loss)
-            tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
-            ty = train_y.cpu().numpy()
-            vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
-            vy = val_y.numpy()
-            rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
-                   "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
-                   "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
-            if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
-                raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
-            history.append(rec)
-            for name, (key, better) in BEST_KEYS.items():
-                if name not in best or better(rec[key], best[name]) != best[name]:
-                    best[name] = rec[key]
-                    if distributed.is_main():
-                        save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
-            save_last(epoch + 1)
-            if distributed.is_main():
-                write_json(fold_dir / "history.json", history)
-            distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
-            log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
-                f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
-                f"micro F1 {rec['val_micro_f1']:.3f}")
-    except KeyboardInterrupt:
-        # the interrupted epoch is lost but the weights so far are kept; a resume re-runs that epoch
-        save_last(epoch)
-        log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
-        raise
+        if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
+            train_loss = distributed.mean_scalar(train_loss)
+            train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
+            distributed.broadcast_buffers(t.model)
+        val_logits, val_y = predict_logits(t.model, val_part_loader, t.accel)
+        val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
+        if t.fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
+            val_loss = t.fcn_step.mean_loss(t.model, val_loader, t.accel.batch, t.accel.autocast)
+        else:
+            val_loss = float(t.loss_fn(val_logits, val_y))
+        t.scheduler.step(val_loss)
+        rec = _epoch_record(epoch, lr, bs, train_loss, train_logits, train_y, val_loss, val_logits, val_y)
+        if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
+            raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
+        _keep_epoch(prep, fold_dir, t, rec)
+        log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
+            f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
+            f"micro F1 {rec['val_micro_f1']:.3f}")
 
+
+def _epoch_record(epoch: int, lr: float, bs: int, train_loss: float, train_logits: torch.Tensor,
+                  train_y: torch.Tensor, val_loss: float, val_logits: torch.Tensor, val_y: torch.Tensor) -> dict:
+    tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
+    ty = train_y.cpu().numpy()
+    vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
+    vy = val_y.numpy()
+    return {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
+            "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
+            "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
+
+
+def _keep_epoch(prep: Prepared, fold_dir: Path, t: Training, rec: dict) -> None:
+    """The epoch into the history; best_{loss,macro_f1,micro_f1}.pt where it is the best; last.pt."""
+    t.history.append(rec)
+    for name, (key, better) in BEST_KEYS.items():
+        if name not in t.best or better(rec[key], t.best[name]) != t.best[name]:
+            t.best[name] = rec[key]
+            if distributed.is_main():
+                save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(t.model, prep, rec["epoch"], rec))
+    _save_last(prep, fold_dir, t, rec["epoch"])
+    if distributed.is_main():
+        write_json(fold_dir / "history.json", t.history)
+    distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
+
+
+def evaluate_chosen(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], t: Training,
+                    log: Log) -> dict:
+    """The checkpoint --select chose, on the training part (thresholds tuned there) and on validation;
+    result.json, thresholds.json, val_predictions.csv and the MLCM reports written."""
+    cfg = prep.cfg
+    result_path = fold_dir / "result.json"
     if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
         distributed.barrier()
         return json.loads(result_path.read_text())
-    # evaluation of the selected checkpoint: thresholds tuned on the (real) training part
     chosen_path = fold_dir / f"best_{cfg.select}.pt"
     chosen = load_weights(chosen_path, "cpu", what="classifier checkpoint")
-    model.load_state_dict(chosen["model"])
-    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
-    tr_logits, tr_y = predict_logits(model, train_eval_loader, accel)
-    va_logits, va_y = predict_logits(model, val_loader, accel)
+    t.model.load_state_dict(chosen["model"])
+    pin = t.device.type == "cuda"
+    eval_bs = 2 * cfg.batch_size
+    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    tr_logits, tr_y = predict_logits(t.model, train_eval_loader, t.accel)
+    va_logits, va_y = predict_logits(t.model, val_loader, t.accel)
     tr_p, va_p = torch.sigmoid(tr_logits).numpy(), torch.sigmoid(va_logits).numpy()
     thresholds = tune_thresholds(tr_y.numpy(), tr_p)
+    n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
     result = {
         "fold": fold, "selected": cfg.select, "selected_epoch": chosen["epoch"],
         "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
@@ -623,6 +716,37 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     return result
 
 
+class StopRequest:
+    """Ctrl-C / SIGTERM (SLURM's pre-emption signal) during a fold: noted by the handler and acted on at the
+    next batch, in the main loop (never inside a loader's or a write's cleanup); a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handler(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: Ctrl-C still arrives as KeyboardInterrupt
+                pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,
                            classes: Sequence[int]) -> None:
     pred = apply_thresholds(probs, thresholds)
@@ -636,17 +760,10 @@ def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, th
 
 # ---------------------------------------------------------------------------------- the driver
 def _check_same_run(out: Path, cfg: ClassifyConfig) -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = asdict(cfg)
-    # options added to protgan after this run started are absent from its config.json: not a change
-    diff = [k for k in new if k not in _PER_INVOCATION and k in old and old[k] != new[k]]
-    if diff:
-        k = diff[0]
-        raise ProtganError(f"{path}: this run was made with {k}={old.get(k)!r}, not {new[k]!r}; "
-                           f"use another --out (or delete {out})")
+    saved = read_saved_options(out / "config.json")
+    if saved is not None:
+        check_same_options(out / "config.json", saved, asdict(cfg), may_differ=_PER_INVOCATION,
+                           path_keys=("data", "synthetic", "weights"), hint=f"use another --out (or delete {out})")
 
 
 def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | None = None) -> dict | None:
@@ -656,6 +773,9 @@ def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | Non
     distributed.setup(cfg.device)  # torchrun: join the process group first
     if not distributed.is_main():  # rank 0 logs and writes
         log, progress = (lambda message: None), None
+    # the run-folder contract; no lock on RUN itself (one invocation per --fold may share it), each fold
+    # folder is locked while it trains
+    claim_run_folder(cfg.out, {"--data": cfg.data, "--synthetic": cfg.synthetic}, writes=RUN_WRITES, what="classify")
     with distributed.main_first():  # rank 0 writes folds.csv and config.json before the others read them
         prep = prepare(cfg, log)
         for note in prep.notes:
