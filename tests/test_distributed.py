@@ -338,7 +338,7 @@ def test_fanout_runs_one_job_per_slot_at_a_time(tmp_path, monkeypatch):
               "t.write(f'end {d} {time.time()}\\n'); sys.exit(int(sys.argv[2]))")
     monkeypatch.setattr(fanout, "job_command", lambda job, slot: [
         sys.executable, "-c", script, str(trace), "3" if job.class_index == 2 else "0"])
-    jobs = [fanout.Job(c, f"c{c}", tmp_path / f"class_{c}", []) for c in range(5)]
+    jobs = [fanout.Job(c, f"c{c}", tmp_path / f"class_{c}", {"class_index": c}) for c in range(5)]
     slots = fanout.make_slots("0,1", "auto", 1)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1"] and slots[0].device == "cuda"
     results = fanout.run_fanout(jobs, slots, poll_s=0.05)
@@ -367,12 +367,19 @@ def test_fanout_options_and_errors(tmp_path):
     with pytest.raises(ProtganError, match="--jobs"):
         fanout.make_slots(None, "cpu", 0)
     data = make_dataset(tmp_path / "data", [(0,), (25,), (0,), (2,)], channels=("red", "green", "blue"))
-    jobs = fanout.plan_jobs(str(data), "0,25", tmp_path / "runs", ["--size", "32"])
+    base = {"data": str(data), "class_index": 0, "out": str(tmp_path / "runs"), "size": 32}
+    jobs = fanout.plan_jobs(base, "0,25", tmp_path / "runs", ["--log-interval", "5"])
     assert [(j.class_index, j.out.name) for j in jobs] == [(0, "class_0"), (25, "class_25")]
+    # each job is a serialised, checked config: the fan-out's options with its class and folder
+    assert [(j.config["class_index"], j.config["out"], j.config["size"], j.config["classes"]) for j in jobs] == [
+        (0, str(tmp_path / "runs" / "class_0"), 32, "0,25"), (25, str(tmp_path / "runs" / "class_25"), 32, "0,25")]
+    assert jobs[0].args == ["--log-interval", "5"]
+    with pytest.raises(ProtganError, match="--size 33"):
+        fanout.plan_jobs({**base, "size": 33}, "0", tmp_path / "runs")
     (tmp_path / "single").mkdir()
     (tmp_path / "single" / "config.json").write_text("{}")
     with pytest.raises(ProtganError, match="single-class run folder"):
-        fanout.plan_jobs(str(data), "0", tmp_path / "single", [])
+        fanout.plan_jobs(base, "0", tmp_path / "single")
 
 
 @pytest.mark.slow  # three `protgan train-gan` processes
@@ -389,7 +396,9 @@ def test_train_gan_fanout_cli(tmp_path, capsys):
     summary = json.loads((runs / "fanout.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["done", "done", "failed"]
     assert "fewer than one batch" in summary["results"][2]["error"]
-    assert "--steps" in summary["options"] and "--class" not in summary["options"]
+    assert summary["config"]["steps"] == 2 and summary["config"]["size"] == 32
+    job = json.loads((runs / "class_0" / "job.json").read_text())
+    assert job["class_index"] == 0 and job["out"] == str(runs / "class_0") and job["device"] == "cpu"
     assert not (runs / "config.json").exists() and set(find_runs(runs)) == {0, 25}
     assert (runs / "class_0" / "checkpoints" / "last.pt").exists() and (runs / "class_0" / "train.log").exists()
     code, out, err = run_cli(["train-gan", "--data", str(data), "--classes", "0,25,2", "--out", str(runs),

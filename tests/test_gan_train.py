@@ -231,13 +231,36 @@ def test_collapse_indicator_warns(data: Path, tmp_path: Path) -> None:
     assert len(warnings) == 1 and "mode collapse" in warnings[0]
     trainer.diversity()
     assert len(warnings) == 1  # warned when it fell, not on every log
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["collapse_armed"] in (True, False)
+    # The armed state survives a resume (else a resumed run would warn again, or never).
+    for armed in (True, False):
+        trainer._collapse_armed = armed
+        path = trainer.save(tmp_path / f"armed_{armed}.pt")
+        resumed = GanTrainer(_config(data, tmp_path / f"resumed_{armed}", steps=1))
+        resumed.load(path)
+        assert resumed._collapse_armed is armed
 
 
-def test_diffaug_training_runs(data: Path, tmp_path: Path) -> None:
-    result = GanTrainer(_config(data, tmp_path / "run", steps=2, diffaug=["color", "translation", "cutout"])).fit()
-    assert result.status == "done"
-    assert all(math.isfinite(float(r["loss_D"])) for r in _metrics(tmp_path / "run"))
+def _d_inputs(trainer: GanTrainer) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    trainer.D.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+def test_diffaug_reaches_the_discriminator(data: Path, tmp_path: Path) -> None:
+    """With cutout, every image D sees (real and fake) has a square of exact zeros; without it none has:
+    uint8 images in [-1, 1] never hit 0 exactly (k / 127.5 - 1 = 0 has no integer k), tanh outputs
+    practically never. So this fails if the policy were ignored."""
+    def zero_pixels_per_image(cfg_kw: dict) -> torch.Tensor:
+        trainer = GanTrainer(_config(data, tmp_path / f"run{len(cfg_kw)}", steps=2, **cfg_kw))
+        seen = _d_inputs(trainer)
+        assert trainer.fit().status == "done"
+        assert len(seen) >= 4  # D on real and on fake, for each of 2 steps
+        return torch.cat([(x == 0).all(dim=1).flatten(1).sum(dim=1) for x in seen])
+
+    with_cutout = zero_pixels_per_image({"diffaug": ["cutout"]})
+    assert (with_cutout >= 16).all()  # a 16 x 16 square at 32 px, at least a quarter left after clipping
+    assert (zero_pixels_per_image({}) == 0).all()
+    assert all(math.isfinite(float(r["loss_D"])) for r in _metrics(tmp_path / "run1"))
 
 
 def test_too_few_images_for_a_batch(data: Path, tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
 """Fine-tuned multilabel classifiers: backbones + the paper's heads, focal loss, schedules, classic and
-GAN augmentation, K-fold training, thresholds, metrics, reports and prediction."""
+GAN augmentation, K-fold training, thresholds, metrics, reports and prediction.
 
-from protgan.classify import embedding as _embedding  # noqa: F401,E402  (registers --features ckpt:PATH)
+Importing the package is light (protgan.classify.config needs no torch); `--features ckpt:PATH` is
+registered by importing protgan.classify.embedding, which the commands that take it do.
+"""

@@ -18,6 +18,7 @@ from typing import Iterable
 
 import torch
 
+from protgan.classify.schedules import LR_DECAY_K
 from protgan.core.errors import ProtganError
 
 OPTIMIZER_CHOICES = ("adam", "sgd")
@@ -39,7 +40,7 @@ class EpochSchedule:
     """One `step(val_loss)` per epoch; wraps torch's LambdaLR (exp, constant) or ReduceLROnPlateau."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, name: str, factor: float = 0.5, patience: int = 5,
-                 exp_k: float = 0.01) -> None:
+                 exp_k: float = LR_DECAY_K) -> None:
         if name not in LR_SCHEDULE_CHOICES:
             raise ProtganError(f"--lr-schedule {name!r}: expected one of {', '.join(LR_SCHEDULE_CHOICES)}")
         self.name = name

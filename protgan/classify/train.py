@@ -22,7 +22,7 @@ import math
 import os
 import random
 import signal
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,6 +32,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
+from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
 from protgan.core.runfolder import RunLock, check_same_options, claim_run_folder, read_saved_options
 from protgan.core.safeload import load_weights, plain, rng_state, set_rng_state
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, SeededSamples, parse_probabilities
@@ -39,11 +40,10 @@ from protgan.classify.balance import ResampledDataset, balance_indices, parse_ba
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
 from protgan.classify.mlcm import write_label_reports
 from protgan.classify.optim import LR_SCHEDULE_CHOICES, OPTIMIZER_CHOICES, EpochSchedule, make_optimizer
-from protgan.classify.losses import LOSS_CHOICES, check_focal_alpha, make_loss
+from protgan.classify.losses import LOSS_CHOICES, make_loss
 from protgan.classify.metrics import evaluate, macro_f1, micro_f1
 from protgan.classify.models import Classifier, create_model, get_spec
-from protgan.classify.models.paper_models import FROM_SCRATCH, SIZE_MULTIPLE, resolve_activation
-from protgan.classify.presets import PRESETS, get_preset
+from protgan.classify.models.paper_models import SIZE_MULTIPLE
 from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
 from protgan.classify.thresholds import apply_thresholds, tune_thresholds
 from protgan.data import (
@@ -51,97 +51,19 @@ from protgan.data import (
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.options import per_invocation
 from protgan.data.problems import require_readable
 from protgan.classify.report import collect_run
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
-SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-# filled from the preset (or the model's recipe) when not given
-RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
-                 "size", "channels", "augment", "balance", "select")
 # what classify writes in RUN: an input elsewhere inside RUN is not written over
 RUN_WRITES = ("config.json", "folds.csv", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json",
               "curves.png", "per_class.png") + tuple(f"fold_{k}" for k in range(100))
 # options that may change between the invocations of one run (e.g. one fold per GPU)
-_PER_INVOCATION = ("fold", "workers", "device", "amp", "sync_bn")
+_PER_INVOCATION = per_invocation(ClassifyConfig)  # fold, workers, device, amp, sync_bn, keep_checkpoints, ...
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class ClassifyConfig:
-    """Every option of `protgan classify`. None means "from the preset / the model's recipe"."""
-
-    data: str
-    out: str
-    model: str | None = None
-    preset: str = "none"
-    classes: str | None = None  # "top5" (default without preset), "all" or a list such as "0,25,Cytosol"
-    channels: str | None = None  # default: the preset's / recipe's (rgb for the paper's backbones)
-    size: int | None = None  # default: the preset's / recipe's (512 for the paper's backbones)
-    folds: int = 5
-    fold: int | None = None  # run only this fold (0-based)
-    epochs: int | None = None
-    batch_size: int | None = None
-    batch_schedule: str | None = None  # paper: x2 every 15 epochs up to x4; fixed
-    lr: float | None = None
-    augment: str | None = None  # default: the preset's / recipe's (classic for the paper's backbones)
-    aug_probs: str | None = None  # "hflip=0.5,invert=0"
-    synthetic: str | None = None
-    pretrained: bool = True
-    weights: str | None = None
-    loss: str | None = None
-    focal_alpha: float | None = None  # None: the paper's unweighted focal loss
-    focal_gamma: float = 2.0
-    head: str = "paper"
-    select: str | None = None  # which best checkpoint gives the reported metrics and thresholds (macro_f1;
-    # the liimatainen recipe: loss, the paper's criterion)
-    amp: bool | None = None  # None: on with CUDA
-    workers: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    # the related papers' recipes (protgan.classify.optim, protgan.classify.balance); None = preset's
-    optimizer: str | None = None  # adam, sgd
-    momentum: float | None = None
-    weight_decay: float | None = None
-    lr_schedule: str | None = None  # exp, plateau, constant
-    plateau_factor: float | None = None
-    plateau_patience: int | None = None
-    balance: str | None = None  # none, median, median:N (Al-joudi & Arif 2023, section 3.2)
-    activation: str | None = None  # gapnet-pl only: selu, prelu
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
-    lr_scaling: str = "none"  # torchrun/DDP: none (the recipe's lr), linear (x world size) or sqrt
-
-    def resolved(self) -> "ClassifyConfig":
-        """A copy with every None filled from the preset (or, without one, the model's recipe)."""
-        if self.preset != "none":
-            p = get_preset(self.preset)
-            model = self.model or p.model
-            defaults = dict(classes=p.classes, epochs=p.epochs, batch_size=p.batch_size,
-                            batch_schedule=p.batch_schedule, lr=p.lr, loss=p.loss,
-                            head=p.head if self.head == "paper" else self.head)
-            recipe = p
-        else:
-            if not self.model:
-                raise ProtganError("--model: required unless --preset paper28 or paper5 is given")
-            model = self.model
-            recipe = PRESETS[get_spec(model).recipe]
-            defaults = dict(classes="top5", epochs=recipe.epochs, batch_size=recipe.batch_size,
-                            batch_schedule="fixed", lr=recipe.lr, loss=recipe.loss, head=self.head)
-        model = resolve_activation(model, self.activation)
-        defaults.update({k: getattr(recipe, k) for k in RECIPE_FIELDS})
-        out = replace(self, model=get_spec(model).name)
-        if get_spec(model).pretrained_source == FROM_SCRATCH:
-            out.pretrained = False  # these papers' networks have no pretrained weights
-        for k, v in defaults.items():
-            if k == "head" or getattr(out, k) is None:
-                setattr(out, k, v)
-        out.focal_alpha = check_focal_alpha(out.focal_alpha)
-        if out.model == "fcn13" and "classic" in out.augment and "invert" not in (out.aug_probs or ""):
-            # the FCN's targets are thresholded protein intensities: an inverted image has no targets
-            out.aug_probs = ",".join(filter(None, [out.aug_probs, "invert=0"]))
-        return out
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`)."""
+"""Command-line entry point: `protgan COMMAND ...` (also `python -m protgan`).
+
+Start-up stays instant: the command modules import only typer, rich and the torch-free config modules
+(whose fields generate the options); the engines (torch, timm, OpenCV) are imported inside each
+command's body, once the options have been parsed and checked.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     except ProtganError as e:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except ABORTS:
         err_console.print("interrupted", highlight=False)

@@ -1,18 +1,15 @@
-"""`protgan enhance DATA --out DIR`: HE / AHE / CLAHE scored by MSE / PSNR / SSIM; writes the enhanced dataset."""
+"""`protgan enhance DATA --out DIR`: HE / AHE / CLAHE scored by MSE / PSNR / SSIM; writes the enhanced dataset.
+Its options are EnhanceConfig's fields (protgan.enhance.config)."""
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
-import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from protgan.cli.app import app, console
-from protgan.enhance import EnhanceConfig, run_enhance
-from protgan.enhance.report import CRITERIA
+from protgan.cli.options import Opts, with_config
+from protgan.core.progress import LogOptions, Reporter
+from protgan.enhance.config import EnhanceConfig
 
 
 def _pm(mean: float | None, std: float | None, digits: int) -> str:
@@ -22,36 +19,17 @@ def _pm(mean: float | None, std: float | None, digits: int) -> str:
 
 
 @app.command("enhance")
-def enhance(
-    data: Path = typer.Argument(..., help="Dataset in the HPA layout (train.csv + train/{Id}_{channel}.png), or a plain folder of images (scored file by file)."),
-    out: Path = typer.Option(..., "--out", help="Output folder (never inside DATA): enhanced dataset, scores.csv, summary.csv, comparison.png, config.json. Rerun with the same options to resume."),
-    methods: str = typer.Option("he,ahe,clahe", "--methods", help="Comma list of methods to score: he (global), ahe (adaptive, no limit), clahe (contrast limited)."),
-    channels: str = typer.Option("rgby", "--channels", help="Channels to enhance: green, rgb, rgby or a comma list; other channels are copied unchanged."),
-    clip_limit: float = typer.Option(2.0, "--clip-limit", help="CLAHE clip limit, in OpenCV's unit: a multiple of the mean bin height of a tile's histogram (> 0)."),
-    tile_grid: int = typer.Option(8, "--tile-grid", help="AHE/CLAHE tiles per side (8: 64x64-pixel tiles on a 512x512 image)."),
-    apply: str = typer.Option("clahe", "--apply", help="Method written to the enhanced dataset: clahe (the paper's choice, default), best (by --select-by), he, ahe, or none (scores only)."),
-    select_by: str = typer.Option("ssim", "--select-by", help="What --apply best maximises: ssim, psnr, mse (vs the original: the least-changed image wins) or contrast, entropy (no reference)."),
-    sample: int = typer.Option(0, "--sample", help="Score only this many images (seeded choice; 0 = all); the chosen method is still applied to all."),
-    workers: int = typer.Option(0, "--workers", help="Worker processes (0 = one per CPU core)."),
-    compare: int = typer.Option(3, "--compare", help="Images shown in comparison.png (0: no figure)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the --sample choice."),
-) -> None:
+@with_config(EnhanceConfig, LogOptions)
+def enhance(*, opts: Opts) -> None:
     """Score HE, AHE and CLAHE per image and channel (MSE, PSNR, SSIM against the original; RMS contrast
     and entropy), print the paper-style table, and write the enhanced dataset with the chosen method."""
-    config = EnhanceConfig(data=str(data), out=str(out), methods=methods, channels=channels, clip_limit=clip_limit,
-                           tile_grid=tile_grid, apply=apply.lower(), select_by=select_by.lower(), sample=sample,
-                           workers=workers, seed=seed, comparison=compare)
-    columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+    from protgan.enhance.pipeline import run_enhance
+    from protgan.enhance.report import CRITERIA
 
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        result = run_enhance(config, progress=progress)
+    config = opts.build(EnhanceConfig)
+    config.validate()
+    with Reporter("enhance", console, opts.build(LogOptions), unit="img", transient=False) as progress:
+        result = run_enhance(config, progress=progress.update)
 
     table = Table(title=f"Contrast enhancement vs original ({result.scored} images; mean ± std)")
     for col, just in (("method", "left"), ("channel", "left"), ("n", "right"), ("MSE", "right"), ("PSNR (dB)", "right"),

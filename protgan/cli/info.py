@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from protgan.cli.app import app, console
-from protgan.data import CLASS_NAMES, open_dataset, parse_channels, resolve_subset
-from protgan.data.problems import find_problems
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -24,6 +22,11 @@ def info(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any problem is found."),
 ) -> None:
     """Counts, per-class table with names, label cardinality, and problems found (listed, not fatal)."""
+    from protgan.data.channels import parse_channels
+    from protgan.data.classes import CLASS_NAMES, resolve_subset
+    from protgan.data.dataset import open_dataset
+    from protgan.data.problems import find_problems
+
     ds = open_dataset(data)
     chans = parse_channels(channels)
     subset = resolve_subset(classes, ds.targets)

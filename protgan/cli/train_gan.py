@@ -1,105 +1,82 @@
-"""`protgan train-gan --data DATA --class N --out RUN`: one class's DCGAN, the paper's recipe, resumable."""
+"""`protgan train-gan --data DATA --class N --out RUN`: one class's DCGAN, the paper's recipe, resumable.
+Its options are TrainGanConfig's fields (protgan.gan.config); --class, --gpus and --jobs are its own."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from protgan.core import distributed
 from protgan.cli.app import app, console, err_console
-from protgan.data import resolve_class
+from protgan.cli.options import Opts, field_help, with_config
 from protgan.core.errors import ProtganError
-from protgan.gan.train import TrainGanConfig, GanTrainer
+from protgan.core.progress import LogOptions, Reporter, is_rank0
+from protgan.gan.config import TrainGanConfig
 
 
 @app.command("train-gan")
+@with_config((TrainGanConfig, {"exclude": ["class_index"], "optional": ["classes"]}), LogOptions)
 def train_gan(
-    ctx: typer.Context,
-    data: Path = typer.Option(..., "--data", help="Dataset folder in the HPA layout (a packed cache in DATA/cache is used when present)."),
-    class_: Optional[str] = typer.Option(None, "--class", help="The class to learn: index 0..27 or name (e.g. 0 or Nucleoplasm). Without it, --classes LIST trains one GAN per class (fan-out)."),
-    out: Path = typer.Option(..., "--out", help="Run folder: config.json, checkpoints/, samples/, metrics.csv, losses.png."),
-    size: int = typer.Option(512, "--size", help="Image side: a power of two 32..512 (paper: 512; log2(size/8) up/down layers)."),
-    channels: str = typer.Option("rgb", "--channels", help="green, rgb (the paper's) or rgby."),
-    select: str = typer.Option("only", "--select", help="only: images whose only label within --classes is the class (synthetic labels stay true); any: every image that has it."),
-    classes: Optional[str] = typer.Option(None, "--classes", help="Class subset that --select only is judged within: all (default), top5 or a comma list. Without --class: train one GAN per class of it, into OUT/class_N (fan-out: --gpus, --jobs)."),
-    steps: int = typer.Option(20000, "--steps", help="Training steps (one D and one G update each)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per minibatch (real and fake minibatches are separate)."),
-    lr_g: float = typer.Option(2e-4, "--lr-g", help="Adam learning rate of G (betas 0.5, 0.999)."),
-    lr_d: float = typer.Option(0.01, "--lr-d", help="SGD learning rate of D (momentum 0.9)."),
-    g_width: int = typer.Option(1024, "--g-width", help="G channels at its 8x8 grid, halving per layer (paper: 1024; smaller for quick CPU runs)."),
-    d_width: int = typer.Option(1024, "--d-width", help="D channels at its last 8x8 conv, halving towards the input (1024 mirrors G)."),
-    g_upsample: str = typer.Option("transposed", "--g-upsample", help="G's upsampling: transposed (the paper's 3x3 stride-2 transposed convs) or resize (nearest 2x + 3x3 conv: no checkerboard artifacts)."),
-    ckpt_every: int = typer.Option(1000, "--ckpt-every", help="Steps between checkpoints (also written at the end and on Ctrl-C); 0: only then."),
-    sample_every: int = typer.Option(500, "--sample-every", help="Steps between fixed-noise sample grids (samples/step_XXXXXX.png); 0: only at the end."),
-    log_every: int = typer.Option(50, "--log-every", help="Steps between metrics rows (the only host-device sync)."),
-    ema_decay: float = typer.Option(0.999, "--ema-decay", help="Decay of the EMA generator used for samples (0: a copy of G)."),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile G and D (slow start, faster steps on GPU)."),
-    diffaug: str = typer.Option("", "--diffaug", help="DiffAugment policies for small classes, e.g. color,translation,cutout (default off)."),
-    resume: str = typer.Option("auto", "--resume", help="auto: continue OUT/checkpoints/last.pt when present; never: start over."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the init, the noise and the data order."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Loader worker processes (default: a background thread for cached data, else one per core)."),
-    eval_every: int = typer.Option(0, "--eval-every", help="Steps between KID/FID of EMA samples vs the class's real images (metrics.csv, losses.png); its KID keeps checkpoints/best.pt. 0: off."),
-    eval_images: int = typer.Option(256, "--eval-images", help="Generated images per --eval-every evaluation (real: up to 2000 of the class)."),
-    eval_features: str = typer.Option("efficientnet_lite0", "--eval-features", help="Feature space of --eval-every: efficientnet_lite0 (offline ImageNet weights), inception or ckpt:PATH."),
-    sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun (DDP): batch-norm statistics over the global batch (all processes), as one process with world x --batch-size would compute them."),
-    lr_scaling: str = typer.Option("none", "--lr-scaling", help="Under torchrun: none (keep --lr-g/--lr-d, the default), linear (x world size) or sqrt (x sqrt(world size)); --batch-size is per process."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the classes over, one job per GPU at a time, e.g. 0,1,2,3 (default with CUDA: all visible)."),
-    jobs: int = typer.Option(1, "--jobs", help="Fan-out on the CPU: classes trained at a time (the cores are split between them)."),
+    class_: Optional[str] = typer.Option(None, "--class", help=field_help(TrainGanConfig, "class_index")),
+    gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the "
+                                       "classes over, one job per GPU at a time, e.g. 0,1,2,3 (default with CUDA: all "
+                                       "visible)."),
+    jobs: int = typer.Option(1, "--jobs", help="Fan-out on the CPU: classes trained at a time (the cores are split "
+                                               "between them)."),
+    job: Optional[Path] = typer.Option(None, "--job", hidden=True, help="Internal (fan-out): every training option "
+                                       "from this JSON file."),
+    *, opts: Opts,
 ) -> None:
     """Train one class's DCGAN (Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3 stride-2 transposed
     convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD for D, 5% label
     flips, label smoothing. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
+    log_opts = opts.build(LogOptions)
+    if job is not None:  # a fan-out job: the parent serialised the whole config
+        cfg = TrainGanConfig.from_dict(json.loads(job.read_text()))
+        _train_one(cfg, log_opts)
+        return
     if class_ is None:
-        if classes is None:
+        if opts["classes"] is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
-        _fan_out(ctx, data, classes, out, device, gpus, jobs)
+        _fan_out(opts, gpus, jobs, log_opts)
         return
     if gpus is not None:
         raise ProtganError("--gpus: only for a fan-out (--classes without --class); one class uses --device cuda:N")
-    classes = classes or "all"
-    main = distributed.is_main()  # torchrun: rank 0 prints and shows the progress bar
-    cfg = TrainGanConfig(
-        data=str(data), class_index=resolve_class(class_), out=str(out), size=size,
-        channels=channels.split(",") if "," in channels else channels,  # type: ignore[arg-type]
-        select=select, classes=classes, steps=steps, batch_size=batch_size, lr_g=lr_g, lr_d=lr_d,
-        g_width=g_width, d_width=d_width, g_upsample=g_upsample,
-        ckpt_every=ckpt_every, sample_every=sample_every, log_every=log_every, ema_decay=ema_decay, amp=amp,
-        compile=compile_, diffaug=diffaug,  # type: ignore[arg-type]
-        resume=resume, seed=seed, device=device, workers=workers, eval_every=eval_every,
-        sync_bn=sync_bn, lr_scaling=lr_scaling,
-    )
-    warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
-    progress = Progress(TextColumn("[bold]train-gan"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=console, transient=False,
-                        disable=not main)
-    task = progress.add_task("train", total=steps, losses="")
+    _train_one(opts.build(TrainGanConfig, class_index=class_, classes=opts["classes"] or "all"), log_opts)
 
-    def on_log(row: dict[str, float]) -> None:
-        progress.update(task, losses=(f"D {row['loss_D']:.3f}  G {row['loss_G']:.3f}  D(x) {row['D_x']:.2f}  "
-                                      f"D(G(z)) {row['D_G_z']:.2f}  div {row['diversity']:.2f}  {row['img_per_s']:.0f} img/s"))
 
+def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
+    cfg.validate()  # option errors before the engine (and torch) is imported
+    from protgan.classify import embedding as _embedding  # noqa: F401  (registers --eval-features ckpt:PATH)
+    from protgan.core import distributed
     from protgan.evaluation.fid import TrainingEval
+    from protgan.gan.train import GanTrainer
 
-    eval_fn = TrainingEval(eval_features, n_fake=eval_images, seed=seed) if eval_every else None
-    trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log, on_step=lambda s: progress.update(task, completed=s), warn=warn)
-    if main:
-        console.print(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
-                      f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
-                      + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""),
-                      highlight=False, soft_wrap=True)
+    main = distributed.is_main()  # torchrun: rank 0 prints and reports progress
+    warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
+    eval_fn = TrainingEval(cfg.eval_features, n_fake=cfg.eval_images, seed=cfg.seed) if cfg.eval_every else None
+    with Reporter("train-gan", console, log_opts, unit="step", transient=False, enabled=main) as progress:
+        def on_log(row: dict[str, float]) -> None:
+            figures = {"D": row["loss_D"], "G": row["loss_G"], "D(x)": row["D_x"], "D(G(z))": row["D_G_z"],
+                       "div": row["diversity"], "img/s": round(row["img_per_s"])}
+            figures.update({k.upper(): row[k] for k in ("kid", "fid") if k in row})
+            progress.figures(**figures)
+
+        trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log,
+                             on_step=lambda s: progress.update("train", s, cfg.steps), warn=warn)
+        progress.log(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
+                     f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
+                     + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""))
         if distributed.active():
-            console.print(f"torchrun: {distributed.world_size()} processes x --batch-size {cfg.batch_size} = global batch "
-                          f"{distributed.world_size() * cfg.batch_size}, lr x {trainer.lr_factor:g} (--lr-scaling {cfg.lr_scaling})"
-                          f"{', sync batch norm' if cfg.sync_bn else ''}", highlight=False, soft_wrap=True)
-    with progress:
+            progress.log(f"torchrun: {distributed.world_size()} processes x --batch-size {cfg.batch_size} = global "
+                         f"batch {distributed.world_size() * cfg.batch_size}, lr x {trainer.lr_factor:g} "
+                         f"(--lr-scaling {cfg.lr_scaling}){', sync batch norm' if cfg.sync_bn else ''}")
         result = trainer.fit()
     if not main:
         return
+    out = Path(cfg.out)
     if result.status == "already-done":
         console.print(f"{out}: already trained to step {result.step} (raise --steps to continue)", highlight=False, soft_wrap=True)
     elif result.status == "interrupted":
@@ -111,18 +88,21 @@ def train_gan(
                       highlight=False, soft_wrap=True)
 
 
-def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: str, gpus: Optional[str], jobs: int) -> None:
-    """`--classes LIST` without `--class`: one `train-gan --class N --out OUT/class_N` process per class."""
+def _fan_out(opts: Opts, gpus: Optional[str], jobs: int, log_opts: LogOptions) -> None:
+    """`--classes LIST` without `--class`: one `train-gan` process per class, into OUT/class_N, each given
+    its serialised config (protgan.gan.fanout)."""
     from rich.table import Table
 
-    from protgan.gan.fanout import pass_through_options, plan_jobs, make_slots, run_fanout, write_summary
+    from protgan.core import distributed
+    from protgan.gan.fanout import make_slots, plan_jobs, run_fanout, write_summary
 
     if distributed.launched_world_size() > 1:
         raise ProtganError("--classes without --class under torchrun: a fan-out runs its own processes "
                            "(run it without torchrun, with --gpus)")
-    slots = make_slots(gpus, device, jobs)
-    options = pass_through_options(ctx)
-    plan = plan_jobs(str(data), classes, out, options)
+    base = {k: v for k, v in opts.items() if k in TrainGanConfig.__dataclass_fields__}
+    out, classes = Path(base["out"]), base["classes"]
+    slots = make_slots(gpus, base["device"], jobs)
+    plan = plan_jobs(base, classes, out, ["--log-format", "plain", "--log-interval", str(log_opts.log_interval)])
     console.print(f"fan-out: {len(plan)} classes ({', '.join(str(j.class_index) for j in plan)}) on "
                   f"{', '.join(s.label for s in slots)}; logs in {out}/class_N/train.log", highlight=False, soft_wrap=True)
 
@@ -132,7 +112,7 @@ def _fan_out(ctx: typer.Context, data: Path, classes: str, out: Path, device: st
 
     results = run_fanout(plan, slots, on_event)
     interrupted = any(r.status in ("interrupted", "not started") for r in results)
-    path = write_summary(out, classes, slots, options, results, interrupted)
+    path = write_summary(out, classes, slots, base, results, interrupted)
     table = Table(title=f"train-gan fan-out: {out}")
     for col in ("class", "name", "device", "status", "step", "minutes", "log / error"):
         table.add_column(col, justify="right" if col in ("class", "step", "minutes") else "left")

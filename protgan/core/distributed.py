@@ -259,10 +259,6 @@ def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool = False) ->
     return FreezableDDP(model, device_ids=ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """Every batch-norm layer of `model` (in place) computes its statistics over all ranks."""
     if device.type == "cuda":

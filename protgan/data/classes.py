@@ -69,27 +69,35 @@ def resolve_class(spec: str | int) -> int:
 
 def top_k_classes(targets: Iterable[Sequence[int]], k: int = 5) -> list[int]:
     """The k most frequent classes of a label table, most frequent first (ties by lower index)."""
-    counts = Counter(c for t in targets for c in t)
-    return [c for c, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    return resolve_subset(f"top{k}", targets)
 
 
-def resolve_subset(spec: str | Sequence[int | str], targets: Iterable[Sequence[int]] | None = None) -> list[int]:
-    """Class indices for `all`, `topK` (computed from `targets`) or a comma list of indices/names.
+def resolve_subset(spec: str | Sequence[int | str], targets: Iterable[Sequence[int]] | None = None, *,
+                   universe: Sequence[int] | None = None, counts: Sequence[int] | None = None,
+                   outside: str = "is not available here") -> list[int]:
+    """THE class-subset parser of every command: `all`, `topK` or a comma list of indices/names.
 
-    The order is kept as given (top-K: by frequency), duplicates removed.
+    `topK` ranks by frequency in the label table `targets` (or per-class `counts`), ties by lower index.
+    `universe`: the classes that may be chosen (default all 28; `all` returns it in its order); a listed
+    class outside it is one error line saying it `outside`. The order is kept as given, duplicates removed.
     """
+    pool = list(range(NUM_CLASSES)) if universe is None else list(universe)
     if isinstance(spec, str):
         text = spec.strip()
         low = text.lower()
         if low == "all":
-            return list(range(NUM_CLASSES))
+            return pool
         if low.startswith("top") and low[3:].isdigit():
-            if targets is None:
-                raise ProtganError(f"class subset {spec!r} needs a label table to count")
             k = int(low[3:])
-            if not 1 <= k <= NUM_CLASSES:
-                raise ProtganError(f"class subset {spec!r}: K must be 1..{NUM_CLASSES}")
-            return top_k_classes(targets, k)
+            if not 1 <= k <= len(pool):
+                raise ProtganError(f"class subset {spec!r}: K must be 1..{len(pool)}")
+            if counts is None:
+                if targets is None:
+                    raise ProtganError(f"class subset {spec!r} needs a label table to count")
+                tally = Counter(c for t in targets for c in t)
+                counts = [tally.get(c, 0) for c in range(NUM_CLASSES)]
+            ranked = sorted((c for c in pool if counts[c] > 0 or universe is not None), key=lambda c: (-counts[c], c))
+            return ranked[:k]
         items: Sequence[int | str] = [p for p in text.split(",") if p.strip()]
         if not items:
             raise ProtganError("empty class list")
@@ -98,6 +106,9 @@ def resolve_subset(spec: str | Sequence[int | str], targets: Iterable[Sequence[i
     out: list[int] = []
     for item in items:
         idx = resolve_class(item)
+        if idx not in pool:
+            raise ProtganError(f"class {idx} ({CLASS_NAMES[idx]}) {outside}; choose from "
+                               + ", ".join(str(c) for c in sorted(pool)))
         if idx not in out:
             out.append(idx)
     return out

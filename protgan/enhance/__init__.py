@@ -2,16 +2,16 @@
 contrast, entropy) that compare them; `run_enhance` writes an enhanced dataset.
 
 `protgan.enhance.metrics` is the project's one implementation of MSE, PSNR and SSIM: other stages
-import it from here.
+import it from here. The names are loaded on first use (protgan.core.lazy): the config needs no OpenCV.
 """
 
-from protgan.enhance.methods import METHODS, ahe, clahe, equalize_lut, get_method, he, parse_methods
-from protgan.enhance.metrics import SSIMScorer, data_range_of, entropy, mse, psnr, rms_contrast, ssim, ssim_many
-from protgan.enhance.pipeline import APPLY_CHOICES, EnhanceConfig, EnhanceResult, run_enhance, score_image
-from protgan.enhance.report import CRITERIA, select_best, summarize
+from protgan.core.lazy import exports_of, lazy_exports
 
-__all__ = [
-    "APPLY_CHOICES", "CRITERIA", "EnhanceConfig", "EnhanceResult", "METHODS", "SSIMScorer", "ahe", "clahe",
-    "data_range_of", "entropy", "equalize_lut", "get_method", "he", "mse", "parse_methods", "psnr",
-    "rms_contrast", "run_enhance", "score_image", "select_best", "ssim", "ssim_many", "summarize",
-]
+_EXPORTS = exports_of({
+    "protgan.enhance.methods": "METHODS ahe clahe equalize_lut get_method he parse_methods",
+    "protgan.enhance.metrics": "SSIMScorer data_range_of entropy mse psnr rms_contrast ssim ssim_many",
+    "protgan.enhance.pipeline": "APPLY_CHOICES EnhanceConfig EnhanceResult run_enhance score_image",
+    "protgan.enhance.report": "CRITERIA select_best summarize",
+})
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

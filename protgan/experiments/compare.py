@@ -39,24 +39,24 @@ import numpy as np
 from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.core.errors import ProtganError
 from protgan.core.runfolder import check_same_options, claim_run_folder, read_saved_options
+from protgan.core.tables import write_csv
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
+from protgan.core.options import per_invocation
+from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
 from protgan.data import FOLDS_FILE, load_or_make_folds, open_dataset, resolve_subset
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
 
-ARMS = ("classic", "gan")
-ALL_ARMS = ("none", "classic", "gan", "classic+gan")
 # (arm, baseline): the differences reported; the first is the paper's claim
 # gan - none: the GAN images alone, without the classic transforms the paper's gan arm also lacks
 CONTRASTS = (("gan", "classic"), ("classic+gan", "classic"), ("gan", "none"), ("classic", "none"))
 # the paper's table columns: (metric key in result.json, label)
 TABLE_METRICS = (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1"), ("label_accuracy", "Accuracy"))
-THRESHOLD_CHOICES = ("tuned", "0.5")
 CELLS_DIR = "cells"
 # options that may differ between the invocations of one comparison (machines, subsets)
-_PER_INVOCATION = ("fold", "cells", "collect", "workers", "device")
+_PER_INVOCATION = per_invocation(CompareConfig)  # fold, cells, workers, device, keep_checkpoints
 # what compare writes in OUT: an input elsewhere inside OUT is not written over
 COMPARE_WRITES = ("cells", "synthetic", "config.json", "comparison.md", "comparison.csv", "comparison.png", "folds.csv")
 # The paper's Tables 2 (classic) and 3 (GAN): test-fold means, for reference beside ours.
@@ -69,62 +69,6 @@ PAPER_TEST = {
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class CompareConfig:
-    """Every option of `protgan compare` (saved as DIR/config.json)."""
-
-    data: str
-    out: str
-    models: str = "vgg16"  # comma list of registered models
-    classes: str = "top5"
-    synthetic: str | None = None  # a synthetic dataset (protgan synth output)
-    gan_runs: str | None = None  # or train-gan runs: synth is run into DIR/synthetic
-    per_class: int = 1000  # with gan_runs: synthetic images per class (the paper's 1000)
-    folds: int = 5
-    size: int | None = None  # None: the model's recipe (512 for the paper's backbones)
-    epochs: int | None = None  # None: the model's recipe (50 for vgg16)
-    seeds: str = "0"  # comma list: every arm is trained with each seed on each fold
-    all_arms: bool = False  # also `none` and `classic+gan`
-    channels: str | None = None
-    batch_size: int | None = None
-    pretrained: bool = True
-    thresholds: str = "tuned"  # which evaluation the tables use: per-class tuned thresholds or 0.5
-    confidence: float = 0.95
-    seed: int = 0  # noise seed of the synthetic images made from gan_runs
-    fold: int | None = None  # run only this fold
-    cells: list[str] = field(default_factory=list)  # run only these MODEL:ARM:FOLD:SEED cells
-    workers: int | None = None
-    device: str = "auto"
-
-    def arms(self) -> tuple[str, ...]:
-        return ALL_ARMS if self.all_arms else ARMS
-
-    def model_list(self) -> list[str]:
-
-        names = [m.strip() for m in self.models.split(",") if m.strip()]
-        if not names:
-            raise ProtganError("--models: empty list (e.g. --models vgg16,resnet50)")
-        out: list[str] = []
-        for m in names:
-            name = get_spec(m).name
-            if name not in out:
-                out.append(name)
-        return out
-
-    def seed_list(self) -> list[int]:
-        try:
-            seeds = [int(s) for s in self.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise ProtganError(f"--seeds {self.seeds!r}: expected a comma list of integers, e.g. 0,1,2") from None
-        if not seeds:
-            raise ProtganError("--seeds: empty list")
-        if len(set(seeds)) != len(seeds):
-            raise ProtganError(f"--seeds {self.seeds!r}: a seed is listed twice")
-        if any(s < 0 for s in seeds):
-            raise ProtganError(f"--seeds {self.seeds!r}: seeds must be >= 0")
-        return seeds
 
 
 @dataclass(frozen=True, order=True)
@@ -521,7 +465,6 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     models, seeds = cfg.model_list(), cfg.seed_list()
     n_cells = cfg.folds * len(seeds)
     pct = int(round(cfg.confidence * 100))
-    syn = result.table[0]
     lines = [
         "# protgan compare: classic vs GAN augmentation (the paper's Tables 2 and 3)",
         "",
@@ -580,15 +523,6 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     return "\n".join(lines)
 
 
-def _csv(rows: list[dict], columns: Sequence[str]) -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.6g}"
-        return "" if v is None else str(v)
-
-    return "\n".join([",".join(columns)] + [",".join(fmt(r.get(c)) for c in columns) for r in rows]) + "\n"
-
-
 def _write_outputs(result: CompareResult, cfg: CompareConfig) -> None:
     out = result.out
     metrics = _metric_keys()
@@ -599,9 +533,9 @@ def _write_outputs(result: CompareResult, cfg: CompareConfig) -> None:
     diff_cols = ["model", "arm", "baseline", "metric", "n", "mean_b", "mean_a", "mean_diff", "std_diff", "ci_low",
                  "ci_high", "t", "p_t", "p_wilcoxon", "ci_low_corrected", "ci_high_corrected", "p_corrected",
                  "test_train_ratio", "confidence"]
-    write_text(out / "cells.csv", _csv(result.cells, cell_cols))
-    write_text(out / "comparison.csv", _csv(result.table, table_cols))
-    write_text(out / "differences.csv", _csv(result.differences, diff_cols))
+    write_csv(out / "cells.csv", result.cells, cell_cols)
+    write_csv(out / "comparison.csv", result.table, table_cols)
+    write_csv(out / "differences.csv", result.differences, diff_cols)
     write_text(out / "comparison.md", comparison_markdown(result, cfg))
     plot_comparison(result, cfg, out / "comparison.png")
     result.files = {k: str(out / f) for k, f in (("markdown", "comparison.md"), ("csv", "comparison.csv"),

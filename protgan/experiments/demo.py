@@ -37,6 +37,7 @@ from protgan.enhance import EnhanceConfig, run_enhance
 from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
 from protgan.experiments.report import write_report
+from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
@@ -98,20 +99,6 @@ PLANS: dict[str, DemoPlan] = {
                      gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
                      epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16),
 }
-
-
-@dataclass
-class DemoConfig:
-    """Options of `protgan demo` (saved in DIR/demo.json)."""
-
-    out: str = "demo-run"
-    plan: str = "default"  # default, quick or tiny
-    seed: int = 0
-    device: str = "auto"
-    jobs: int = 0  # processes for the GAN classes and the classification cells (0: one per core)
-
-    def resolved_jobs(self) -> int:
-        return self.jobs or os.cpu_count() or 1
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """`protgan train-gan --classes top5 --gpus 0,1,2,3 --out RUNS`: one GAN per class, trained concurrently.
 
-The paper trains one DCGAN per class in isolation, so the classes are independent jobs. Each job is an
-ordinary, resumable `protgan train-gan --class N --out RUNS/class_N` process: with CUDA_VISIBLE_DEVICES
+The paper trains one DCGAN per class in isolation, so the classes are independent jobs. Each job is a
+serialised TrainGanConfig (a dict: the fan-out's options with the class and RUNS/class_N filled in),
+written to RUNS/class_N/job.json when it starts and run by an ordinary, resumable
+`protgan train-gan --job RUNS/class_N/job.json` process: with CUDA_VISIBLE_DEVICES
 set to one GPU of --gpus (at most one job per GPU at a time), or on the CPU (--jobs at a time, the
 cores split between them). Its output goes to RUNS/class_N/train.log; a summary table and
 RUNS/fanout.json tell how each ended. Running the same command again resumes every unfinished class
@@ -31,11 +33,11 @@ from typing import Any, Callable, Sequence
 from protgan.core.atomic import write_json
 from protgan.data import class_name, open_dataset, resolve_subset
 from protgan.core.errors import ProtganError
+from protgan.gan.config import TrainGanConfig
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
-# Options of train-gan that the fan-out sets per job itself (never passed through).
-OWN_OPTIONS = ("class_", "out", "device", "gpus", "jobs")
+JOB_FILE = "job.json"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ class Job:
     class_index: int
     name: str
     out: Path
-    args: list[str]  # train-gan options other than --class, --out and --device
+    config: dict[str, Any]  # the class's TrainGanConfig as a dict (its device is set by the slot)
+    args: list[str] = field(default_factory=list)  # train-gan options that are not config fields (logging)
 
 
 @dataclass
@@ -104,33 +107,22 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
     return [Slot(f"cpu {k}" if jobs > 1 else "cpu", "cpu", dict(cpu_env)) for k in range(jobs)]
 
 
-def pass_through_options(ctx: Any, skip: Sequence[str] = OWN_OPTIONS) -> list[str]:
-    """The command line of the current click command again (every option with its value), except `skip`."""
-    args: list[str] = []
-    for param in ctx.command.params:
-        # duck-typed: typer ships its own copy of click, whose classes are not click's
-        if getattr(param, "param_type_name", "") != "option" or param.name in skip:
-            continue
-        value = ctx.params.get(param.name)
-        if param.is_flag:
-            if value:
-                args.append(param.opts[0])
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-        elif value is not None:
-            args += [param.opts[0], str(value)]
-    return args
-
-
-def plan_jobs(data: str, classes: str, out: str | os.PathLike, args: Sequence[str]) -> list[Job]:
-    """One job per class of the subset `classes` of DATA, into OUT/class_N."""
-    ds = open_dataset(data)
+def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args: Sequence[str] = ()) -> list[Job]:
+    """One job per class of the subset `classes` of config["data"], into OUT/class_N: `config` (a
+    TrainGanConfig's fields) with class_index, out and classes filled in."""
+    ds = open_dataset(config["data"])
     subset = resolve_subset(classes, ds.targets)
     root = Path(out)
     if (root / "config.json").is_file():
         raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
                            f"(its classes go to {root}/class_N)")
-    return [Job(c, class_name(c), root / f"class_{c}", list(args)) for c in subset]
+    jobs = []
+    for c in subset:
+        job_out = root / f"class_{c}"
+        cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes})
+        cfg.validate()  # option errors here, once, not in every job's log
+        jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args)))
+    return jobs
 
 
 def _last_step(run: Path) -> int | None:
@@ -157,9 +149,15 @@ class _Running:
         self.t0 = time.perf_counter()
 
 
+def write_job_file(job: Job, slot: Slot) -> Path:
+    """RUNS/class_N/job.json: the config this job trains with, on this slot's device."""
+    path = job.out / JOB_FILE
+    write_json(path, {**job.config, "device": slot.device})
+    return path
+
+
 def job_command(job: Job, slot: Slot) -> list[str]:
-    return [sys.executable, "-m", "protgan", "train-gan", "--class", str(job.class_index), "--out", str(job.out),
-            "--device", slot.device, *job.args]
+    return [sys.executable, "-m", "protgan", "train-gan", "--job", str(job.out / JOB_FILE), *job.args]
 
 
 def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[str, Job, Slot | None], None] | None = None,
@@ -197,6 +195,7 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
             while pending and free and not stopping:
                 job, slot = pending.pop(0), free.pop(0)
                 job.out.mkdir(parents=True, exist_ok=True)
+                write_job_file(job, slot)
                 log_file = (job.out / LOG_FILE).open("a")
                 log_file.write(f"$ {' '.join(job_command(job, slot))}  # {slot.label}\n")
                 log_file.flush()
@@ -243,15 +242,15 @@ class FanoutSummary:
     out: str
     classes: str
     slots: list[str]
-    options: list[str]
+    config: dict[str, Any]  # the options every class trains with (class_index and out set per class)
     results: list[dict] = field(default_factory=list)
     interrupted: bool = False
 
 
-def write_summary(out: str | os.PathLike, classes: str, slots: Sequence[Slot], options: Sequence[str],
+def write_summary(out: str | os.PathLike, classes: str, slots: Sequence[Slot], config: dict[str, Any],
                   results: Sequence[JobResult], interrupted: bool) -> Path:
     path = Path(out) / FANOUT_FILE
-    summary = FanoutSummary(str(out), classes, [s.label for s in slots], list(options),
+    summary = FanoutSummary(str(out), classes, [s.label for s in slots], dict(config),
                             [asdict(r) for r in results], interrupted)
     write_json(path, asdict(summary))
     return path

@@ -44,6 +44,7 @@ from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
 )
+from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
     best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
     read_run_config,
@@ -52,26 +53,7 @@ from protgan.gan.checkpoint import (
 MANIFEST = "manifest.json"
 PROGRESS_FILE = ".synth-progress.json"
 TOOL = "protgan synth"
-CHECKPOINT_CHOICES = ("last", "best")
-
-
-@dataclass
-class SynthConfig:
-    runs: str
-    out: str
-    per_class: int = 1000  # the paper's 1000 synthetic images per class
-    classes: str | None = None  # None: every class with a run
-    seed: int = 0
-    batch: int = 64
-    truncation: float = 0.0  # 0 = off
-    use_ema: bool = True
-    checkpoint: str = "last"
-    skip_missing: bool = False
-    filter_by: str | None = None  # None, "disc" or "ckpt:PATH"
-    keep: float = 0.8
-    amp: bool = False
-    writers: int = 4  # PNG-encoding threads (OpenCV releases the GIL)
-    device: str = "auto"
+CHECKPOINT_CHOICES = SYNTH_CHECKPOINT_CHOICES
 
 
 def synth_id(class_index: int, seed: int, k: int) -> str:

@@ -45,6 +45,7 @@ from protgan.data import (
 )
 from protgan.core.errors import ProtganError
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
+from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -61,93 +62,6 @@ RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
-
-
-@dataclass
-class TrainGanConfig:
-    """Every option of `protgan train-gan`; saved as RUN/config.json and inside each checkpoint."""
-
-    data: str
-    class_index: int
-    out: str
-    class_name: str = ""  # filled from class_index
-    size: int = 512  # the paper's 512 x 512; any power of two 32..512
-    channels: list[str] = field(default_factory=lambda: ["red", "green", "blue"])  # the paper's RGB
-    select: str = "only"  # only: images whose only label (within `classes`) is the class; any: every image with it
-    classes: str = "all"  # the class subset that `select only` is judged within (all, top5, or a list)
-    steps: int = 20_000  # generator updates (each also one D update)
-    batch_size: int = 64
-    lr_g: float = 2e-4  # Adam, the DCGAN paper's value
-    betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam betas, the DCGAN paper's values
-    lr_d: float = 0.01  # SGD (the paper names SGD for D, not its settings)
-    momentum_d: float = 0.9
-    label_flip: float = 0.05  # fraction of D's labels flipped (real <-> fake), the paper's 5%
-    real_label: float = 0.9  # one-sided label smoothing: D's target for real images (fake stays 0)
-    z_dim: int = 100
-    g_width: int = 1024  # channels at G's 8 x 8 grid (the paper's 1024); halves per layer
-    d_width: int = 1024  # channels of D's last conv at 8 x 8; halves towards the input
-    g_upsample: str = "transposed"  # the paper's 3x3 stride-2 transposed convs, or "resize" (no checkerboard)
-    dropout: float = 0.25
-    ema_decay: float = 0.999  # EMA of G's weights (ramped up as min(decay, (1+step)/(10+step)))
-    amp: bool = True  # autocast on CUDA (bf16 when supported, else fp16 with a GradScaler); CPU runs fp32
-    amp_dtype: str = "auto"  # auto, bf16 or fp16
-    channels_last: bool = True  # NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU
-    compile: bool = False  # torch.compile G and D
-    sync_bn: bool = False  # torchrun/DDP: batch norm over the global batch, not each rank's (protgan.core.distributed)
-    lr_scaling: str = "none"  # torchrun/DDP: none (lr_g, lr_d as given), linear (x world size) or sqrt
-    diffaug: list[str] = field(default_factory=list)  # DiffAugment policies: color, translation, cutout
-    resume: str = "auto"  # auto: continue RUN/checkpoints/last.pt when present; never: start over
-    seed: int = 0
-    device: str = "auto"
-    workers: int | None = None  # loader workers (None: a background thread for cached data, else one per core)
-    ckpt_every: int = 1000
-    sample_every: int = 500
-    log_every: int = 50
-    eval_every: int = 0  # steps between eval_fn calls (0: never); its "score" (lower is better) picks best.pt
-    n_samples: int = 36  # fixed-noise samples per grid (also the collapse indicator's batch)
-    collapse_threshold: float = 0.25  # warn when sample spread / real spread falls below this
-    n_images: int = 0  # filled: how many images train this class
-
-    def validate(self) -> None:
-        check_size(self.size)
-        check_upsample(self.g_upsample)
-        self.class_index = resolve_class(self.class_index)
-        self.class_name = class_name(self.class_index)
-        self.channels = list(parse_channels(self.channels))
-        self.diffaug = list(parse_policy(self.diffaug))
-        self.betas_g = [float(b) for b in self.betas_g]
-        checks = [
-            (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
-            (self.select in SELECT_CHOICES, f"--select {self.select!r}: expected one of {', '.join(SELECT_CHOICES)}"),
-            (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
-            (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),
-            (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (batch norm needs a batch)"),
-            (self.lr_g > 0, f"--lr-g {self.lr_g}: must be > 0"),
-            (self.lr_d > 0, f"--lr-d {self.lr_d}: must be > 0"),
-            (0 <= self.momentum_d < 1, f"momentum_d {self.momentum_d}: must be in [0, 1)"),
-            (0 <= self.label_flip < 0.5, f"label_flip {self.label_flip}: must be in [0, 0.5)"),
-            (0.5 < self.real_label <= 1, f"real_label {self.real_label}: must be in (0.5, 1]"),
-            (0 <= self.ema_decay < 1, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
-            (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
-            (self.lr_scaling in distributed.LR_SCALING_CHOICES,
-             f"--lr-scaling {self.lr_scaling!r}: expected one of {', '.join(distributed.LR_SCALING_CHOICES)}"),
-            (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
-            (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
-            (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
-            (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
-        ]
-        for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
-            value = getattr(self, name)
-            checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
-        checks.append((self.log_every >= 1, f"--log-every {self.log_every}: must be >= 1"))
-        for ok, message in checks:
-            if not ok:
-                raise ProtganError(message)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainGanConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 # |loss| above this is divergence (BCE losses of a healthy GAN stay below ~20)
@@ -642,7 +556,7 @@ class GanTrainer:
         if not (log_due or sample_due):
             return
         if log_due:
-            row = self._log_row(write=not eval_due)
+            row = self._log_row(write=not eval_due, notify=not eval_due)
         side_start = time.perf_counter()
         if eval_due and distributed.is_main():  # torchrun: rank 0 evaluates; the others go on
             assert self.eval_fn is not None
@@ -655,6 +569,8 @@ class GanTrainer:
             if score is not None and math.isfinite(score) and score < self.best_score:
                 self.best_score = score
                 self.save(best_checkpoint(self.run))
+        if eval_due:
+            self.on_log(row)  # with the evaluation's figures (KID, FID) when this rank ran it
         if sample_due:
             self.write_samples(s)
         if ckpt_due:
@@ -662,14 +578,15 @@ class GanTrainer:
             distributed.barrier()
         self._side_seconds += time.perf_counter() - side_start
 
-    def _log_row(self, write: bool = True) -> dict[str, float]:
+    def _log_row(self, write: bool = True, notify: bool = True) -> dict[str, float]:
         now = time.perf_counter()
         row = self._read_metrics(now - self._log_t0 - self._side_seconds)
         self._side_seconds = 0.0
         self.rows.append(row)
         if write:
             self._write_metrics()
-        self.on_log(row)
+        if notify:
+            self.on_log(row)
         self._log_t0 = time.perf_counter()  # the diversity check and the CSV write are not training time
         return row
 

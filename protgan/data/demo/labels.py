@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from protgan.data.classes import CLASS_NAMES, resolve_class
+from protgan.data.classes import resolve_subset
 from protgan.core.errors import ProtganError
 
 STATS_FILE = Path(__file__).resolve().parents[1] / "demo_label_stats.json"
@@ -39,38 +39,15 @@ def real_class_counts() -> list[int]:
 
 
 def resolve_demo_classes(spec: str | Sequence[int | str]) -> list[int]:
-    """`top5` (default), `topK` (the K most frequent drawable classes), `all` (every drawable class),
-    or a comma list of indices/names. Raises one line for a class the generator cannot draw."""
+    """`top5` (default), `topK` (the K most frequent drawable classes), `all` (every drawable class, by
+    frequency), or a comma list of indices/names: protgan.data.classes.resolve_subset over the drawable
+    classes, ranked by the real table's counts."""
     counts = real_class_counts()
     by_freq = sorted(DRAWABLE_CLASSES, key=lambda c: (-counts[c], c))
-    if isinstance(spec, str):
-        text = spec.strip().lower()
-        if text == "all":
-            return by_freq
-        if text.startswith("top") and text[3:].isdigit():
-            k = int(text[3:])
-            if not 1 <= k <= len(DRAWABLE_CLASSES):
-                raise ProtganError(f"--classes {spec!r}: K must be 1..{len(DRAWABLE_CLASSES)} (the drawable classes)")
-            return by_freq[:k]
-        items: Sequence[int | str] = [p for p in spec.split(",") if p.strip()]
-        if not items:
-            raise ProtganError("--classes: empty class list")
-    else:
-        items = spec
-    out: list[int] = []
-    for item in items:
-        try:
-            c = resolve_class(item)
-        except ProtganError as e:
-            raise ProtganError(f"--classes: {e}") from None
-        if c not in DRAWABLE_CLASSES:
-            raise ProtganError(
-                f"--classes: class {c} ({CLASS_NAMES[c]}) cannot be drawn by demo-data; drawable: "
-                + ", ".join(str(d) for d in sorted(DRAWABLE_CLASSES))
-            )
-        if c not in out:
-            out.append(c)
-    return out
+    try:
+        return resolve_subset(spec, counts=counts, universe=by_freq, outside="cannot be drawn by demo-data")
+    except ProtganError as e:
+        raise ProtganError(f"--classes: {e}") from None
 
 
 @lru_cache(maxsize=64)

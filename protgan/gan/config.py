@@ -1,0 +1,168 @@
+"""`TrainGanConfig`: every option of `protgan train-gan`, its default and its help text (torch-free, so
+`protgan train-gan --help` and its option errors need no torch; the CLI is generated from these fields).
+
+The paper's recipe (section 3.1.3) is the default. Hyper-parameters the paper leaves open: Adam lr 2e-4
+with betas (0.5, 0.999) (Radford et al.'s DCGAN values), SGD lr 0.01 with momentum 0.9 for D, batch 64,
+20,000 steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Optional
+
+from protgan.core.errors import ProtganError
+from protgan.core.options import option
+from protgan.data.channels import parse_channels
+from protgan.data.classes import class_name, resolve_class
+from protgan.data.selection import SELECT_CHOICES
+
+KEEP_CHOICES = ("last", "all")
+
+
+@dataclass
+class TrainGanConfig:
+    """Every option of `protgan train-gan`; saved as RUN/config.json and inside each checkpoint."""
+
+    data: str = option(help="Dataset folder in the HPA layout (a packed cache in DATA/cache is used when present).")
+    class_index: int = option(help="The class to learn: index 0..27 or name (e.g. 0 or Nucleoplasm). Without it, "
+                                   "--classes LIST trains one GAN per class (fan-out).", cli="--class")
+    out: str = option(help="Run folder: config.json, checkpoints/, samples/, metrics.csv, losses.png.")
+    class_name: str = option("", "Filled in from the class index.", cli=None)
+    size: int = option(512, "Image side: a power of two 32..512 (paper: 512; log2(size/8) up/down layers).")
+    channels: list[str] = option(help="green, rgb (the paper's) or rgby, or a comma list of channels.",
+                                 factory=lambda: ["red", "green", "blue"])
+    select: str = option("only", "only: images whose only label within --classes is the class (synthetic labels "
+                                 "stay true); any: every image that has it.", choices=SELECT_CHOICES)
+    classes: str = option("all", "Class subset that --select only is judged within: all (default), top5 or a comma "
+                                 "list. Without --class: train one GAN per class of it, into OUT/class_N (fan-out: "
+                                 "--gpus, --jobs).")
+    steps: int = option(20_000, "Training steps (one D and one G update each).")
+    batch_size: int = option(64, "Images per minibatch (real and fake minibatches are separate). A class with fewer "
+                                 "images draws its batches with replacement (a warning says so).")
+    lr_g: float = option(2e-4, "Adam learning rate of G (betas 0.5, 0.999).")
+    betas_g: list[float] = option(help="Adam betas of G (the DCGAN paper's values).", cli=None,
+                                  factory=lambda: [0.5, 0.999])
+    lr_d: float = option(0.01, "SGD learning rate of D (momentum 0.9).")
+    momentum_d: float = option(0.9, "SGD momentum of D.", cli=None)
+    label_flip: float = option(0.05, "Fraction of D's labels flipped (real <-> fake), the paper's 5%.", cli=None)
+    real_label: float = option(0.9, "One-sided label smoothing: D's target for real images (fake stays 0).", cli=None)
+    z_dim: int = option(100, "Noise dimensions of G.", cli=None)
+    g_width: int = option(1024, "G channels at its 8x8 grid, halving per layer (paper: 1024; smaller for quick CPU runs).")
+    d_width: int = option(1024, "D channels at its last 8x8 conv, halving towards the input (1024 mirrors G).")
+    g_upsample: str = option("transposed", "G's upsampling: transposed (the paper's 3x3 stride-2 transposed convs) or "
+                                           "resize (nearest 2x + 3x3 conv: no checkerboard artifacts).")
+    dropout: float = option(0.25, "Dropout of D.", cli=None)
+    ema_decay: float = option(0.999, "Decay of the EMA generator used for samples (0: a copy of G).")
+    amp: bool = option(True, "Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32.",
+                       cli="--amp/--no-amp")
+    amp_dtype: str = option("auto", "auto, bf16 or fp16.", cli=None)
+    channels_last: bool = option(True, "NHWC tensors on CUDA (faster convs on tensor cores); ignored on CPU.", cli=None)
+    compile: bool = option(False, "torch.compile G and D (slow start, faster steps on GPU).")
+    sync_bn: bool = option(False, "Under torchrun (DDP): batch-norm statistics over the global batch (all processes), "
+                                  "as one process with world x --batch-size would compute them.")
+    lr_scaling: str = option("none", "Under torchrun: none (keep --lr-g/--lr-d, the default), linear (x world size) or "
+                                     "sqrt (x sqrt(world size)); --batch-size is per process.")
+    diffaug: list[str] = option(help="DiffAugment policies for small classes, e.g. color,translation,cutout "
+                                     "(default off).", factory=list)
+    resume: str = option("auto", "auto: continue OUT/checkpoints/last.pt when present; never: start over.",
+                         choices=("auto", "never"), affects_run=False)
+    seed: int = option(0, "Seed of the init, the noise and the data order.")
+    device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
+    workers: Optional[int] = option(None, "Loader worker processes (default: a background thread for cached data, "
+                                          "else one per core).", affects_run=False)
+    ckpt_every: int = option(1000, "Steps between checkpoints (also written at the end and on Ctrl-C); 0: only then.")
+    sample_every: int = option(500, "Steps between fixed-noise sample grids (samples/step_XXXXXX.png); 0: only at "
+                                    "the end.")
+    log_every: int = option(50, "Steps between metrics rows (the only host-device sync).")
+    eval_every: int = option(0, "Steps between KID/FID of EMA samples vs the class's real images (metrics.csv, "
+                                "losses.png); its KID keeps checkpoints/best.pt. 0: off.")
+    eval_images: int = option(256, "Generated images per --eval-every evaluation (real: up to 2000 of the class).")
+    eval_features: str = option("efficientnet_lite0", "Feature space of --eval-every: efficientnet_lite0 (offline "
+                                                      "ImageNet weights), inception or ckpt:PATH.")
+    keep: str = option("last", "Checkpoints kept in OUT/checkpoints: last (last.pt, and best.pt with --eval-every) or "
+                               "all (also every --ckpt-every step_XXXXXX.pt).", choices=KEEP_CHOICES,
+                       affects_run=False)
+    tensorboard: bool = option(False, "Also write TensorBoard events (losses, D(x), KID, the fixed-noise grid) to "
+                                      "OUT/tensorboard (`tensorboard --logdir OUT`; needs the tensorboard extra).",
+                               affects_run=False)
+    n_samples: int = option(36, "Fixed-noise samples per grid (also the collapse indicator's batch).", cli=None)
+    collapse_threshold: float = option(0.25, "Warn when sample spread / real spread falls below this.", cli=None)
+    n_images: int = option(0, "Filled in: how many images train this class.", cli=None)
+
+    def validate(self) -> None:
+        """Check and normalise the options: the torch-free checks first (the CLI's option errors need no torch)."""
+        self.class_index = resolve_class(self.class_index)
+        self.class_name = class_name(self.class_index)
+        # a list from the CLI's comma list ("rgb" -> ["rgb"]) or a config.json: parsed as the text it was
+        text = self.channels if isinstance(self.channels, str) else ",".join(self.channels)
+        self.channels = list(parse_channels(text))
+        self.betas_g = [float(b) for b in self.betas_g]
+        checks = [
+            (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
+            (self.select in SELECT_CHOICES, f"--select {self.select!r}: expected one of {', '.join(SELECT_CHOICES)}"),
+            (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
+            (self.keep in KEEP_CHOICES, f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}"),
+            (self.steps >= 1, f"--steps {self.steps}: must be >= 1"),
+            (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (batch norm needs a batch)"),
+            (self.lr_g > 0, f"--lr-g {self.lr_g}: must be > 0"),
+            (self.lr_d > 0, f"--lr-d {self.lr_d}: must be > 0"),
+            (0 <= self.momentum_d < 1, f"momentum_d {self.momentum_d}: must be in [0, 1)"),
+            (0 <= self.label_flip < 0.5, f"label_flip {self.label_flip}: must be in [0, 0.5)"),
+            (0.5 < self.real_label <= 1, f"real_label {self.real_label}: must be in (0.5, 1]"),
+            (0 <= self.ema_decay < 1, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
+            (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
+            (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
+            (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
+            (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
+            (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
+            (self.eval_images >= 2, f"--eval-images {self.eval_images}: must be >= 2"),
+        ]
+        for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
+            value = getattr(self, name)
+            checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
+        checks.append((self.log_every >= 1, f"--log-every {self.log_every}: must be >= 1"))
+        for ok, message in checks:
+            if not ok:
+                raise ProtganError(message)
+        from protgan.core.distributed import LR_SCALING_CHOICES  # lazy: these modules import torch
+        from protgan.gan.diffaug import parse_policy  # lazy: imports torch
+        from protgan.gan.models import check_size, check_upsample  # lazy: imports torch
+
+        check_size(self.size)
+        check_upsample(self.g_upsample)
+        self.diffaug = list(parse_policy(self.diffaug))
+        if self.lr_scaling not in LR_SCALING_CHOICES:
+            raise ProtganError(f"--lr-scaling {self.lr_scaling!r}: expected one of {', '.join(LR_SCALING_CHOICES)}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainGanConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+SYNTH_CHECKPOINT_CHOICES = ("last", "best")
+
+
+@dataclass
+class SynthConfig:
+    """Every option of `protgan synth` (recorded in SYN/manifest.json)."""
+
+    runs: str = option(help="Folder of train-gan runs (one sub-folder per class), or one run.")
+    out: str = option(help="New folder for the synthetic dataset (never a real dataset or RUNS).")
+    per_class: int = option(1000, "Images written per class (the paper: 1000).")
+    classes: Optional[str] = option(None, "Class subset: all, top5, topK or a comma list of indices/names; default: "
+                                          "every class with a run.")
+    seed: int = option(0, "Noise seed; the same seed writes the same files.")
+    batch: int = option(64, "Images per generator batch.")
+    truncation: float = option(0.0, "Redraw noise components with |z| above this (truncation trick); 0 = off (the paper).")
+    use_ema: bool = option(True, "Sample with the EMA generator weights (default) or the raw G.", cli="--use-ema/--no-ema")
+    checkpoint: str = option("last", "last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan "
+                                     "--eval-every).", choices=SYNTH_CHECKPOINT_CHOICES)
+    skip_missing: bool = option(False, "Skip classes without a trained generator instead of failing.")
+    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator) or "
+                                            "ckpt:PATH (a protgan classifier's confidence for the class).")
+    keep: float = option(0.8, "With --filter-by: fraction of ceil(n/keep) candidates kept (the n best).")
+    amp: bool = option(False, "Generate under autocast (bf16, or fp16 on GPUs without bf16).")
+    writers: int = option(4, "Threads encoding PNG files.", affects_run=False)
+    device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
