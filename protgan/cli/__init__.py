@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from protgan.cli.app import app, err_console
 from protgan.cli.usage import ABORTS, CLICK_EXCEPTIONS, NO_ARGS_IS_HELP, one_line
-from protgan.core.errors import ProtganError
+from protgan.core.errors import ProtganError, describe_os_error
 
 # Each module registers its command(s) on `app` when imported.
 from protgan.cli import info as _info  # noqa: F401,E402
@@ -54,4 +54,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console.print("[bold red]error:[/] " + escape(one_line(e)), highlight=False, soft_wrap=True)
         sys.exit(getattr(e, "exit_code", 2))
+    except OSError as e:  # a file-system fault (read-only folder, a file where a folder should be, disk full)
+        if debug or not (e.filename or e.errno):
+            raise
+        err_console.print("[bold red]error:[/] " + escape(describe_os_error(e)), highlight=False, soft_wrap=True)
+        sys.exit(1)
     sys.exit(rc if isinstance(rc, int) else 0)

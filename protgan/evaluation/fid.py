@@ -40,6 +40,7 @@ from torch import nn
 from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import check_inputs, check_out_path
 from protgan.core.tables import write_csv
 from protgan.core.pretrained import TIMM_NAME, load_package_weights, package_weights_path
 from protgan.data import (
@@ -442,6 +443,9 @@ def synth_manifest(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+FID_WRITES = ("fid.csv", "fid.json", "config.json")  # what --out receives
+
+
 def run_fid(cfg: FidConfig, progress: Callable[[str, int, int], None] | None = None) -> FidResult:
     """Per class: FID, KID +- std, and the real-vs-real floor. `progress(label, done, total)` per batch."""
 
@@ -453,6 +457,9 @@ def run_fid(cfg: FidConfig, progress: Callable[[str, int, int], None] | None = N
         raise ProtganError(f"--batch {cfg.batch}: must be at least 1")
     if cfg.size is not None and not 16 <= cfg.size <= 4096:
         raise ProtganError(f"--size {cfg.size}: expected 16..4096 pixels")
+    if cfg.out:  # before any feature is computed: an --out that is a file or read-only is one line now
+        check_out_path(cfg.out)
+        check_inputs(cfg.out, {"--real": cfg.real, "--fake": cfg.fake}, writes=FID_WRITES)
     real = open_dataset(cfg.real)
     fake = open_dataset(cfg.fake)
     manifest = synth_manifest(Path(cfg.fake)) or {}

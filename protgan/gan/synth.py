@@ -40,6 +40,7 @@ from torch import nn
 from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import RunLock, check_inputs, check_out_path
 from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
@@ -105,26 +106,13 @@ def is_synth_output(folder: Path) -> bool:
         return False
 
 
-def _inside(path: Path, parent: Path) -> bool:
-    try:
-        path.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def check_output_folder(out: Path, runs_dir: Path, runs: dict[int, Path], data_dirs: Sequence[Path]) -> None:
     """Refuse real dataset folders (a train.csv that no synth wrote), RUNS and its runs, and the GANs' data."""
+    check_out_path(out)  # a file there, under a file, or read-only: one line
     out_r = out.resolve()
-    runs_r = runs_dir.resolve()
-    if _inside(out_r, runs_r) or _inside(runs_r, out_r):
-        raise ProtganError(f"--out {out}: inside or around the runs folder {runs_dir}; write synthetic images elsewhere")
-    for run in runs.values():
-        if _inside(out_r, run.resolve()):
-            raise ProtganError(f"--out {out}: inside the train-gan run {run}; write synthetic images elsewhere")
-    for data in data_dirs:
-        if _inside(out_r, data.resolve()):
-            raise ProtganError(f"--out {out}: inside the real dataset {data} the GANs were trained on")
+    # never inside (or around) RUNS, a run, or the data the GANs were trained on (core.runfolder's rule)
+    check_inputs(out, [("runs folder --runs", runs_dir), *[("train-gan run", r) for r in runs.values()],
+                       *[("real dataset (the runs' --data)", d) for d in data_dirs]], writes=None)
     for folder in [out_r, *out_r.parents]:
         if (folder / "train.csv").is_file() and not is_synth_output(folder):
             raise ProtganError(f"--out {out}: {folder / 'train.csv'} belongs to a real dataset; "
@@ -265,127 +253,136 @@ def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None
                                f"(pass --classes to split them)")
     channels = parse_channels(list(shape[0]))
     size = shape[1]
-    device = resolve_device(cfg.device)
-    image_dir = out / "train"
-    image_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(out, what="synth"):  # one synth per --out at a time
+        device = resolve_device(cfg.device)
+        image_dir = out / "train"
+        fresh = not image_dir.exists()
+        image_dir.mkdir(parents=True, exist_ok=True)
 
-    # Resume: classes finished by an interrupted run with the same options are not redone.
-    stable_options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "writers")}
-    progress_path = out / PROGRESS_FILE
-    finished: dict[str, Any] = {}
-    if progress_path.is_file():
+        # Resume: classes finished by an interrupted run with the same options are not redone.
+        stable_options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "writers")}
+        progress_path = out / PROGRESS_FILE
+        finished: dict[str, Any] = {}
+        if progress_path.is_file():
+            try:
+                prev = json.loads(progress_path.read_text())
+                if prev.get("options") == stable_options:
+                    finished = prev.get("classes", {})
+            except (OSError, ValueError):
+                finished = {}
+        write_json(progress_path, {"options": stable_options, "classes": finished})
+
         try:
-            prev = json.loads(progress_path.read_text())
-            if prev.get("options") == stable_options:
-                finished = prev.get("classes", {})
-        except (OSError, ValueError):
-            finished = {}
-    write_json(progress_path, {"options": stable_options, "classes": finished})
-
-    n_cand = math.ceil(cfg.per_class / cfg.keep) if cfg.filter_by else cfg.per_class
-    total = len(plans) * n_cand * (2 if cfg.filter_by else 1)
-    done = 0
-    entries: list[dict[str, Any]] = []
-    all_ids: list[str] = []
-    all_targets: list[tuple[int, ...]] = []
-    with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
-        for p in plans:
-            c = p.class_index
-            config = configs[c]
-            sha = file_sha256(p.checkpoint)
-            key = str(c)
-            if key in finished and finished[key].get("sha256") == sha and all(
-                    (image_dir / f"{i}_{ch}.png").is_file() for i in finished[key]["ids"] for ch in channels):
-                entry = finished[key]
-                done += n_cand * (2 if cfg.filter_by else 1)
-                if progress is not None:
-                    progress(f"class {c} (done before)", done, total)
-            else:
-                state = load_checkpoint(p.checkpoint, map_location="cpu")
-                g = generator_from_config(state["config"])
-                use_key = "G_ema" if cfg.use_ema and state.get("G_ema") is not None else "G"
-                g.load_state_dict(state[use_key])
-                g.eval().to(device)
-                if device.type == "cuda":
-                    g = g.to(memory_format=torch.channels_last)
-                z = sample_noise(n_cand, int(config.get("z_dim", 100)), cfg.seed, c, cfg.truncation)
-                label = f"class {c} {class_name(c)}"
-                keep_idx = np.arange(n_cand)
-                filter_info: dict[str, Any] | None = None
-                if cfg.filter_by:
-                    scorer = (discriminator_scorer(state, config, device, p.checkpoint) if cfg.filter_by == "disc"
-                              else classifier_scorer(cfg.filter_by[5:], c, channels, device))
-                    scores = []
-                    for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
-                        scores.append(scorer(imgs))
-                        done += imgs.shape[0]
+            n_cand = math.ceil(cfg.per_class / cfg.keep) if cfg.filter_by else cfg.per_class
+            total = len(plans) * n_cand * (2 if cfg.filter_by else 1)
+            done = 0
+            entries: list[dict[str, Any]] = []
+            all_ids: list[str] = []
+            all_targets: list[tuple[int, ...]] = []
+            with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
+                for p in plans:
+                    c = p.class_index
+                    config = configs[c]
+                    sha = file_sha256(p.checkpoint)
+                    key = str(c)
+                    if key in finished and finished[key].get("sha256") == sha and all(
+                            (image_dir / f"{i}_{ch}.png").is_file() for i in finished[key]["ids"] for ch in channels):
+                        entry = finished[key]
+                        done += n_cand * (2 if cfg.filter_by else 1)
                         if progress is not None:
-                            progress(f"{label}: scoring", done, total)
-                    s = torch.cat(scores).cpu().numpy()
-                    # the n best, ties to the lower index; kept in index order
-                    order = np.lexsort((np.arange(n_cand), -s))
-                    keep_idx = np.sort(order[:cfg.per_class])
-                    dropped = np.setdiff1d(np.arange(n_cand), keep_idx)
-                    filter_info = {"by": cfg.filter_by, "keep": cfg.keep, "candidates": n_cand,
-                                   "kept": int(len(keep_idx)),
-                                   "threshold": float(s[keep_idx].min()),
-                                   "mean_score_kept": float(s[keep_idx].mean()),
-                                   "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
-                keep_mask = np.zeros(n_cand, bool)
-                keep_mask[keep_idx] = True
-                ids = [synth_id(c, cfg.seed, int(k)) for k in keep_idx]
-                futures = []
-                for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
-                    arr = imgs.cpu().numpy()
-                    for j in range(arr.shape[0]):
-                        k = start + j
-                        if keep_mask[k]:
-                            for ci, ch in enumerate(channels):
-                                futures.append(pool.submit(write_png, image_dir / f"{synth_id(c, cfg.seed, k)}_{ch}.png",
-                                                           arr[j, ci]))
-                    # bound the queue: at most a few batches of encoded-but-unwritten images in memory
-                    if len(futures) > 4 * cfg.batch * len(channels):
+                            progress(f"class {c} (done before)", done, total)
+                    else:
+                        state = load_checkpoint(p.checkpoint, map_location="cpu")
+                        g = generator_from_config(state["config"])
+                        use_key = "G_ema" if cfg.use_ema and state.get("G_ema") is not None else "G"
+                        g.load_state_dict(state[use_key])
+                        g.eval().to(device)
+                        if device.type == "cuda":
+                            g = g.to(memory_format=torch.channels_last)
+                        z = sample_noise(n_cand, int(config.get("z_dim", 100)), cfg.seed, c, cfg.truncation)
+                        label = f"class {c} {class_name(c)}"
+                        keep_idx = np.arange(n_cand)
+                        filter_info: dict[str, Any] | None = None
+                        if cfg.filter_by:
+                            scorer = (discriminator_scorer(state, config, device, p.checkpoint) if cfg.filter_by == "disc"
+                                      else classifier_scorer(cfg.filter_by[5:], c, channels, device))
+                            scores = []
+                            for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
+                                scores.append(scorer(imgs))
+                                done += imgs.shape[0]
+                                if progress is not None:
+                                    progress(f"{label}: scoring", done, total)
+                            s = torch.cat(scores).cpu().numpy()
+                            # the n best, ties to the lower index; kept in index order
+                            order = np.lexsort((np.arange(n_cand), -s))
+                            keep_idx = np.sort(order[:cfg.per_class])
+                            dropped = np.setdiff1d(np.arange(n_cand), keep_idx)
+                            filter_info = {"by": cfg.filter_by, "keep": cfg.keep, "candidates": n_cand,
+                                           "kept": int(len(keep_idx)),
+                                           "threshold": float(s[keep_idx].min()),
+                                           "mean_score_kept": float(s[keep_idx].mean()),
+                                           "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
+                        keep_mask = np.zeros(n_cand, bool)
+                        keep_mask[keep_idx] = True
+                        ids = [synth_id(c, cfg.seed, int(k)) for k in keep_idx]
+                        futures = []
+                        for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
+                            arr = imgs.cpu().numpy()
+                            for j in range(arr.shape[0]):
+                                k = start + j
+                                if keep_mask[k]:
+                                    for ci, ch in enumerate(channels):
+                                        futures.append(pool.submit(write_png, image_dir / f"{synth_id(c, cfg.seed, k)}_{ch}.png",
+                                                                   arr[j, ci]))
+                            # bound the queue: at most a few batches of encoded-but-unwritten images in memory
+                            if len(futures) > 4 * cfg.batch * len(channels):
+                                for f in futures:
+                                    f.result()
+                                futures = []
+                            done += imgs.shape[0]
+                            if progress is not None:
+                                progress(f"{label}: writing", done, total)
                         for f in futures:
                             f.result()
-                        futures = []
-                    done += imgs.shape[0]
-                    if progress is not None:
-                        progress(f"{label}: writing", done, total)
-                for f in futures:
-                    f.result()
-                entry = {"class_index": c, "class_name": class_name(c), "run": str(p.run),
-                         "checkpoint": str(p.checkpoint), "sha256": sha, "step": int(state["step"]),
-                         "weights": use_key, "count": len(ids), "filter": filter_info, "ids": ids}
-                finished[key] = entry
-                write_json(progress_path, {"options": stable_options, "classes": finished})
-            entries.append(entry)
-            all_ids.extend(entry["ids"])
-            all_targets.extend([(c,)] * len(entry["ids"]))
+                        entry = {"class_index": c, "class_name": class_name(c), "run": str(p.run),
+                                 "checkpoint": str(p.checkpoint), "sha256": sha, "step": int(state["step"]),
+                                 "weights": use_key, "count": len(ids), "filter": filter_info, "ids": ids}
+                        finished[key] = entry
+                        write_json(progress_path, {"options": stable_options, "classes": finished})
+                    entries.append(entry)
+                    all_ids.extend(entry["ids"])
+                    all_targets.extend([(c,)] * len(entry["ids"]))
 
-    # Files of an earlier synth into this folder that this one did not write would be orphans.
-    keep_names = {f"{i}_{ch}.png" for i in all_ids for ch in channels}
-    for f in image_dir.iterdir():
-        if f.name.startswith("syn-") and f.name not in keep_names:
-            f.unlink()
-    write_label_table(out / "train.csv", all_ids, all_targets)
-    manifest = {
-        "tool": TOOL,
-        "runs": str(runs_dir),
-        "seed": cfg.seed,
-        "per_class": cfg.per_class,
-        "checkpoint": cfg.checkpoint,
-        "use_ema": cfg.use_ema,
-        "truncation": cfg.truncation,
-        "filter": None if not cfg.filter_by else {"by": cfg.filter_by, "keep": cfg.keep},
-        "amp": cfg.amp,
-        "channels": list(channels),
-        "size": size,
-        "id_format": "syn-c{class:02d}-s{seed}-{k:06d}",
-        "total": len(all_ids),
-        "skipped_classes": skipped,
-        "classes": [{k: v for k, v in e.items() if k != "ids"} for e in entries],
-    }
-    write_json(out / "config.json", asdict(cfg))
-    write_json(out / MANIFEST, manifest)
-    progress_path.unlink(missing_ok=True)
-    return manifest
+            # Files of an earlier synth into this folder that this one did not write would be orphans.
+            keep_names = {f"{i}_{ch}.png" for i in all_ids for ch in channels}
+            for f in image_dir.iterdir():
+                if f.name.startswith("syn-") and f.name not in keep_names:
+                    f.unlink()
+            write_label_table(out / "train.csv", all_ids, all_targets)
+            manifest = {
+                "tool": TOOL,
+                "runs": str(runs_dir),
+                "seed": cfg.seed,
+                "per_class": cfg.per_class,
+                "checkpoint": cfg.checkpoint,
+                "use_ema": cfg.use_ema,
+                "truncation": cfg.truncation,
+                "filter": None if not cfg.filter_by else {"by": cfg.filter_by, "keep": cfg.keep},
+                "amp": cfg.amp,
+                "channels": list(channels),
+                "size": size,
+                "id_format": "syn-c{class:02d}-s{seed}-{k:06d}",
+                "total": len(all_ids),
+                "skipped_classes": skipped,
+                "classes": [{k: v for k, v in e.items() if k != "ids"} for e in entries],
+            }
+            write_json(out / "config.json", asdict(cfg))
+            write_json(out / MANIFEST, manifest)
+            progress_path.unlink(missing_ok=True)
+            return manifest
+        except BaseException:
+            if not finished:  # nothing finished here: leave no progress file (nor an empty train/) behind
+                progress_path.unlink(missing_ok=True)
+                if fresh and not any(image_dir.iterdir()):
+                    image_dir.rmdir()
+            raise
