@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,84 @@ def test_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert_one_line_error(code, err, "unknown class")
     code, _, err = run_cli(["info", str(root), "--channels", "purple"], capsys)
     assert_one_line_error(code, err, "--channels")
+
+
+# ------------------------------------------------------------------ file-system faults (issue 15, item 6)
+def _fs_world(tmp_path: Path) -> dict[str, Path]:
+    import json
+
+    data = make_dataset(tmp_path / "d", [(0,)] * 4 + [(25,)] * 4, size=16)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a file, not a folder")
+    runs = tmp_path / "runs" / "class_0"
+    (runs / "checkpoints").mkdir(parents=True)
+    (runs / "config.json").write_text(json.dumps({"class_index": 0, "size": 16, "channels": ["red", "green", "blue"],
+                                                  "data": str(data)}))
+    (runs / "checkpoints" / "last.pt").write_bytes(b"never read: the --out check comes first")
+    return {"data": data, "taken": taken, "runs": runs.parent, "tmp": tmp_path}
+
+
+def _fs_command(name: str, w: dict[str, Path], out: Path) -> list[str]:
+    d = str(w["data"])
+    return {
+        "train-gan": ["train-gan", "--data", d, "--class", "0", "--out", str(out), "--size", "32", "--batch-size", "2",
+                      "--steps", "1", "--g-width", "8", "--d-width", "8", "--device", "cpu", "--workers", "0"],
+        "classify": ["classify", "--data", d, "--model", "vgg16", "--no-pretrained", "--out", str(out),
+                     "--classes", "0,25", "--size", "32", "--epochs", "1", "--device", "cpu"],
+        "fid": ["fid", "--real", d, "--fake", d, "--out", str(out), "--device", "cpu"],
+        "compare": ["compare", "--data", d, "--synthetic", d, "--out", str(out), "--device", "cpu"],
+        "cache": ["cache", d, "--size", "16", "--out", str(out)],
+        "enhance": ["enhance", d, "--out", str(out)],
+        "synth": ["synth", "--runs", str(w["runs"]), "--out", str(out), "--per-class", "1", "--device", "cpu"],
+        "predict": ["predict", d, "--checkpoint", str(w["tmp"] / "none.pt"), "--out", str(out), "--device", "cpu"],
+    }[name]
+
+
+@pytest.mark.parametrize("command", ["train-gan", "classify", "fid", "compare", "cache", "enhance", "synth"])
+def test_out_that_is_an_existing_file(command: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    w = _fs_world(tmp_path)
+    code, _, err = run_cli(_fs_command(command, w, w["taken"]), capsys)
+    assert_one_line_error(code, err, str(w["taken"]))
+    assert w["taken"].read_text() == "a file, not a folder"
+
+
+def test_predict_out_that_is_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    w = _fs_world(tmp_path)
+    (tmp_path / "folder").mkdir()
+    code, _, err = run_cli(_fs_command("predict", w, tmp_path / "folder"), capsys)
+    assert_one_line_error(code, err, str(tmp_path / "folder"), "is a folder")
+
+
+@pytest.mark.parametrize("command", ["enhance", "train-gan", "synth", "predict", "classify"])
+def test_unwritable_output_folder(command: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    w = _fs_world(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root: chmod does not stop writes; a path under a file cannot be made either
+            target = w["taken"] / "out"
+        else:
+            target = ro / "out"
+        out = target / "sub.csv" if command == "predict" else target
+        code, _, err = run_cli(_fs_command(command, w, out), capsys)
+        assert_one_line_error(code, err, str(target.parent))
+        assert not (ro / "out").exists()
+    finally:
+        ro.chmod(0o755)
+
+
+def test_os_error_during_a_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # a fault no up-front check can see (the disk fills, a folder turns read-only mid-run): one line, the path
+    import errno
+
+    import protgan.data.cache as cache
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "d" / "cache" / "x.npy"))
+
+    monkeypatch.setattr(cache, "cache_paths", full)
+    root = make_dataset(tmp_path / "d", [(0,)], size=16)
+    code, _, err = run_cli(["cache", str(root), "--size", "16"], capsys)
+    assert_one_line_error(code, err, "x.npy", "No space left", "disk is full")
