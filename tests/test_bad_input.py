@@ -168,3 +168,47 @@ def test_os_error_during_a_run_is_one_line(tmp_path: Path, capsys: pytest.Captur
     root = make_dataset(tmp_path / "d", [(0,)], size=16)
     code, _, err = run_cli(["cache", str(root), "--size", "16"], capsys)
     assert_one_line_error(code, err, "x.npy", "No space left", "disk is full")
+
+
+# ------------------------------------------------- never inside an input, one line for the rest of issue 15
+@pytest.mark.parametrize("command", ["train-gan", "classify", "fid", "compare", "enhance"])
+@pytest.mark.parametrize("where", ["the dataset", "inside it"])
+def test_out_inside_the_input_dataset(command: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # (cache is the exception by design: DATA/cache is where every loader looks for it)
+    w = _fs_world(tmp_path)
+    out = w["data"] if where == "the dataset" else w["data"] / "train" / "run"
+    before = sorted(str(p) for p in w["data"].rglob("*"))
+    code, _, err = run_cli(_fs_command(command, w, out), capsys)
+    assert_one_line_error(code, err, "--out", "input")
+    assert sorted(str(p) for p in w["data"].rglob("*")) == before
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["info", "--bogus"], ["No such option", "--bogus"]),
+    (["info"], ["Missing argument"]),
+    (["cache", "x", "--size", "abc"], ["--size"]),
+    (["train-gan", "--data", "x", "--class", "0"], ["Missing option", "--out"]),
+])
+def test_usage_errors_are_one_line(args: list[str], needles: list[str], capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(args, capsys)
+    assert code == 2
+    assert_one_line_error(code, err, *needles)
+
+
+def test_malicious_checkpoint_for_predict(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tests.test_safe_load import _evil
+
+    marker = tmp_path / "ran"
+    evil = _evil(tmp_path / "evil.pt", marker)
+    code, _, err = run_cli(["predict", str(_base(tmp_path)), "--checkpoint", str(evil), "--device", "cpu"], capsys)
+    assert_one_line_error(code, err, "evil.pt", "unsafe unpickler")
+    assert not marker.exists()
+
+
+def test_classify_lists_every_damaged_image_before_training(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    w = _fs_world(tmp_path)
+    (w["data"] / "train" / "img0001_green.png").write_bytes(b"")
+    (w["data"] / "train" / "img0005_blue.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    code, _, err = run_cli(_fs_command("classify", w, tmp_path / "run"), capsys)
+    assert_one_line_error(code, err, "2 damaged or missing images", "img0001_green.png", "img0005_blue.png")
+    assert not list((tmp_path / "run").glob("fold_*"))
