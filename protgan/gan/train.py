@@ -237,6 +237,8 @@ class GanTrainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "scaler": self.scaler.state_dict(),
             "step": self.step, "rng": rng_state(), "config": asdict(self.cfg), "best_score": self.best_score,
             "collapse_armed": self._collapse_armed,
+            # the metrics interval in progress: an interrupted run resumes it, so its rows equal an uninterrupted run's
+            "log_sums": self._sums.detach().cpu(), "log_count": self._count,
         }
 
     def check_finite(self) -> None:
@@ -277,6 +279,9 @@ class GanTrainer:
         self.step = int(state["step"])
         self.best_score = float(state.get("best_score", math.inf))
         self._collapse_armed = bool(state.get("collapse_armed", False))
+        if state.get("log_sums") is not None:
+            self._sums = state["log_sums"].to(self.device)
+            self._count = int(state.get("log_count", 0))
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------------------------- sampling
@@ -534,9 +539,12 @@ class GanTrainer:
                 signal.signal(sig, handler)
         if self._stop_signal is not None:
             status = "interrupted"
-        # The end (or an interrupt at a step boundary): a final log row, samples, checkpoint, plot.
-        if self._count:
+        # The end: a final log row (an interrupt instead keeps the interval's sums in the checkpoint, so the
+        # resumed run writes the same rows as an uninterrupted one), samples, checkpoint, plot.
+        if self._count and status == "done":
             self._log_row()
+        elif int(self._first_bad) >= 0:
+            self._read_metrics(0.0)  # raises TrainingDiverged: a NaN since the last log is never saved
         self.write_samples(self.step)
         path = self.save()
         distributed.barrier()  # torchrun: no rank leaves before the checkpoint is written
