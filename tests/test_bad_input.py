@@ -212,3 +212,24 @@ def test_classify_lists_every_damaged_image_before_training(tmp_path: Path, caps
     code, _, err = run_cli(_fs_command("classify", w, tmp_path / "run"), capsys)
     assert_one_line_error(code, err, "2 damaged or missing images", "img0001_green.png", "img0005_blue.png")
     assert not list((tmp_path / "run").glob("fold_*"))
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_any_command_interrupted_says_so(sig: str, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer >= 0.20 turns a KeyboardInterrupt into a silent exit 130; enhance used to print nothing
+    import signal
+    import time
+
+    import protgan.enhance.pipeline as pipeline
+
+    def interrupted(*a, **k):
+        os.kill(os.getpid(), getattr(signal, sig))
+        time.sleep(5)
+        raise AssertionError("the signal did not stop the command")
+
+    monkeypatch.setattr(pipeline, "run_enhance", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run_cli(["enhance", str(_base(tmp_path)), "--out", str(tmp_path / "enh")], capsys)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGTERM) is before
