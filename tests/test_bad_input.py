@@ -233,3 +233,25 @@ def test_any_command_interrupted_says_so(sig: str, tmp_path: Path, capsys: pytes
     code, _, err = run_cli(["enhance", str(_base(tmp_path)), "--out", str(tmp_path / "enh")], capsys)
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_rgb_png_given_as_one_channel_warns_once(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import cv2
+    import numpy as np
+
+    import protgan.data.imageio as imageio
+    from protgan.data.imageio import read_channel_raw
+
+    imageio._colour_warned.clear()
+    grey3 = np.repeat(np.arange(64, dtype=np.uint8).reshape(8, 8)[..., None], 3, axis=2)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey3)
+    assert read_channel_raw(tmp_path / "grey.png").shape == (8, 8)
+    assert capsys.readouterr().err == ""  # equal planes: a grey image saved as RGB, nothing to say
+    colour = grey3.copy()
+    colour[..., 2] = 255
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), colour)
+        read_channel_raw(tmp_path / name)
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "a.png" in err and "colour (RGB)" in err
+    imageio._colour_warned.clear()
