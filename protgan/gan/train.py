@@ -239,6 +239,7 @@ class GanTrainer:
             "collapse_armed": self._collapse_armed,
             # the metrics interval in progress: an interrupted run resumes it, so its rows equal an uninterrupted run's
             "log_sums": self._sums.detach().cpu(), "log_count": self._count,
+            "world_size": self.world,  # torchrun: --batch-size is per process; a resume compares global batches
         }
 
     def check_finite(self) -> None:
@@ -263,7 +264,11 @@ class GanTrainer:
         state = load_checkpoint(path, map_location=self.device)
         # a resume must be the same run: every training option equal (--steps and run-independent ones aside)
         may_differ = set(RESUME_MAY_DIFFER) | run_independent_fields(type(self.cfg))
-        check_same_options(path, state["config"], asdict(self.cfg), may_differ, path_keys=("data",))
+        # torchrun: the global batch (processes x --batch-size) must agree, e.g. 2 x 4 resumed as 1 x 8
+        saved, new = dict(state["config"]), asdict(self.cfg)
+        saved["batch_size"] = int(saved["batch_size"]) * int(state.get("world_size", 1))
+        new["batch_size"] = self.cfg.batch_size * self.world
+        check_same_options(path, saved, new, may_differ, path_keys=("data",))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
