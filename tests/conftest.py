@@ -52,3 +52,18 @@ def shared_dir() -> Path:
     if not (SHARED / "hpa-sample" / "train.csv").exists():
         pytest.skip("../shared/hpa-sample not available")
     return SHARED
+
+
+def record_generators(syn: Path, ids_by_class: dict, fold: int | None = None, folds: int | None = None) -> Path:
+    """Give a hand-made synthetic set SYN the provenance `protgan synth` writes: per class, the real Ids its
+    generator was trained on (manifest.json's generator record + generator_ids.json)."""
+    from protgan.core.atomic import write_json
+    from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, ids_record
+
+    classes = []
+    for c, ids in ids_by_class.items():
+        rec = ids_record(ids, fold, folds)
+        classes.append({"class_index": int(c), "generator": {k: v for k, v in rec.items() if k != "train_ids"}})
+    write_json(syn / MANIFEST, {"tool": "protgan synth", "classes": classes})
+    write_json(syn / GENERATOR_IDS_FILE, {str(c): sorted(ids) for c, ids in ids_by_class.items()})
+    return syn

@@ -15,7 +15,7 @@ from torch import nn
 from protgan.classify.models import list_models, register_model
 from protgan.data import read_folds, write_label_table
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, record_generators
 
 TINY = "test_tiny_cli"
 TARGETS = [(0,), (25,), (0, 25), (21,), (2, 0), (23,), (0, 21), (25, 2), (2,), (23, 0), (21, 25), (0,)] * 2
@@ -46,6 +46,7 @@ def data_and_syn(tmp_path: Path) -> tuple[Path, Path]:
     for f in (syn / "train").iterdir():
         f.rename(f.with_name(f.name.replace("img", "syn")))
     write_label_table(syn / "train.csv", [f"syn{i:04d}" for i in range(6)], [(0,), (25,), (2,), (21,), (23,), (0,)])
+    record_generators(syn, {c: [] for c in (0, 25, 2, 21, 23)})  # generators that saw no real image: clean
     return data, syn
 
 
@@ -57,7 +58,8 @@ def _base(data: Path, run: Path) -> list[str]:
 def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation(data_and_syn, tmp_path, capsys):
     data, syn = data_and_syn
     run = tmp_path / "run"
-    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn)], capsys)
+    code, out, err = run_cli(_base(data, run) + ["--augment", "classic+gan", "--synthetic", str(syn),
+                                                 "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
     assert "6 synthetic training images" in out
     for name in ("config.json", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json", "curves.png",
@@ -86,7 +88,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     assert cfg["model"] == TINY and cfg["lr"] == 5e-4 and cfg["head"] == "paper" and cfg["loss"] == "focal"
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert {r["fold"] for r in rows} == {"0", "1", "mean", "std"}
-    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5")}
+    assert {(r["split"], r["thresholds"]) for r in rows} == {(s, t) for s in ("train", "val") for t in ("tuned", "0.5", "positive-proportion")}
     md = (run / "summary.md").read_text()
     assert "| Metrics / Models | Macro F1 Train | Macro F1 Test |" in md and "paper eq. 8" in md
     th = json.loads((run / "thresholds.json").read_text())
@@ -99,7 +101,7 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
     code, out, err = run_cli(["predict", "--checkpoint", str(run / "fold_0" / "best_macro_f1.pt"), str(data),
                               "--out", str(sub), "--device", "cpu"], capsys)
     assert code == 0, err
-    assert "tuned on the training part" in out
+    assert "from the held-out 0.1 of the training part" in " ".join(out.split())
     lines = sub.read_text().splitlines()
     assert lines[0] == "Id,Predicted" and len(lines) == len(TARGETS) + 1
     for line in lines[1:]:
@@ -121,9 +123,10 @@ def test_two_epoch_run_writes_every_output_and_keeps_synthetic_out_of_validation
 def test_resume_from_last_checkpoint(data_and_syn, tmp_path, capsys):
     data, _ = data_and_syn
     run = tmp_path / "run"
-    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none"], capsys)
+    code, _, err = run_cli(_base(data, run) + ["--fold", "0", "--epochs", "1", "--augment", "none",
+                                               "--keep-checkpoints", "all"], capsys)
     assert code == 0, err
-    # pretend the fold stopped after epoch 1 of 2: drop the result, ask for 2 epochs
+    # pretend the fold stopped after epoch 1 of 2 (last.pt kept): drop the result, ask for 2 epochs
     (run / "fold_0" / "result.json").unlink()
     cfg = json.loads((run / "config.json").read_text())
     cfg["epochs"] = 2
@@ -142,6 +145,8 @@ def test_one_fold_at_a_time_then_merge(data_and_syn, tmp_path, capsys):
     code, out, err = run_cli(base + ["--fold", "1"], capsys)
     assert code == 0, err
     assert (run / "fold_1" / "result.json").exists() and not (run / "fold_0").exists()
+    # --keep-checkpoints selected (the default): a finished fold keeps only the evaluated checkpoint
+    assert sorted(p.name for p in (run / "fold_1").glob("*.pt")) == ["best_macro_f1.pt"]
     assert not (run / "summary.md").exists() and "--collect" in out
     code, out, err = run_cli(["classify", "--collect", str(run)], capsys)
     assert_one_line_error(code, err, "fold 0", "result.json")

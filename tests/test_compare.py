@@ -18,7 +18,7 @@ from protgan.experiments.compare import (
 from protgan.data import write_label_table
 from protgan.core.errors import ProtganError
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, record_generators
 
 CLASSES = (0, 25, 21, 2, 23)
 RGB = ("red", "green", "blue")
@@ -41,7 +41,7 @@ def _synthetic(root: Path, per_class: int = 2) -> Path:
     for f in (root / "train").iterdir():
         f.rename(f.with_name("syn-" + f.name))
     write_label_table(root / "train.csv", ["syn-" + i for i in ids], targets)
-    return root
+    return record_generators(root, {c: [] for c in CLASSES})  # generators that saw no real image: clean
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,7 @@ def test_cells_parse_and_enumerate(small, tmp_path) -> None:
 @pytest.fixture(scope="module")
 def sequence(small, tmp_path_factory) -> dict:
     """fold 0 here, one cell "on another machine", then the rest; the calls to the classify engine at each step."""
+    import protgan.classify.train as train
     import protgan.experiments.compare as compare
 
     out = tmp_path_factory.mktemp("seq") / "cmp"
@@ -132,7 +133,8 @@ def sequence(small, tmp_path_factory) -> dict:
         return real_run(cfg, **kw)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(compare, "run_classify", counting)
+    mp.setattr(train, "run_classify", counting)
+    mp.setattr(compare, "run_classify", counting)  # compare binds the engine's function at import
     steps: dict = {}
     try:
         steps["fold0"] = run_compare(_cfg(small, out, fold=0), log=lambda m: None)

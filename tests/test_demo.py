@@ -60,20 +60,23 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     state = json.loads((out / "demo.json").read_text())
     assert list(state["stages"]) == list(STAGES)
     for heading in ("1. Data", "2. Contrast enhancement", "3. One DCGAN per class", "4. Synthetic images",
-                    "5. Classification"):
+                    "5. Is the synthetic set any good?", "6. Classification"):
         assert heading in md
     tables = _tables(md)
-    # stage timings, class counts, enhancement, GAN, FID, KID during training, comparison, differences
-    assert len(tables) == 8
-    timings, counts, enhance, gan, fid, kid, table, diffs = tables
-    assert len(gan) == 5 and len(fid) == 5 and len(counts) == 5
+    # stage timings, class counts, enhancement, GAN, FID, KID during training, quality, comparison, differences
+    assert len(tables) == 9
+    timings, counts, enhance, gan, fid, kid, quality, table, diffs = tables
+    folds = PLANS["tiny"].folds
+    assert len(gan) == 5 * folds and len(fid) == 5 and len(counts) == 5  # one generator per class and fold
     assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
     for r in enhance[1:]:  # MSE, PSNR, SSIM of each method: finite numbers
         for cell in r[2:5]:
             assert all(math.isfinite(v) for v in _numbers(cell)) and _numbers(cell)
+    assert sorted(r[2] for r in gan) == sorted(f"{k} (training part)" for k in range(folds) for _ in range(5))
     for r in gan:
-        assert int(r[3]) == PLANS["tiny"].gan_steps
-        assert all(math.isfinite(float(v)) for v in r[4:9])
+        assert int(r[4]) == PLANS["tiny"].gan_steps
+        assert all(math.isfinite(float(v)) for v in r[5:10])
+    assert "LEAKY" not in md  # per-fold generators: clean
     for r in fid:  # FID, KID, the floor
         for cell in (r[4], r[5], r[7]):
             vals = _numbers(cell)
@@ -83,6 +86,15 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     assert len(kid) == 5
     for r in kid:
         assert len(r) == 2 + 2 + 1 and all(math.isfinite(float(v)) for v in r[2:]), r
+    # precision / recall (and their ½ and floor), near-copies with the real reference, CAS F1 both arms
+    assert len(quality) == 5
+    for r in quality:
+        assert len(r) == 4 + 3 + 2 + 2, r
+        for cell in r[4:7]:
+            assert all(0 <= v <= 1 for v in _numbers(cell)) and len(_numbers(cell)) == 2, r
+        assert 0 <= _numbers(r[7])[0] <= 100 and 0 <= _numbers(r[8])[0] <= 100
+        assert 0 <= _numbers(r[9])[0] <= 1 and 0 <= float(r[10]) <= 1
+    assert "**Verdict per class.** synthetic images of class" in md and "CAS macro F1" in md
     assert [r[1].split(" ")[0] for r in table] == ["none", "classic", "gan", "classic+gan"]
     for r in table:
         for cell in r[2:]:
@@ -98,7 +110,8 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     assert "`classic+gan - classic`: test macro F1" in md and "`gan - none`: test macro F1" in md
     # every figure exists, and the HTML inlines every one of them
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(images) == 1 + 3 * 5 + 1 + 1  # enhancement, per class (real, samples, losses), KID, comparison
+    # enhancement, per class (real, samples, losses), KID, most-copied images, comparison
+    assert len(images) == 1 + 3 * 5 + 1 + 1 + 1
     for rel in images:
         assert (out / rel).is_file(), rel
     assert html.count("src='data:image/png;base64,") == len(images)
@@ -107,7 +120,7 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
 
 def test_demo_resumes_without_redoing_stages(tiny_demo: Path, capsys) -> None:
     before = json.loads((tiny_demo / "demo.json").read_text())["stages"]
-    gan_ckpt = tiny_demo / "gan" / "class_00" / "checkpoints" / "last.pt"
+    gan_ckpt = tiny_demo / "gan" / "fold_0" / "class_00" / "checkpoints" / "last.pt"
     mtime = gan_ckpt.stat().st_mtime_ns
     code, out, _ = run_cli(["demo", "--tiny", "--out", str(tiny_demo), "--jobs", "1", "--device", "cpu"], capsys)
     assert code == 0

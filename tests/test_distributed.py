@@ -263,7 +263,8 @@ def _classify_config(data: Path, out: Path, batch: int, epochs: int):
     # float64 gradients differ by 10% in one process), so no float32 comparison of it means anything
     return ClassifyConfig(data=str(data), out=str(out), model="resnet18", pretrained=False, head="linear",
                           classes="0,25", channels="rgb", size=32, folds=2, fold=0, epochs=epochs, batch_size=batch,
-                          augment="none", workers=0, device="cpu", sync_bn=True, seed=1, optimizer="sgd", lr=0.01)
+                          augment="none", workers=0, device="cpu", sync_bn=True, seed=1, optimizer="sgd", lr=0.01,
+                          keep_checkpoints="all")  # the tests compare last.pt
 
 
 def _classify_worker(rank: int, port: int, data: str, out: str, audit_file: str, stop_after: int) -> None:
@@ -387,15 +388,16 @@ def test_train_gan_fanout_cli(tmp_path, capsys):
     from protgan.gan.checkpoint import find_runs
     from tests.cli_helpers import run_cli
 
-    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(25,)] * 8 + [(2,)], channels=("red", "green", "blue"))
+    # class 2's one image also has class 0: no image with only class 2 (--select only), so its job fails
+    data = make_dataset(tmp_path / "data", [(0,)] * 8 + [(25,)] * 8 + [(2, 0)], channels=("red", "green", "blue"))
     runs = tmp_path / "runs"
     code, out, err = run_cli(["train-gan", "--data", str(data), "--classes", "0,25,2", "--out", str(runs),
                               "--jobs", "2", "--device", "cpu", "--size", "32", "--g-width", "16", "--d-width", "16",
                               "--batch-size", "4", "--steps", "2", "--no-amp"], capsys)
-    assert code == 1 and "1 of 3 classes failed" in err  # class 2 has one image: fewer than a batch
+    assert code == 1 and "1 of 3 classes failed" in err
     summary = json.loads((runs / "fanout.json").read_text())
     assert [r["status"] for r in summary["results"]] == ["done", "done", "failed"]
-    assert "fewer than one batch" in summary["results"][2]["error"]
+    assert "has no images with only this label" in summary["results"][2]["error"]
     assert summary["config"]["steps"] == 2 and summary["config"]["size"] == 32
     job = json.loads((runs / "class_0" / "job.json").read_text())
     assert job["class_index"] == 0 and job["out"] == str(runs / "class_0") and job["device"] == "cpu"

@@ -11,7 +11,9 @@ from protgan.core.errors import ProtganError
 from protgan.core.options import option
 
 SELECT_CHOICES = ("loss", "macro_f1", "micro_f1")
-KEEP_CHECKPOINTS_CHOICES = ("selected", "all")
+KEEP_CHECKPOINTS_CHOICES = ("selected", "all", "none")
+THRESHOLD_KIND_CHOICES = ("tuned", "0.5", "positive-proportion")  # protgan.classify.thresholds.KINDS
+TTA_CHOICES = ("none", "flips", "d4")  # protgan.classify.tta
 # filled from the preset (or the model's recipe) when not given
 RECIPE_FIELDS = ("optimizer", "momentum", "weight_decay", "lr_schedule", "plateau_factor", "plateau_patience",
                  "size", "channels", "augment", "balance", "select")
@@ -54,12 +56,18 @@ class ClassifyConfig:
     aug_probs: Optional[str] = option(None, "Change classic augmentation probabilities, e.g. 'invert=0,rotation=0.8' "
                                             "(hflip, vflip, crop, scale, rotation, shear, sharpen, invert).")
     synthetic: Optional[str] = option(None, "Folder of synthetic images in the dataset layout (e.g. `protgan synth` "
-                                            "output): joins the training part of every fold, never validation.")
+                                            "output, or per-fold sets SYN/fold_K): joins the training part of every "
+                                            "fold, never validation; refused for a fold whose validation images its "
+                                            "generators saw (see --allow-leakage).")
+    allow_leakage: bool = option(False, "Accept --synthetic images whose generator saw this fold's validation images "
+                                        "(or whose training images are not recorded): the paper's likely, optimistic "
+                                        "setup; every result is marked with it.")
     pretrained: bool = option(True, "Start from ImageNet weights (timm's hub or cache; efficientnet_lite0: the offline "
                                     "pip package).", cli="--pretrained/--no-pretrained")
     weights: Optional[str] = option(None, "A local state_dict file (a backbone's, or a protgan checkpoint) loaded into "
                                           "the model.")
-    loss: Optional[str] = option(None, "focal (the paper's; default) or bce.")
+    loss: Optional[str] = option(None, "focal (the paper's; default), bce, or focal+lovasz (focal + the per-class "
+                                       "Lovasz hinge, bestfitting's).")
     focal_alpha: Optional[float] = option(None, "Focal loss alpha in (0, 1): positives weighted alpha, negatives "
                                                 "1 - alpha (eq. 3). Default none = the paper's alpha = 1 read as no "
                                                 "balancing (see README).")
@@ -97,11 +105,30 @@ class ClassifyConfig:
                                   "instead of each process's part.", affects_run=False)
     lr_scaling: str = option("none", "Under torchrun: none (the recipe's --lr, the default), linear (x world size) or "
                                      "sqrt (x sqrt(world size)); --batch-size is per process.")
+    allow_leakage: bool = option(False, "Let synthetic images whose generator saw this fold's validation images (or "
+                                        "whose training images are not recorded) join training: the paper's likely "
+                                        "setup, optimistic; every result is marked with it.")
     keep_checkpoints: str = option("selected", "selected: when a fold is finished keep only the checkpoint --select "
                                                "evaluated (what predict and synth's filter use; last.pt stays only "
                                                "while the fold can resume); all: keep best_loss, best_macro_f1, "
-                                               "best_micro_f1 and last.", choices=KEEP_CHECKPOINTS_CHOICES,
+                                               "best_micro_f1 and last; none: no checkpoint once the fold's results are written (runs nobody "
+                                               "predicts with, e.g. the demo's compare cells).",
+                                   choices=KEEP_CHECKPOINTS_CHOICES,
                                    affects_run=False)
+    # evaluation the HPA 2018 winners would trust (README: classify, "Thresholds, TTA, averaging")
+    threshold_split: float = option(0.1, "Share of each training fold held out (multilabel-stratified, duplicate "
+                                         "groups whole) to tune the thresholds and choose the checkpoint, so the "
+                                         "validation fold is untouched by any choice; 0: the old way (thresholds "
+                                         "tuned on the training predictions, checkpoint chosen on validation).")
+    thresholds: str = option("tuned", "Thresholds the checkpoint keeps for `predict` and the headline table: tuned "
+                                      "(per-class F1 optimum on the held-out part), 0.5, or positive-proportion "
+                                      "(held-out predicted positive rate = training prevalence, pudae). Every kind "
+                                      "is reported.", choices=THRESHOLD_KIND_CHOICES)
+    tta: str = option("none", "Test-time augmentation in the evaluation: none, flips (4 flips) or d4 (8 dihedral "
+                              "transforms); mean of the sigmoids.", choices=TTA_CHOICES)
+    average: str = option("none", "Weight averaging: none, last:K (mean of the last K epochs' weights, SWA-style) or "
+                                  "ema[:DECAY] (default 0.999); batch-norm statistics recomputed on the training "
+                                  "part; the averaged model is evaluated.")
     tensorboard: bool = option(False, "Also write TensorBoard events (losses, F1, learning rate per epoch) to "
                                       "RUN/fold_K/tensorboard (`tensorboard --logdir RUN`; needs the tensorboard "
                                       "extra).", affects_run=False)

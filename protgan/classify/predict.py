@@ -1,5 +1,6 @@
-"""Labels for new images from a classify checkpoint, with the per-class thresholds tuned on its training
-part (0.5 where the checkpoint has none). Output: the Kaggle submission format `Id,Predicted`
+"""Labels for new images from a classify checkpoint, with the per-class thresholds it keeps (chosen on the
+held-out part of its training fold; 0.5 where the checkpoint has none), optionally with test-time
+augmentation (protgan.classify.tta). Output: the Kaggle submission format `Id,Predicted`
 (space-separated class indices of the 28-class numbering)."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from torch.utils.data import Dataset
 from protgan.core.atomic import atomic_path
 from protgan.classify.fcn_targets import fcn_maps, fcn_network
 from protgan.classify.heatmaps import write_heatmaps
-from protgan.classify.thresholds import apply_thresholds
+from protgan.classify.thresholds import KINDS, apply_thresholds
+from protgan.classify.tta import TTA_CHOICES, tta_probs
 from protgan.classify.train import Accel, load_checkpoint, model_from_checkpoint
 from protgan.data import class_name, make_loader, read_channel
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, index_image_files, read_label_table
@@ -84,23 +86,36 @@ class _Stacks(Dataset):
 
 def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], thresholds: str = "tuned",
             batch_size: int = 16, device: str = "auto", workers: int = 0,
-            heatmaps: str | os.PathLike | None = None) -> tuple[list[Prediction], dict]:
+            heatmaps: str | os.PathLike | None = None, tta: str = "none") -> tuple[list[Prediction], dict]:
     """(predictions sorted by Id, checkpoint info: classes, names, thresholds used and where from).
 
     `heatmaps`: with an FCN checkpoint (fcn13), also write DIR/{Id}_heatmaps.png per image: the image
-    and one panel per predicted class with its heat map overlaid (protgan.classify.heatmaps)."""
+    and one panel per predicted class with its heat map overlaid (protgan.classify.heatmaps).
+    `thresholds`: tuned (the checkpoint's own kind, `classify --thresholds`), positive-proportion, or a number.
+    `tta`: none, flips or d4 (mean of the sigmoids)."""
+    if tta not in TTA_CHOICES:
+        raise ProtganError(f"--tta {tta!r}: expected one of {', '.join(TTA_CHOICES)}")
+    if tta != "none" and heatmaps is not None:
+        raise ProtganError(f"--tta {tta}: not with --heatmaps (a heat map belongs to one orientation)")
     ckpt = load_checkpoint(checkpoint)
     classes = ckpt["classes"]
     if thresholds == "tuned":
         if ckpt.get("thresholds") is None:
-            th, source = np.full(len(classes), 0.5), "0.5 (this checkpoint has no tuned thresholds: use best_<select>.pt)"
+            th, source = np.full(len(classes), 0.5), ("0.5 (this checkpoint has no tuned thresholds: use "
+                                                      "best_<select>.pt or averaged.pt)")
         else:
-            th, source = np.array(ckpt["thresholds"]), "tuned on the training part"
+            th = np.array(ckpt["thresholds"])
+            source = ckpt.get("threshold_source", "tuned on the training part")
+    elif thresholds in KINDS:
+        if thresholds not in (ckpt.get("thresholds_by_kind") or {}):
+            raise ProtganError(f"--threshold {thresholds}: {checkpoint} has no such thresholds (made before they "
+                               f"were kept, or not the evaluated checkpoint)")
+        th, source = np.array(ckpt["thresholds_by_kind"][thresholds]), f"{thresholds} (kept in the checkpoint)"
     else:
         try:
             value = float(thresholds)
         except ValueError:
-            raise ProtganError(f"--threshold {thresholds!r}: expected 'tuned' or a number in (0, 1)") from None
+            raise ProtganError(f"--threshold {thresholds!r}: expected tuned, positive-proportion or a number in (0, 1)") from None
         if not 0 < value < 1:
             raise ProtganError(f"--threshold {thresholds!r}: expected a number in (0, 1)")
         th, source = np.full(len(classes), value), f"{value:g} for every class"
@@ -120,11 +135,12 @@ def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
         for x, _ in loader:
             with accel.autocast():
                 if heatmaps is None:
-                    logits = model(accel.batch(x))
+                    logits = None
+                    p_batch = tta_probs(model, accel.batch(x), tta)
                 else:  # one pass: the maps, and the confidences as their maxima
                     maps = fcn_maps(model, accel.batch(x))
                     logits = maps.amax(dim=(2, 3))
-            probs.append(torch.sigmoid(logits.float()).cpu())
+            probs.append((p_batch if logits is None else torch.sigmoid(logits.float())).cpu())
             if heatmaps is not None:
                 ids = data.ids[done:done + len(x)]
                 write_heatmaps(heatmaps, ids, x.numpy(), tuple(ckpt["channels"]), torch.sigmoid(maps.float()).cpu().numpy(),
@@ -137,7 +153,7 @@ def predict(checkpoint: str | os.PathLike, inputs: Sequence[str | os.PathLike], 
     out = [Prediction(id_, [classes[j] for j in np.flatnonzero(pred[i])],
                       {classes[j]: float(p[i, j]) for j in range(len(classes))}) for i, id_ in enumerate(data.ids)]
     info = {"classes": classes, "names": ckpt["class_names"], "thresholds": th.tolist(), "threshold_source": source,
-            "model": ckpt["meta"]["model"], "channels": ckpt["channels"], "size": ckpt["size"]}
+            "model": ckpt["meta"]["model"], "channels": ckpt["channels"], "size": ckpt["size"], "tta": tta}
     if heatmaps is not None:
         info["heatmaps"] = str(heatmaps)
     return out, info

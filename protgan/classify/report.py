@@ -13,11 +13,12 @@ from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.mlcm import merge_label_reports
 from protgan.classify.optim import describe_optimizer
+from protgan.classify.thresholds import KINDS
 from protgan.data import class_name
 from protgan.core.errors import ProtganError
 
 SPLITS = ("train", "val")
-THRESHOLD_KINDS = ("tuned", "0.5")
+THRESHOLD_KINDS = KINDS  # tuned, 0.5, positive-proportion (older runs: only the kinds they have)
 LABELS = {
     "macro_f1": "Macro F1 (mean of per-class F1)",
     "paper_macro_f1": "Macro F1, paper eq. 8 (harmonic mean of macro P and R)",
@@ -51,10 +52,11 @@ def collect_run(run: str | Path) -> dict:
     results = load_fold_results(run)
     cfg = json.loads((run / "config.json").read_text())
     classes = results[0]["classes"]
-    summary: dict = {s: {t: {} for t in THRESHOLD_KINDS} for s in SPLITS}
+    kinds = run_kinds(results)
+    summary: dict = {s: {t: {} for t in kinds} for s in SPLITS}
     rows = ["fold,split,thresholds," + ",".join(SCALAR_METRICS) + ",auc_classes_skipped,n_images"]
     for s in SPLITS:
-        for t in THRESHOLD_KINDS:
+        for t in kinds:
             for r in results:
                 m = r[s][t]
                 rows.append(f"{r['fold']},{s},{t}," + ",".join(f"{m[k]:.6f}" for k in SCALAR_METRICS)
@@ -68,7 +70,7 @@ def collect_run(run: str | Path) -> dict:
     pc_rows = ["fold,split,thresholds,class,name,precision,recall,f1,support,roc_auc"]
     for r in results:
         for s in SPLITS:
-            for t in THRESHOLD_KINDS:
+            for t in kinds:
                 pc = r[s][t]["per_class"]
                 for j, c in enumerate(classes):
                     auc = pc["roc_auc"][j]
@@ -92,6 +94,11 @@ def collect_run(run: str | Path) -> dict:
     return summary
 
 
+def run_kinds(results: list[dict]) -> tuple[str, ...]:
+    """The threshold kinds every fold of a run reports (older runs: tuned and 0.5)."""
+    return tuple(t for t in THRESHOLD_KINDS if all(t in r["val"] for r in results))
+
+
 def _fmt(ms: tuple[float, float]) -> str:
     return f"{ms[0]:.3f} ± {ms[1]:.3f}"
 
@@ -99,7 +106,17 @@ def _fmt(ms: tuple[float, float]) -> str:
 def summary_markdown(cfg: dict, results: list[dict], summary: dict) -> str:
     classes = results[0]["classes"]
     k = len(results)
+    kinds = run_kinds(results)
     name = f"{cfg['model']} ({cfg['augment']} augmentation)"
+    held = results[0].get("selected_on") == "held"
+    chosen = results[0].get("selected", f"best {cfg['select']}")
+    where = (f"held-out {cfg.get('threshold_split', 0):g} of each training fold (never the validation fold)" if held
+             else "validation fold (--threshold-split 0)")
+    evaluated = (f"Evaluated weights per fold: {chosen}" + ("" if cfg.get("average", "none") != "none" else
+                 f", chosen on the {where}") + f"; TTA {cfg.get('tta', 'none')}. ")
+    th_from = ("Thresholds chosen on the held-out part (tuned: per-class F1 optimum; positive-proportion: "
+               "predicted positive rate = training prevalence)." if held else
+               "Thresholds chosen on the training part's own predictions.")
     lines = [
         f"# protgan classify: {cfg['model']}, {len(classes)} classes, {k}-fold cross-validation",
         "",
@@ -107,26 +124,29 @@ def summary_markdown(cfg: dict, results: list[dict], summary: dict) -> str:
         f"loss {cfg['loss']}, {cfg['epochs']} epochs, {describe_optimizer(cfg)}, batch size "
         f"{cfg['batch_size']} ({cfg['batch_schedule']} schedule), augmentation {cfg['augment']}"
         + (f" with synthetic images from `{cfg['synthetic']}`" if cfg.get("synthetic") else "")
+        + (" (**--allow-leakage**: their generators may have seen validation images, so the scores are "
+           "optimistic)" if cfg.get("allow_leakage") else "")
         + f", {'ImageNet-pretrained' if cfg['pretrained'] else 'trained from scratch'}. "
-        f"Checkpoint per fold: best validation {cfg['select'].replace('_', ' ')}. Values: mean ± std over folds; "
-        "Test = the validation fold (as in the paper's tables). Thresholds tuned per class on the training part.",
+        + evaluated + "Values: mean ± std over folds; "
+        "Test = the validation fold (as in the paper's tables). " + th_from,
         "",
         "## Table 2/3 layout (tuned thresholds)",
         "",
         "| Metrics / Models | Macro F1 Train | Macro F1 Test | Micro F1 Train | Micro F1 Test | Accuracy Train | Accuracy Test |",
         "|---|---|---|---|---|---|---|",
     ]
-    for t in THRESHOLD_KINDS:
-        if t == "0.5":
-            lines += ["", "## Same, at threshold 0.5", "",
+    for t in kinds:
+        if t != "tuned":
+            lines += ["", f"## Same, at {'threshold 0.5' if t == '0.5' else t + ' thresholds'}", "",
                       "| Metrics / Models | Macro F1 Train | Macro F1 Test | Micro F1 Train | Micro F1 Test | Accuracy Train | Accuracy Test |",
                       "|---|---|---|---|---|---|---|"]
         cells = [_fmt(summary[s][t][m]) for m in ("macro_f1", "micro_f1", "label_accuracy") for s in SPLITS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Every metric", "", "| Metric | Train (tuned) | Test (tuned) | Train (0.5) | Test (0.5) |",
-              "|---|---|---|---|---|"]
+    lines += ["", "## Every metric", "", "| Metric | " + " | ".join(f"{'Train' if s == 'train' else 'Test'} ({t})"
+                                                          for t in kinds for s in SPLITS) + " |",
+              "|---|" + "---|" * (len(kinds) * len(SPLITS))]
     for m in SCALAR_METRICS:
-        lines.append(f"| {LABELS[m]} | " + " | ".join(_fmt(summary[s][t][m]) for t in THRESHOLD_KINDS for s in SPLITS) + " |")
+        lines.append(f"| {LABELS[m]} | " + " | ".join(_fmt(summary[s][t][m]) for t in kinds for s in SPLITS) + " |")
     skipped = max(r["val"]["tuned"]["auc_classes_skipped"] for r in results)
     lines += ["", "Macro F1 is the mean of per-class F1; the paper's eq. 8 (harmonic mean of the averaged precision "
               "and recall) is reported beside it. Accuracy is label-wise (Hamming): the paper's eq. 12 is garbled "

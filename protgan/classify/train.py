@@ -10,7 +10,8 @@ Layout of RUN:
     config.json          the resolved options
     folds.csv            only when DATA was not writable (else DATA/folds.csv, shared by every run)
     fold_K/              history.json, ids.json, result.json, thresholds.json,
-                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt
+                         best_loss.pt, best_macro_f1.pt, best_micro_f1.pt, last.pt (while training;
+                         once the fold is done, --keep-checkpoints selected keeps best_<select>.pt only)
     metrics.csv, per_class.csv, summary.md, thresholds.json, curves.png, per_class.png  (once all folds are done)
 """
 
@@ -35,6 +36,7 @@ from protgan.core.atomic import atomic_path, write_json
 from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
 from protgan.core.runfolder import RunLock, check_same_options, claim_run_folder, read_saved_options
 from protgan.core.safeload import load_weights, plain, rng_state, set_rng_state
+from protgan.data.problems import require_readable
 from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, SeededSamples, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
@@ -45,15 +47,21 @@ from protgan.classify.metrics import evaluate, macro_f1, micro_f1
 from protgan.classify.models import Classifier, create_model, get_spec
 from protgan.classify.models.paper_models import SIZE_MULTIPLE
 from protgan.classify.schedules import BATCH_SCHEDULE_CHOICES, batch_size_at
-from protgan.classify.thresholds import apply_thresholds, tune_thresholds
+from protgan.classify.thresholds import KINDS as THRESHOLD_KINDS
+from protgan.classify.thresholds import apply_thresholds, thresholds_by_kind
+from protgan.classify.tta import TTA_CHOICES, predict_probs
+from protgan.classify.averaging import Ema, average_saved_epochs, epoch_weights_path, parse_average, recompute_bn
 from protgan.data import (
-    FOLDS_FILE, ChannelStackDataset, ImageSet, class_name, load_or_make_folds, make_loader, open_dataset,
+    ChannelStackDataset, ImageSet, class_name, dataset_folds, make_loader, open_dataset,
     parse_channels, resolve_subset, to_unit_range,
 )
 from protgan.core.errors import ProtganError
 from protgan.core.options import per_invocation
-from protgan.data.problems import require_readable
+from protgan.core.tensorboard import open_tensorboard
+from protgan.data.provenance import FoldCheck, check_fold, synthetic_for_fold
 from protgan.classify.report import collect_run
+from protgan.data.duplicates import refuse_synthetic_copies
+from protgan.data.folds import holdout_split
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
 # what classify writes in RUN: an input elsewhere inside RUN is not written over
@@ -73,13 +81,18 @@ class Prepared:
     cfg: ClassifyConfig
     out: Path
     real: ImageSet
-    synthetic: ImageSet | None
+    synthetic_sets: dict[int, ImageSet]  # fold -> its synthetic images (one shared set, or SYN/fold_K)
     classes: list[int]
     channels: tuple[str, ...]
     folds_path: Path
     fold_of: dict[str, int]
     k: int
     notes: list[str] = field(default_factory=list)
+    group_of: dict[str, str] | None = None  # near-duplicate groups (folds.csv), kept whole in the held-out split
+    leakage: dict[int, FoldCheck] = field(default_factory=dict)  # fold -> what its generators saw of its validation
+
+    def synthetic_for(self, fold: int) -> ImageSet | None:
+        return self.synthetic_sets.get(fold)
 
     def split(self, fold: int) -> tuple[list[str], list[str]]:
         if not 0 <= fold < self.k:
@@ -120,6 +133,7 @@ def validate(cfg: ClassifyConfig) -> None:
         raise ProtganError(f"--workers {cfg.workers}: must be >= 0")
     parse_probabilities(cfg.aug_probs)
     check_recipe_options(cfg, spec.name)
+    check_evaluation_options(cfg)
     distributed.lr_factor(cfg.lr_scaling, world=1)  # checks --lr-scaling
 
 
@@ -146,8 +160,16 @@ def check_recipe_options(cfg: ClassifyConfig, model: str) -> None:
                            f"channel; include green (the paper: rgby)")
 
 
-def _writable_dir(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+def check_evaluation_options(cfg: ClassifyConfig) -> None:
+    if not 0.0 <= cfg.threshold_split < 1.0:
+        raise ProtganError(f"--threshold-split {cfg.threshold_split}: expected a share in [0, 1) (0.1: 10% held out)")
+    if cfg.thresholds not in THRESHOLD_KINDS:
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected one of {', '.join(THRESHOLD_KINDS)}")
+    if cfg.tta not in TTA_CHOICES:
+        raise ProtganError(f"--tta {cfg.tta!r}: expected one of {', '.join(TTA_CHOICES)}")
+    avg = parse_average(cfg.average)
+    if avg.kind == "last" and avg.k > cfg.epochs:
+        raise ProtganError(f"--average {cfg.average}: averages the last {avg.k} epochs but --epochs is {cfg.epochs}")
 
 
 def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
@@ -166,34 +188,58 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     if real.dropped_unlabelled:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
     out = Path(cfg.out)
-    folds_path = Path(cfg.data) / FOLDS_FILE
-    if not folds_path.exists() and not _writable_dir(Path(cfg.data)):
-        folds_path = out / FOLDS_FILE
-        notes.append(f"{cfg.data} is not writable: folds written to {folds_path}")
-    # folds come from the full label table, so every class subset and arm shares them
-    folds = load_or_make_folds(ds.ids, ds.targets, folds_path, k=cfg.folds, seed=0)
-    syn = None
+    # folds come from the full label table, so every class subset and arm (and train-gan --fold) shares them
+    # near-duplicate groups are kept in one fold (protgan.data.duplicates)
+    folds, folds_path, note = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, out, log=log)
+    notes += [note] if note else []
+    prep = Prepared(cfg, out, real, {}, classes, channels, folds_path, folds.fold_of, folds.k, notes,
+                    group_of=folds.group_of)
     if cfg.synthetic:
-        syn_path = Path(cfg.synthetic)
-        if not syn_path.exists():
-            raise ProtganError(f"--synthetic {syn_path}: directory does not exist")
-        syn_all = open_dataset(syn_path)
-        clash = sorted(set(syn_all.ids) & set(ds.ids))
-        if clash:
-            raise ProtganError(f"--synthetic {syn_path}: Id {clash[0]!r} is also a real image in {cfg.data} "
-                               f"({len(clash)} such Ids); synthetic Ids must be distinct")
-        syn = syn_all.restrict(classes)
-        if not syn.ids:
-            raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(classes)} classes")
-        syn.require_channels(channels)
-        require_readable(syn, channels, flag="--synthetic")
-    return Prepared(cfg, out, real, syn, classes, channels, folds_path, folds.fold_of, folds.k, notes)
+        _prepare_synthetic(prep, set(ds.ids))
+    return prep
+
+
+def _prepare_synthetic(prep: Prepared, real_ids: set[str]) -> None:
+    """Open each asked fold's synthetic set and refuse one whose generator saw that fold's validation
+    images (protgan.data.provenance), before any fold trains."""
+    cfg = prep.cfg
+    if not Path(cfg.synthetic).exists():
+        raise ProtganError(f"--synthetic {cfg.synthetic}: directory does not exist")
+    opened: dict[Path, ImageSet] = {}
+    for fold in [cfg.fold] if cfg.fold is not None else range(prep.k):
+        syn_path = synthetic_for_fold(cfg.synthetic, fold)
+        if syn_path not in opened:
+            syn_all = open_dataset(syn_path)
+            clash = sorted(set(syn_all.ids) & real_ids)
+            if clash:
+                raise ProtganError(f"--synthetic {syn_path}: Id {clash[0]!r} is also a real image in {cfg.data} "
+                                   f"({len(clash)} such Ids); synthetic Ids must be distinct")
+            syn = syn_all.restrict(prep.classes)
+            if not syn.ids:
+                raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(prep.classes)} classes")
+            syn.require_channels(prep.channels)
+            require_readable(syn, prep.channels, flag="--synthetic")
+            opened[syn_path] = syn
+        # a near-copy of a validation image is refused whatever the provenance says
+        refuse_synthetic_copies(opened[syn_path], prep.real.select(prep.split(fold)[1]), prep.channels,
+                                where=f"--synthetic {syn_path}")
+        check = check_fold(cfg.synthetic, prep.classes, prep.split(fold)[1], fold, cfg.allow_leakage)
+        if check.leaky:
+            prep.notes.append(f"fold {fold}: LEAKAGE ALLOWED (--allow-leakage): synthetic images whose generators "
+                              f"saw validation images of this fold ({check.summary()})")
+        prep.synthetic_sets[fold], prep.leakage[fold] = opened[syn_path], check
 
 
 def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
-    """`train` (augmented, + synthetic), `train_eval` (real training part, no augmentation), `val`."""
+    """`train` (augmented, + synthetic), `train_eval` (real training part, no augmentation), `val`, and
+    `held` (the held-out part of the training fold, `--threshold-split`; absent at 0)."""
     cfg = prep.cfg
     train_ids, val_ids = prep.split(fold)
+    held_ids: list[str] = []
+    if cfg.threshold_split > 0:  # deterministic per fold (not per seed): every seed and arm holds out the same
+        part = prep.real.select(train_ids)
+        train_ids, held_ids = holdout_split(part.ids, part.targets, cfg.threshold_split, seed=fold,
+                                            group_of=prep.group_of)
     transform = None
     if "classic" in cfg.augment:
         transform = AugmentTransform(parse_probabilities(cfg.aug_probs), cfg.size)
@@ -205,14 +251,17 @@ def fold_datasets(prep: Prepared, fold: int) -> dict[str, Dataset]:
         balanced = balance_indices(real_train.labels.numpy(), spec, seed=cfg.seed * 1009 + fold, classes=prep.classes)
         real_train = ResampledDataset(real_train, balanced)
     parts: list[Dataset] = [real_train]
-    if prep.synthetic is not None:
-        parts.append(ChannelStackDataset(prep.synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
+    synthetic = prep.synthetic_for(fold)
+    if synthetic is not None:
+        parts.append(ChannelStackDataset(synthetic, prep.channels, cfg.size, prep.classes, transform=transform))
     val = ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=val_ids)
-    assert not set(val.ids) & (set(prep.synthetic.ids) if prep.synthetic else set())
+    assert not set(val.ids) & (set(synthetic.ids) if synthetic else set())
     return {
         "train": ConcatDataset(parts) if len(parts) > 1 else real_train,
         "train_eval": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=train_ids),
         "val": val,
+        **({"held": ChannelStackDataset(prep.real, prep.channels, cfg.size, prep.classes, ids=held_ids)}
+           if held_ids else {}),
         **({"balance": balanced} if balanced is not None else {}),
     }
 
@@ -262,7 +311,8 @@ class Accel:
 def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer, loss_fn, accel: Accel,
                 scaler: torch.amp.GradScaler | None = None, keep_outputs: bool = True,
                 on_batch: Callable[[int], None] | None = None,
-                step_fn: Callable | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
+                step_fn: Callable | None = None,
+                after_step: Callable[[], None] | None = None) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
     """One pass over `loader`: (mean loss, logits, targets). The loss is summed on the device and read
     once at the end, so the loop never waits on the GPU. `step_fn(model, x, y) -> (logits, loss)`
     replaces `loss_fn(model(x), y)` for models trained on something else than their logits (the FCN)."""
@@ -288,6 +338,8 @@ def train_epoch(model: torch.nn.Module, loader, optimizer: torch.optim.Optimizer
         else:
             loss.backward()
             optimizer.step()
+        if after_step is not None:  # e.g. the EMA of the weights (protgan.classify.averaging)
+            after_step()
         loss_sum += loss.detach() * len(y)
         seen += len(y)
         if keep_outputs:
@@ -337,7 +389,7 @@ def checkpoint_payload(model: Classifier, prep: Prepared, epoch: int, metrics: d
 
 # payload entries that are plain data (numbers may come as numpy scalars): stored as Python numbers so that
 # torch.load(weights_only=True) reads the file
-_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng")
+_PLAIN_KEYS = ("metrics", "history", "best", "config", "thresholds", "loader", "rng", "thresholds_by_kind")
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -379,34 +431,26 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
     same command again continues from it to the same result as an uninterrupted run."""
     if not distributed.is_main():  # torchrun: rank 0 logs, shows progress and writes the files
         log, progress = (lambda message: None), None
-    fold_dir = prep.out / f"fold_{fold}"
-    result_path = fold_dir / "result.json"
+    result_path = prep.out / f"fold_{fold}" / "result.json"
     if result_path.exists():
         log(f"fold {fold}: already done ({result_path})")
         return json.loads(result_path.read_text())
     # one process per fold folder (folds of one run may train side by side, one per GPU)
-    with RunLock(fold_dir, what=f"classify fold {fold}", warn=log):
-        if result_path.exists():  # finished by another invocation while this one waited to start
-            return json.loads(result_path.read_text())
-        data = fold_data(prep, fold, fold_dir, log)
-        t = build_training(prep, fold, fold_dir, log)
+    with RunLock(prep.out / f"fold_{fold}", what=f"classify fold {fold}", warn=log):
         stop = StopRequest()
-        try:
-            with stop.installed():
-                train_epochs(prep, fold, fold_dir, data, t, log, progress, stop)
-        except KeyboardInterrupt:
-            done = len(t.history)
-            log(f"interrupted: fold {fold} keeps the state after epoch {done} in {fold_dir / 'last.pt'}; run the "
-                f"same command again to resume at epoch {done + 1} (the same result as without the interruption)")
-            raise
-        return evaluate_chosen(prep, fold, fold_dir, data, t, log)
+        with stop.installed():
+            return _run_fold(prep, fold, log, progress, stop)
 
 
-# --------------------------------------------------------------------------------- a fold's parts
-def fold_data(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> dict[str, Dataset]:
-    """The fold's datasets (fold_datasets), logged, with balance.json and ids.json written."""
+def _run_fold(prep: Prepared, fold: int, log: Log, progress: Progress | None, stop: "StopRequest") -> dict:
+    cfg = prep.cfg
+    fold_dir = prep.out / f"fold_{fold}"
+    result_path = fold_dir / "result.json"
+    if distributed.is_main():
+        fold_dir.mkdir(parents=True, exist_ok=True)
     data = fold_datasets(prep, fold)
-    n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
+    synthetic = prep.synthetic_for(fold)
+    n_syn = len(synthetic.ids) if synthetic is not None else 0
     log(f"fold {fold}: {len(data['train_eval'])} real + {n_syn} synthetic training images, "
         f"{len(data['val'])} validation images")
     if not len(data["val"]) or not len(data["train_eval"]):
@@ -423,219 +467,269 @@ def fold_data(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> dict[str, 
                                                    "counts_after": bal.counts_after.tolist()})
     if distributed.is_main():
         write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
-                                           "synthetic": list(prep.synthetic.ids) if prep.synthetic else []})
-    return data
+                                           "held": dataset_ids(data["held"]) if "held" in data else [],
+                                           "synthetic": list(synthetic.ids) if synthetic else []})
 
-
-@dataclass
-class Training:
-    """A fold's model, optimisation state and record: what last.pt holds at an epoch boundary."""
-
-    model: torch.nn.Module  # unwrapped (checkpoints, evaluation)
-    ddp_model: torch.nn.Module  # what the training steps run (DDP under torchrun)
-    optimizer: torch.optim.Optimizer
-    scheduler: EpochSchedule
-    scaler: torch.amp.GradScaler | None
-    loss_fn: Callable
-    fcn_step: FcnObjective | None
-    accel: Accel
-    device: torch.device
-    history: list[dict] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-    start: int = 0  # the next epoch to train (0-based)
-
-
-def build_training(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> Training:
-    """Model, optimizer, schedule and loss for the fold; the state of fold_dir/last.pt when present."""
-    cfg = prep.cfg
     device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
     accel = Accel.for_device(device, cfg.amp)
     _seed_everything(cfg.seed * 1009 + fold)
-    model = accel.prepare_model(create_model(cfg.model, len(prep.classes), len(prep.channels),
-                                             pretrained=cfg.pretrained, weights=cfg.weights, head=cfg.head))
+    model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
+                         weights=cfg.weights, head=cfg.head)
+    model = accel.prepare_model(model)
+    # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped for checkpoints and eval
+    ddp_model = distributed.wrap_model(model, device, cfg.sync_bn)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr * distributed.lr_factor(cfg.lr_scaling),
                                cfg.momentum, cfg.weight_decay)
-    t = Training(
-        model=model,
-        # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped
-        ddp_model=distributed.wrap_model(model, device, cfg.sync_bn),
-        optimizer=optimizer,
-        scheduler=EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience),
-        scaler=accel.make_scaler(),
-        loss_fn=make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha),
-        # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
-        fcn_step=FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None,
-        accel=accel, device=device)
+    scheduler = EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience)
+    # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
+    fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
+    scaler = accel.make_scaler()
+    loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
+    avg = parse_average(cfg.average)
+    ema = Ema(model, avg.decay) if avg.kind == "ema" else None
+    history: list[dict] = []
+    best: dict[str, float] = {}
+    start = 0
     last_path = fold_dir / "last.pt"
     if last_path.exists():
         state = load_weights(last_path, "cpu", what="classifier checkpoint")
-        t.model.load_state_dict(state["model"])
-        t.optimizer.load_state_dict(state["optimizer"])
-        t.scheduler.load_state_dict(state["scheduler"])
-        if t.scaler is not None and state.get("scaler"):
-            t.scaler.load_state_dict(state["scaler"])
-        t.history, t.best, t.start = list(state["history"]), dict(state["best"]), int(state["next_epoch"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        history, best, start = state["history"], state["best"], state["next_epoch"]
         if "rng" in state:
             set_rng_state(state["rng"])
         else:  # written before every RNG was kept
             torch.set_rng_state(state["torch_rng"])
-        log(f"fold {fold}: resuming at epoch {t.start + 1}/{cfg.epochs}")
-    return t
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
 
-
-def _save_last(prep: Prepared, fold_dir: Path, t: Training, next_epoch: int) -> None:
-    """last.pt: everything needed to continue at `next_epoch` exactly as an uninterrupted run would."""
-    if not distributed.is_main():
-        return
-    payload = checkpoint_payload(t.model, prep, next_epoch - 1, t.history[-1] if t.history else {})
-    payload.update(optimizer=t.optimizer.state_dict(), scheduler=t.scheduler.state_dict(),
-                   scaler=t.scaler.state_dict() if t.scaler is not None else None, history=t.history, best=t.best,
-                   next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state())
-    save_checkpoint(fold_dir / "last.pt", payload)
-
-
-def _epoch_loader(prep: Prepared, fold: int, epoch: int, train: Dataset, pin: bool):
-    """The epoch's training loader: order and augmentations a function of (seed, fold, epoch) only.
-
-    Each sample's augmentation is drawn from its own RNG seeded by (seed, epoch, sample index), so any
-    --workers gives the same batches. torchrun: this rank's slice of each global batch of world x bs (the
-    single-process order), and per-rank dropout streams (still a function of seed and epoch)."""
-    cfg = prep.cfg
-    bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
-    seed = cfg.seed * 100003 + fold * 1009 + epoch
-    drop_last = len(train) > bs * distributed.world_size()
-    sampler = distributed.train_sampler(len(train), bs, seed, drop_last)
-    if sampler is not None:
-        torch.manual_seed(distributed.rank_seed(seed))
-        seed = distributed.rank_seed(seed, 1)
-    if "classic" in cfg.augment:
-        train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
-    loader = make_loader(train, bs, shuffle=True, workers=cfg.workers, pin_memory=pin, seed=seed,
-                         drop_last=drop_last, sampler=sampler)
-    return loader, bs
-
-
-def train_epochs(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], t: Training, log: Log,
-                 progress: Progress | None, stop: "StopRequest") -> None:
-    """Epochs t.start..epochs-1: train, validate, keep the best checkpoints and last.pt after each."""
-    cfg = prep.cfg
-    pin = t.device.type == "cuda"
-    val_loader = make_loader(data["val"], 2 * cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    workers = cfg.workers
+    pin = device.type == "cuda"
+    eval_bs = 2 * cfg.batch_size
+    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
     # torchrun: each rank predicts a contiguous part of the validation set; gather_cat restores the whole, in order
     val_part_loader = val_loader if not distributed.active() else make_loader(
-        distributed.shard_dataset(data["val"]), 2 * cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin)
-    for epoch in range(t.start, cfg.epochs):
-        stop.check()
-        loader, bs = _epoch_loader(prep, fold, epoch, data["train"], pin)
-        total = len(loader) * bs if loader.drop_last else len(data["train"])
-        done = [0]
+        distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+    # the checkpoint choice is made on the held-out part of the training fold when there is one
+    held_loader = make_loader(data["held"], eval_bs, shuffle=False, workers=workers, pin_memory=pin) \
+        if "held" in data else None
+    select_on = "held" if held_loader is not None else "val"
 
-        def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
-            done[0] += n
-            if progress is not None:
-                progress(name, done[0], total)
-            stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
+    def save_last(next_epoch: int) -> None:
+        if not distributed.is_main():
+            return
+        payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
+        payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                       scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
+                       next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state(),
+                       ema=ema.state_dict() if ema is not None else None)
+        save_checkpoint(last_path, payload)
 
-        lr = t.optimizer.param_groups[0]["lr"]
-        try:
-            train_loss, train_logits, train_y = train_epoch(t.ddp_model, loader, t.optimizer, t.loss_fn, t.accel,
-                                                            t.scaler, on_batch=tick, step_fn=t.fcn_step)
-        except (RuntimeError, OSError):
-            # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: that is the interrupt
-            if stop.signum is None:
-                raise
-            raise KeyboardInterrupt from None
-        finally:
-            del loader
-        if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
-            train_loss = distributed.mean_scalar(train_loss)
-            train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
-            distributed.broadcast_buffers(t.model)
-        val_logits, val_y = predict_logits(t.model, val_part_loader, t.accel)
-        val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
-        if t.fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
-            val_loss = t.fcn_step.mean_loss(t.model, val_loader, t.accel.batch, t.accel.autocast)
-        else:
-            val_loss = float(t.loss_fn(val_logits, val_y))
-        t.scheduler.step(val_loss)
-        rec = _epoch_record(epoch, lr, bs, train_loss, train_logits, train_y, val_loss, val_logits, val_y)
-        if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
-            raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
-        _keep_epoch(prep, fold_dir, t, rec)
-        log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
-            f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
-            f"micro F1 {rec['val_micro_f1']:.3f}")
+    epoch = start
+    tb = open_tensorboard(fold_dir, cfg.tensorboard and distributed.is_main())  # RUN/fold_K/tensorboard
+    try:
+        for epoch in range(start, cfg.epochs):
+            bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
+            # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
+            # torchrun: this rank's slice of each global batch of world x bs (the single-process order), and
+            # per-rank augmentation/dropout streams (still a function of seed and epoch)
+            seed = cfg.seed * 100003 + fold * 1009 + epoch
+            drop_last = len(data["train"]) > bs * distributed.world_size()
+            sampler = distributed.train_sampler(len(data["train"]), bs, seed, drop_last)
+            if sampler is not None:
+                torch.manual_seed(distributed.rank_seed(seed))
+                seed = distributed.rank_seed(seed, 1)
+            stop.check()
+            train = data["train"]
+            if "classic" in cfg.augment:  # per-sample augmentation seeds: any --workers gives the same batches
+                train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
+            loader = make_loader(train, bs, shuffle=True, workers=workers, pin_memory=pin,
+                                 seed=seed, drop_last=drop_last, sampler=sampler)
+            total = len(loader) * bs if loader.drop_last else len(data["train"])
+            done = [0]
 
+            def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
+                done[0] += n
+                if progress is not None:
+                    progress(name, done[0], total)
+                stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
 
-def _epoch_record(epoch: int, lr: float, bs: int, train_loss: float, train_logits: torch.Tensor,
-                  train_y: torch.Tensor, val_loss: float, val_logits: torch.Tensor, val_y: torch.Tensor) -> dict:
-    tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
-    ty = train_y.cpu().numpy()
-    vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
-    vy = val_y.numpy()
-    return {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
-            "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
-            "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
-
-
-def _keep_epoch(prep: Prepared, fold_dir: Path, t: Training, rec: dict) -> None:
-    """The epoch into the history; best_{loss,macro_f1,micro_f1}.pt where it is the best; last.pt."""
-    t.history.append(rec)
-    for name, (key, better) in BEST_KEYS.items():
-        if name not in t.best or better(rec[key], t.best[name]) != t.best[name]:
-            t.best[name] = rec[key]
+            lr = optimizer.param_groups[0]["lr"]
+            try:
+                train_loss, train_logits, train_y = train_epoch(
+                    ddp_model, loader, optimizer, loss_fn, accel, scaler, on_batch=tick, step_fn=fcn_step,
+                    after_step=(lambda: ema.update(model)) if ema else None)
+            except (RuntimeError, OSError):
+                # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: the interrupt
+                if stop.signum is None:
+                    raise
+                raise KeyboardInterrupt from None
+            finally:
+                del loader
+            if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
+                train_loss = distributed.mean_scalar(train_loss)
+                train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
+                distributed.broadcast_buffers(model)
+            val_logits, val_y = predict_logits(model, val_part_loader, accel)
+            val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
+            if fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
+                val_loss = fcn_step.mean_loss(model, val_loader, accel.batch, accel.autocast)
+            else:
+                val_loss = float(loss_fn(val_logits, val_y))
+            scheduler.step(val_loss)
+            tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
+            ty = train_y.cpu().numpy()
+            vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
+            vy = val_y.numpy()
+            rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
+                   "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
+                   "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
+            if held_loader is not None:
+                rec.update(_part_metrics("held", model, held_loader, accel, loss_fn, fcn_step))
+            if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
+                raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
+            history.append(rec)
+            if tb is not None:
+                tb.scalars(f"classify/fold_{fold}", rec, epoch + 1)
+            for name, (key, better) in BEST_KEYS.items():
+                key = key.replace("val_", select_on + "_")
+                if name not in best or better(rec[key], best[name]) != best[name]:
+                    best[name] = rec[key]
+                    if distributed.is_main():
+                        save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
+            if avg.kind == "last" and epoch + 1 > cfg.epochs - avg.k and distributed.is_main():
+                save_checkpoint(epoch_weights_path(fold_dir, epoch + 1),
+                                {k: v.detach().cpu() for k, v in model.state_dict().items()})
+            save_last(epoch + 1)
             if distributed.is_main():
-                save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(t.model, prep, rec["epoch"], rec))
-    _save_last(prep, fold_dir, t, rec["epoch"])
-    if distributed.is_main():
-        write_json(fold_dir / "history.json", t.history)
-    distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
+                write_json(fold_dir / "history.json", history)
+            distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
+            log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
+                f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
+                f"micro F1 {rec['val_micro_f1']:.3f}")
+    except KeyboardInterrupt:
+        # last.pt already holds the last finished epoch: a resume from it equals the uninterrupted run
+        # (a mid-epoch save would re-run the epoch from other weights)
+        log(f"interrupted: fold {fold} keeps the state after epoch {len(history)} in {last_path}; run the same "
+            f"command again to resume at epoch {len(history) + 1} (the same result as without the interruption)")
+        raise
+    finally:
+        if tb is not None:
+            tb.close()
 
-
-def evaluate_chosen(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], t: Training,
-                    log: Log) -> dict:
-    """The checkpoint --select chose, on the training part (thresholds tuned there) and on validation;
-    result.json, thresholds.json, val_predictions.csv and the MLCM reports written."""
-    cfg = prep.cfg
-    result_path = fold_dir / "result.json"
     if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
         distributed.barrier()
         return json.loads(result_path.read_text())
-    chosen_path = fold_dir / f"best_{cfg.select}.pt"
-    chosen = load_weights(chosen_path, "cpu", what="classifier checkpoint")
-    t.model.load_state_dict(chosen["model"])
-    pin = t.device.type == "cuda"
-    eval_bs = 2 * cfg.batch_size
-    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
-    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
-    tr_logits, tr_y = predict_logits(t.model, train_eval_loader, t.accel)
-    va_logits, va_y = predict_logits(t.model, val_loader, t.accel)
-    tr_p, va_p = torch.sigmoid(tr_logits).numpy(), torch.sigmoid(va_logits).numpy()
-    thresholds = tune_thresholds(tr_y.numpy(), tr_p)
-    n_syn = len(prep.synthetic.ids) if prep.synthetic is not None else 0
+    # evaluation: the selected (or averaged) weights; thresholds from the held-out part (or, with
+    # --threshold-split 0, the training part's own predictions); every threshold kind reported
+    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
+    chosen_path, chosen = _evaluated_weights(prep, fold_dir, model, avg, ema, train_eval_loader, accel, history)
+    model.load_state_dict(chosen["model"])
+    tr_p, tr_y = predict_probs(model, train_eval_loader, accel, cfg.tta)
+    va_p, va_y = predict_probs(model, val_loader, accel, cfg.tta)
+    tr_p, tr_y, va_p, va_y = tr_p.numpy(), tr_y.numpy(), va_p.numpy(), va_y.numpy()
+    parts = {"train": (tr_y, tr_p), "val": (va_y, va_p)}
+    if held_loader is not None:
+        he_p, he_y = predict_probs(model, held_loader, accel, cfg.tta)
+        parts["held"] = (he_y.numpy(), he_p.numpy())
+    tune_y, tune_p = parts["held" if held_loader is not None else "train"]
+    by_kind = thresholds_by_kind(tune_y, tune_p, train_prevalence=tr_y.mean(0))
+    thresholds = by_kind[cfg.thresholds]
+    source = (f"{cfg.thresholds}, from the held-out {cfg.threshold_split:g} of the training part"
+              if held_loader is not None else f"{cfg.thresholds}, from the training part's own predictions")
     result = {
-        "fold": fold, "selected": cfg.select, "selected_epoch": chosen["epoch"],
+        "fold": fold, "selected": chosen["selected"], "selected_epoch": chosen["epoch"], "selected_on": select_on,
+        "tta": cfg.tta, "average": cfg.average, "threshold_kind": cfg.thresholds, "threshold_source": source,
         "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
-        "classes": list(prep.classes), "thresholds": thresholds.tolist(),
-        "train": {"tuned": evaluate(tr_y.numpy(), tr_p, thresholds), "0.5": evaluate(tr_y.numpy(), tr_p, 0.5)},
-        "val": {"tuned": evaluate(va_y.numpy(), va_p, thresholds), "0.5": evaluate(va_y.numpy(), va_p, 0.5)},
+        "n_held": len(data["held"]) if "held" in data else 0,
+        "classes": list(prep.classes), "thresholds": thresholds.tolist(), "leakage": leakage_record(prep, fold),
+        "thresholds_by_kind": {k: v.tolist() for k, v in by_kind.items()},
+        **{split: {k: evaluate(y, p, th) for k, th in by_kind.items()} for split, (y, p) in parts.items()},
     }
-    chosen["thresholds"] = thresholds.tolist()
+    chosen.update(thresholds=thresholds.tolist(), thresholds_by_kind=result["thresholds_by_kind"],
+                  threshold_source=source, tta=cfg.tta)
     save_checkpoint(chosen_path, chosen)
-    write_json(fold_dir / "thresholds.json", {"selected": cfg.select, "classes": list(prep.classes),
+    write_json(fold_dir / "thresholds.json", {"selected": chosen["selected"], "classes": list(prep.classes),
                                                "names": [class_name(c) for c in prep.classes],
-                                               "thresholds": thresholds.tolist()})
+                                               "kind": cfg.thresholds, "source": source,
+                                               "thresholds": thresholds.tolist(),
+                                               "by_kind": result["thresholds_by_kind"]})
     _write_val_predictions(fold_dir / "val_predictions.csv", data["val"].ids, va_p, thresholds, prep.classes)
-    # MLCM (Heydarian et al.) and accuracy by labels per image, validation at the tuned thresholds
-    result["val_labels"] = write_label_reports(fold_dir, va_y.numpy(), apply_thresholds(va_p, thresholds),
+    # MLCM (Heydarian et al.) and accuracy by labels per image, validation at the chosen thresholds
+    result["val_labels"] = write_label_reports(fold_dir, va_y, apply_thresholds(va_p, thresholds),
                                                [class_name(c) for c in prep.classes], prefix="val_",
                                                title=f"fold {fold} validation MLCM")
     write_json(result_path, result)
-    v = result["val"]["tuned"]
-    log(f"fold {fold} done: epoch {chosen['epoch']} (best {cfg.select}) val macro F1 {v['macro_f1']:.3f} "
-        f"micro F1 {v['micro_f1']:.3f} at tuned thresholds")
+    if cfg.keep_checkpoints != "all":  # the fold is done: only the evaluated checkpoint is ever read again
+        prune_checkpoints(fold_dir, keep=chosen_path.name if cfg.keep_checkpoints == "selected" else None)
+    v = result["val"][cfg.thresholds]
+    log(f"fold {fold} done: {chosen['selected']} (epoch {chosen['epoch']}) val macro F1 {v['macro_f1']:.3f} "
+        f"micro F1 {v['micro_f1']:.3f} at {source} thresholds (tta {cfg.tta})")
     distributed.barrier()
     return result
+
+
+def _part_metrics(name: str, model: torch.nn.Module, loader, accel: Accel, loss_fn, fcn_step) -> dict:
+    """{name_loss, name_macro_f1, name_micro_f1} of one evaluation part (threshold 0.5, no TTA)."""
+    logits, y = predict_logits(model, loader, accel)
+    loss = fcn_step.mean_loss(model, loader, accel.batch, accel.autocast) if fcn_step is not None \
+        else float(loss_fn(logits, y))
+    pred = (torch.sigmoid(logits) >= 0.5).numpy()
+    return {f"{name}_loss": loss, f"{name}_macro_f1": macro_f1(y.numpy(), pred),
+            f"{name}_micro_f1": micro_f1(y.numpy(), pred)}
+
+
+def _evaluated_weights(prep: Prepared, fold_dir: Path, model: torch.nn.Module, avg, ema: Ema | None,
+                       bn_loader, accel: Accel, history: list[dict]) -> tuple[Path, dict]:
+    """(path, checkpoint) of the weights a fold is evaluated with: `best_{select}.pt`, or with --average
+    the averaged weights (batch-norm statistics recomputed on the training part) in `averaged.pt`."""
+    cfg = prep.cfg
+    if avg.kind == "none":
+        path = fold_dir / f"best_{cfg.select}.pt"
+        ckpt = load_weights(path, "cpu", what="classifier checkpoint")
+        ckpt["selected"] = f"best {cfg.select}"
+        return path, ckpt
+    if avg.kind == "last":
+        epochs = list(range(cfg.epochs - avg.k + 1, cfg.epochs + 1))
+        state = average_saved_epochs(epoch_weights_path(fold_dir, e) for e in epochs)
+        what = f"mean of epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"epoch {epochs[0]}"
+    else:
+        state = ema.averaged_state(model)
+        what = f"EMA (decay {ema.decay:g}, {ema.steps} steps)"
+    model.load_state_dict(state)
+    if recompute_bn(model, bn_loader, accel):
+        what += ", batch-norm statistics recomputed"
+    payload = checkpoint_payload(model, prep, cfg.epochs, history[-1] if history else {})
+    payload["selected"] = what
+    path = fold_dir / "averaged.pt"
+    return path, payload
+
+
+def prune_checkpoints(fold_dir: Path, keep: str | None) -> list[Path]:
+    """Delete a finished fold's checkpoints except `keep` (the evaluated one: best_<select>.pt or
+    averaged.pt; None: keep none): the other best_*.pt, --average's epoch_*.pt and last.pt (a done fold
+    never resumes). Returns what was deleted."""
+    gone = []
+    for path in sorted(fold_dir.glob("*.pt")):
+        if path.name != keep and (path.name == "last.pt" or path.name.startswith(("best_", "epoch_"))):
+            path.unlink()
+            gone.append(path)
+    return gone
+
+
+def leakage_record(prep: Prepared, fold: int) -> dict | None:
+    """result.json's record of the fold's synthetic images: None without any, else where they came from,
+    whether leakage was allowed and, per class, how many of the fold's validation images its generator saw."""
+    check = prep.leakage.get(fold)
+    if check is None:
+        return None
+    return {"synthetic": str(check.synthetic), "allowed": prep.cfg.allow_leakage, "leaky": check.leaky,
+            "seen": {str(c): n for c, n in check.seen.items()}, "unrecorded": list(check.unrecorded),
+            "n_val_seen": int(sum(check.seen.values()))}
 
 
 class StopRequest:

@@ -26,6 +26,7 @@ from protgan.cli import enhance as _enhance  # noqa: F401,E402
 from protgan.cli import train_gan as _train_gan  # noqa: F401,E402
 from protgan.cli import synth as _synth  # noqa: F401,E402
 from protgan.cli import fid as _fid  # noqa: F401,E402
+from protgan.cli import evaluate as _evaluate  # noqa: F401,E402
 from protgan.cli import compare as _compare  # noqa: F401,E402
 from protgan.cli import demo as _demo  # noqa: F401,E402
 

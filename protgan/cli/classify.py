@@ -21,12 +21,13 @@ def _print_summary(summary: dict, run: Path) -> None:
 
     table = Table(title=f"{run}: mean ± std over folds (Test = validation fold)")
     table.add_column("metric")
-    for t in ("tuned", "0.5"):
+    kinds = list(summary["val"])  # tuned, 0.5, positive-proportion (older runs: fewer)
+    for t in kinds:
         for s in ("train", "val"):
             table.add_column(f"{'Train' if s == 'train' else 'Test'} ({t})", justify="right")
     for m, label in LABELS.items():
         table.add_row(label, *[f"{summary[s][t][m][0]:.3f} ± {summary[s][t][m][1]:.3f}"
-                               for t in ("tuned", "0.5") for s in ("train", "val")])
+                               for t in kinds for s in ("train", "val")])
     console.print(table)
     console.print(f"wrote {run}/summary.md, metrics.csv, per_class.csv, thresholds.json, curves.png, per_class.png")
 
@@ -39,10 +40,9 @@ def classify(
     *, opts: Opts,
 ) -> None:
     """Fine-tune a multilabel classifier (K-fold) and write metrics, thresholds, checkpoints and plots."""
-    from protgan.classify.report import collect_run
-    from protgan.classify.train import run_classify
-
     if collect is not None:
+        from protgan.classify.report import collect_run
+
         _print_summary(collect_run(collect), collect)
         return
     if opts["data"] is None:
@@ -50,6 +50,8 @@ def classify(
     if opts["out"] is None:
         raise ProtganError("--out: required (the run folder)")
     cfg = opts.build(ClassifyConfig)
+    from protgan.classify.train import run_classify
+
     with Reporter("classify", console, opts.build(LogOptions), unit="batch") as progress:
         summary = run_classify(cfg, log=progress.log, progress=progress.update)
     if summary is not None:

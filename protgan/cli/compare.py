@@ -15,13 +15,16 @@ from protgan.experiments.config import CompareConfig
 
 
 def print_comparison(result) -> None:
-    from protgan.experiments.compare import TABLE_METRICS, _fmt, _fmt_p, verdict
+    from protgan.experiments.compare import TABLE_METRICS, _fmt, _fmt_p, leak_mark, verdict
 
-    table = Table(title=f"{result.out}: mean ± std over folds x seeds (Test = validation fold)")
+    if result.leakage:
+        console.print(result.leakage.replace("**", ""), style="bold red", highlight=False, soft_wrap=True)
+    table = Table(title=f"{result.out}: mean ± std over folds x seeds (Test = validation fold)"
+                        + (" - LEAKY" if result.leakage else ""))
     for col in ("model", "arm", *[f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]):
         table.add_column(col, justify="left" if col in ("model", "arm") else "right")
     for t in result.table:
-        table.add_row(t["model"], t["arm"], *[f"{t[f'{s}_{m}_mean']:.3f} ± {t[f'{s}_{m}_std']:.3f}"
+        table.add_row(t["model"], t["arm"] + leak_mark(t.get("leakage", ""), " (", ")"), *[f"{t[f'{s}_{m}_mean']:.3f} ± {t[f'{s}_{m}_std']:.3f}"
                                               for m, _ in TABLE_METRICS for s in ("train", "test")])
     console.print(table)
     diffs = Table(title="paired differences (test fold)")
@@ -30,7 +33,7 @@ def print_comparison(result) -> None:
         diffs.add_column(col)
     labels = dict(TABLE_METRICS)
     for d in result.differences:
-        diffs.add_row(d["model"], f"{d['arm']} - {d['baseline']}", labels[d["metric"]], str(d["n"]),
+        diffs.add_row(d["model"], f"{d['arm']} - {d['baseline']}{leak_mark(d.get('leakage', ''), ' (', ')')}", labels[d["metric"]], str(d["n"]),
                       _fmt(d["mean_diff"], 4, True), f"[{_fmt(d['ci_low'], 4, True)}, {_fmt(d['ci_high'], 4, True)}]",
                       _fmt_p(d["p_t"]), _fmt_p(d["p_wilcoxon"]),
                       f"[{_fmt(d['ci_low_corrected'], 4, True)}, {_fmt(d['ci_high_corrected'], 4, True)}]", verdict(d))

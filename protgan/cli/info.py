@@ -20,6 +20,8 @@ def info(
     channels: str = typer.Option("rgby", "--channels", help="Channels to check for: green, rgb, rgby or a comma list."),
     deep: bool = typer.Option(False, "--deep", help="Decode every image (slow) instead of the quick checks (size, PNG signature and end chunk)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any problem is found."),
+    duplicates: bool = typer.Option(False, "--duplicates", help="Also list groups of near-duplicate images: 64-bit DCT perceptual hash of the protein (green) channel within --hamming bits, confirmed by a thumbnail correlation >= 0.85 over shifts up to 12.5% (README: duplicates). The folds keep each group in one fold."),
+    hamming: int = typer.Option(16, "--hamming", help="--duplicates: largest Hamming distance (of 64 bits) between the hashes of a candidate pair."),
 ) -> None:
     """Counts, per-class table with names, label cardinality, and problems found (listed, not fatal)."""
     from protgan.data.channels import parse_channels
@@ -57,6 +59,8 @@ def info(
         ctab.add_row("4+" if k == 4 else str(k), str(card.get(k, 0)), f"{100.0 * card.get(k, 0) / max(len(view), 1):.2f}")
     console.print(ctab)
 
+    if duplicates:
+        _print_duplicates(view, hamming)
     problems = find_problems(view, chans, deep=deep)
     if not problems:
         console.print(f"no problems found ({', '.join(chans)}; {'decoded' if deep else 'quick checks'})")
@@ -69,3 +73,23 @@ def info(
         console.print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
     if strict:
         raise typer.Exit(1)
+
+
+def _print_duplicates(view, max_distance: int) -> None:
+    from protgan.core.errors import ProtganError
+    from protgan.data.duplicates import DEFAULT_NCC, find_duplicates, hash_channel
+
+    if not 0 <= max_distance <= 64:
+        raise ProtganError(f"--hamming {max_distance}: expected 0..64 bits")
+    channel = hash_channel(view.channels_found())
+    found = find_duplicates(view, max_distance=max_distance, channel=channel)
+    console.print(f"duplicates ({channel} channel; phash <= {max_distance} of 64 bits and thumbnail correlation >= "
+                  f"{DEFAULT_NCC}): {len(found.groups)} groups, {sum(len(g) for g in found.groups)} images, "
+                  f"{found.n_duplicates} beyond the first of each group")
+    if found.groups:
+        dist = {frozenset((a, b)): (d, r) for a, b, d, r in found.pairs}
+        for n, g in enumerate(found.groups, 1):
+            pairs = [dist[k] for k in (frozenset((a, b)) for i, a in enumerate(g) for b in g[i + 1:]) if k in dist]
+            d, r = min(pairs)
+            console.print(f"  group {n} ({len(g)} images; closest pair {d} bits, correlation {r:.2f}): {' '.join(g)}",
+                          highlight=False, soft_wrap=True)

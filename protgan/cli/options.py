@@ -128,6 +128,7 @@ def _parameter(spec: FieldSpec) -> tuple[inspect.Parameter, Any]:
     if parser is not None:
         kwargs["parser"] = parser
     if meta["argument"]:
+        kwargs.setdefault("metavar", spec.name.upper())
         info = typer.Argument(default, **kwargs)
     else:
         info = typer.Option(default, *_flag_names(spec), **kwargs)
@@ -136,8 +137,10 @@ def _parameter(spec: FieldSpec) -> tuple[inspect.Parameter, Any]:
 
 def _convert(spec: FieldSpec, value: Any) -> Any:
     """A parsed CLI value -> the field's type (comma lists split)."""
-    if spec.container is None or value is None:
+    if spec.container is None:
         return value
+    if value is None:  # a repeatable option given no times: the field's empty list (unless None is its default)
+        return None if spec.default is None or not spec.meta["multiple"] else spec.container()
     if spec.meta["multiple"]:
         items = list(value)
     else:

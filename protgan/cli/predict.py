@@ -16,7 +16,8 @@ def predict(
     inputs: List[Path] = typer.Argument(..., help="Dataset folders (train.csv + images, or a folder of {Id}_{channel}.png such as Kaggle's test/) and/or image files."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A classify checkpoint, e.g. RUN/fold_0/best_macro_f1.pt (holds its tuned thresholds)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the Kaggle submission CSV (Id,Predicted) here."),
-    threshold: str = typer.Option("tuned", "--threshold", help="tuned (the checkpoint's per-class thresholds) or one number for every class."),
+    threshold: str = typer.Option("tuned", "--threshold", help="tuned (the checkpoint's per-class thresholds, chosen on its held-out part), positive-proportion, or one number for every class."),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips (4 flips) or d4 (8 dihedral transforms); mean of sigmoids."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
     show: int = typer.Option(20, "--show", help="Rows of the result table printed (0: none)."),
@@ -34,9 +35,9 @@ def predict(
     if heatmaps is not None:
         check_out_path(heatmaps, "--heatmaps")
     preds, info = run_predict(checkpoint, inputs, thresholds=threshold, batch_size=batch_size, device=device,
-                              workers=workers, heatmaps=heatmaps)
+                              workers=workers, heatmaps=heatmaps, tta=tta)
     console.print(f"{info['model']} on {','.join(info['channels'])} at {info['size']} px; thresholds: "
-                  f"{info['threshold_source']}", highlight=False)
+                  f"{info['threshold_source']}; TTA {info['tta']}", highlight=False)
     if show:
         table = Table(title=f"{len(preds)} images")
         table.add_column("Id")

@@ -25,13 +25,22 @@ def synth_command(*, opts: Opts) -> None:
     with Reporter("synth", console, opts.build(LogOptions), unit="img") as progress:
         manifest = run_synth(cfg, progress=progress.update, classifier_scorer=classifier_scorer)
     table = Table(title=f"{out}: {manifest['total']} images, {','.join(manifest['channels'])} at {manifest['size']} px")
-    for col in ("class", "name", "images", "step", "checkpoint", "filter"):
+    for col in ("class", "name", "images", "step", "checkpoint", "filter", "generator saw"):
         table.add_column(col)
     for e in manifest["classes"]:
         f = e.get("filter")
         ftxt = "-" if not f else f"{f['kept']}/{f['candidates']} kept, score >= {f['threshold']:.3g}"
         table.add_row(str(e["class_index"]), e["class_name"], str(e["count"]), str(e["step"]),
-                      Path(e["checkpoint"]).name, ftxt)
+                      Path(e["checkpoint"]).name, ftxt, _generator_text(e))
     console.print(table)
     if manifest["skipped_classes"]:
         console.print(f"[yellow]skipped (no trained generator):[/] {', '.join(map(str, manifest['skipped_classes']))}")
+
+
+def _generator_text(entry: dict) -> str:
+    """Which real images made this class's generator: a fold's training part, every image, or unknown."""
+    gen = entry.get("generator")
+    if not gen:
+        return "not recorded"
+    where = "every image" if gen.get("fold") is None else f"fold {gen['fold']} training part"
+    return f"{where} ({gen['n_train_ids']})"

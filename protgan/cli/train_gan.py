@@ -17,7 +17,7 @@ from protgan.gan.config import TrainGanConfig
 
 
 @app.command("train-gan")
-@with_config((TrainGanConfig, {"exclude": ["class_index"], "optional": ["classes"]}), LogOptions)
+@with_config((TrainGanConfig, {"exclude": ["class_index"], "optional": ["classes", "data", "out"]}), LogOptions)
 def train_gan(
     class_: Optional[str] = typer.Option(None, "--class", help=field_help(TrainGanConfig, "class_index")),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="Fan-out (--classes without --class): GPUs to spread the "
@@ -37,6 +37,9 @@ def train_gan(
         cfg = TrainGanConfig.from_dict(json.loads(job.read_text()))
         _train_one(cfg, log_opts)
         return
+    for name in ("data", "out"):  # optional only for --job (a fan-out job reads them from its file)
+        if opts[name] is None:
+            raise ProtganError(f"--{name}: required")
     if class_ is None:
         if opts["classes"] is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
@@ -66,8 +69,9 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
 
         trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log,
                              on_step=lambda s: progress.update("train", s, cfg.steps), warn=warn)
+        part = "every image" if cfg.fold is None else f"training part of fold {cfg.fold}/{cfg.folds}"
         progress.log(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
-                     f"--classes {cfg.classes}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
+                     f"--classes {cfg.classes}, {part}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                      + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""))
         if distributed.active():
             progress.log(f"torchrun: {distributed.world_size()} processes x --batch-size {cfg.batch_size} = global "
@@ -103,21 +107,22 @@ def _fan_out(opts: Opts, gpus: Optional[str], jobs: int, log_opts: LogOptions) -
     out, classes = Path(base["out"]), base["classes"]
     slots = make_slots(gpus, base["device"], jobs)
     plan = plan_jobs(base, classes, out, ["--log-format", "plain", "--log-interval", str(log_opts.log_interval)])
-    console.print(f"fan-out: {len(plan)} classes ({', '.join(str(j.class_index) for j in plan)}) on "
-                  f"{', '.join(s.label for s in slots)}; logs in {out}/class_N/train.log", highlight=False, soft_wrap=True)
+    console.print(f"fan-out: {len(plan)} jobs ({', '.join(j.label for j in plan)}) on "
+                  f"{', '.join(s.label for s in slots)}; logs in {plan[0].out.parent}/class_N/train.log",
+                  highlight=False, soft_wrap=True)
 
     def on_event(event: str, job, slot) -> None:
         where = f" on {slot.label}" if slot is not None else ""
-        console.print(f"class {job.class_index} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
+        console.print(f"{job.label} ({job.name}): {event}{where}", highlight=False, soft_wrap=True)
 
     results = run_fanout(plan, slots, on_event)
     interrupted = any(r.status in ("interrupted", "not started") for r in results)
     path = write_summary(out, classes, slots, base, results, interrupted)
     table = Table(title=f"train-gan fan-out: {out}")
-    for col in ("class", "name", "device", "status", "step", "minutes", "log / error"):
-        table.add_column(col, justify="right" if col in ("class", "step", "minutes") else "left")
+    for col in ("class", "fold", "name", "device", "status", "step", "minutes", "log / error"):
+        table.add_column(col, justify="right" if col in ("class", "fold", "step", "minutes") else "left")
     for r in results:
-        table.add_row(str(r.class_index), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
+        table.add_row(str(r.class_index), "all" if r.fold is None else str(r.fold), r.name, r.slot, r.status, "-" if r.step is None else str(r.step),
                       f"{r.seconds / 60:.1f}", r.error or r.log)
     console.print(table)
     console.print(f"wrote {path}", highlight=False)
@@ -126,5 +131,6 @@ def _fan_out(opts: Opts, gpus: Optional[str], jobs: int, log_opts: LogOptions) -
     failed = [r for r in results if r.status != "done"]
     if failed:
         err_console.print(f"{len(failed)} of {len(results)} classes failed: "
-                          + ", ".join(f"{r.class_index} (rc {r.returncode})" for r in failed), highlight=False, soft_wrap=True)
+                          + ", ".join(f"{r.class_index}{'' if r.fold is None else f' fold {r.fold}'} (rc {r.returncode})"
+                                      for r in failed), highlight=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,6 +97,9 @@ class Reporter:
         self._bar: Any = None
         self._tasks: dict[str, Any] = {}
         self._stage: _Stage | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     # ------------------------------------------------------------------------------------- context
     def __enter__(self) -> "Reporter":
@@ -108,9 +112,24 @@ class Reporter:
                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[figures]}"),
                                  console=self.console, transient=self.transient)
             self._bar.__enter__()
+        elif self.enabled and self.interval > 0:
+            # a line every --log-interval even when a stage makes no progress for a while (one epoch, one
+            # compare cell): a log file always shows the job is alive and where it is
+            self._heartbeat = threading.Thread(target=self._beat, name="progress-heartbeat", daemon=True)
+            self._heartbeat.start()
         return self
 
+    def _beat(self) -> None:
+        while not self._stop.wait(min(self.interval, 5.0)):
+            with self._lock:
+                st = self._stage
+                if st is not None and st.last_line != float("inf") and time.monotonic() - st.last_line >= self.interval:
+                    self._line(st)
+
     def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         if self._stage is not None and self.plain and self.enabled and exc[0] is None:
             self._line(self._stage, final=True)
         if self._bar is not None:
@@ -152,10 +171,11 @@ class Reporter:
             self._bar.update(self._tasks[stage], completed=done, total=st.total,
                              figures=format_figures(st.figures))
         elif self.plain:
-            now = time.monotonic()
-            finished = st.total is not None and done >= st.total
-            if st.last_line != float("inf") and (finished or now - st.last_line >= self.interval):
-                self._line(st)
+            with self._lock:
+                now = time.monotonic()
+                finished = st.total is not None and done >= st.total
+                if st.last_line != float("inf") and (finished or now - st.last_line >= self.interval):
+                    self._line(st)
 
     def callback(self, stage: str, done: int, total: int) -> None:
         """The engines' progress signature: (stage, done, total)."""

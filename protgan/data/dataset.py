@@ -86,7 +86,6 @@ def read_label_table(path: str | os.PathLike) -> tuple[list[str], list[tuple[int
 
 
 def write_label_table(path: str | os.PathLike, ids: Sequence[str], targets: Sequence[Sequence[int]]) -> None:
-
     lines = ["Id,Target"] + [f"{i},{' '.join(str(c) for c in t)}" for i, t in zip(ids, targets)]
     write_text(path, "\n".join(lines) + "\n")
 

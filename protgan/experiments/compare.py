@@ -45,7 +45,8 @@ from protgan.classify.models import get_spec
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.options import per_invocation
 from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
-from protgan.data import FOLDS_FILE, load_or_make_folds, open_dataset, resolve_subset
+from protgan.data import FOLDS_FILE, dataset_folds, load_or_make_folds, open_dataset, resolve_subset
+from protgan.data.provenance import LEAKAGE_FLAG, check_fold, fold_dir, per_fold_folders
 from protgan.gan import find_runs
 from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
 
@@ -102,7 +103,7 @@ def validate(cfg: CompareConfig) -> None:
     if cfg.synthetic and cfg.gan_runs:
         raise ProtganError("--synthetic and --gan-runs: give one (a synthetic dataset, or the runs to make it from)")
     if cfg.thresholds not in THRESHOLD_CHOICES:
-        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected tuned or 0.5")
+        raise ProtganError(f"--thresholds {cfg.thresholds!r}: expected {', '.join(THRESHOLD_CHOICES)}")
     if not 0.5 <= cfg.confidence < 1:
         raise ProtganError(f"--confidence {cfg.confidence}: expected a level in [0.5, 1), e.g. 0.95")
     if cfg.per_class < 1:
@@ -161,6 +162,8 @@ def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
         channels=cfg.channels, size=cfg.size, folds=cfg.folds, fold=cell.fold, epochs=cfg.epochs,
         batch_size=cfg.batch_size, augment=cell.arm, synthetic=synthetic if "gan" in cell.arm else None,
         pretrained=cfg.pretrained, seed=cell.seed, workers=cfg.workers, device=cfg.device,
+        keep_checkpoints=cfg.keep_checkpoints,
+        allow_leakage=cfg.allow_leakage,
     )
 
 
@@ -182,7 +185,7 @@ def shared_folds(cfg: CompareConfig, log: Log = print) -> None:
     if not _writable_dir(data) and not (data / FOLDS_FILE).exists():
         return  # each cell then writes the same deterministic split into its own run folder
     ds = open_dataset(data)
-    folds = load_or_make_folds(ds.ids, ds.targets, data / FOLDS_FILE, k=cfg.folds, seed=0)
+    folds, _, _ = dataset_folds(data, ds.ids, ds.targets, cfg.folds, data, log=log)  # duplicate-aware, as classify
     log(f"folds: {data / FOLDS_FILE} ({folds.k} folds, shared by every cell)")
 
 
@@ -200,11 +203,7 @@ def prepare_synthetic(cfg: CompareConfig, log: Log = print,
 
     ds = open_dataset(cfg.data)
     classes = resolve_subset(cfg.classes, ds.targets)
-    runs = find_runs(cfg.gan_runs)
-    missing = [c for c in classes if c not in runs]
-    if missing:
-        raise ProtganError(f"--gan-runs {cfg.gan_runs}: no train-gan run for class(es) {', '.join(map(str, missing))} "
-                           f"of --classes {cfg.classes} (train one per class)")
+    _check_gan_runs(cfg, classes)
     syn = Path(cfg.out) / "synthetic"
     want = {"runs": str(cfg.gan_runs), "per_class": cfg.per_class, "seed": cfg.seed}
     manifest = syn / MANIFEST
@@ -217,6 +216,45 @@ def prepare_synthetic(cfg: CompareConfig, log: Log = print,
     run_synth(SynthConfig(runs=str(cfg.gan_runs), out=str(syn), per_class=cfg.per_class,
                           classes=",".join(map(str, classes)), seed=cfg.seed, device=cfg.device), progress=progress)
     return str(syn)
+
+
+def _check_gan_runs(cfg: CompareConfig, classes: Sequence[int]) -> None:
+    """--gan-runs is one run per class (RUNS/class_C: one synthetic set for every fold) or per-fold runs
+    (RUNS/fold_K/class_C for every fold K: fold K's set comes from RUNS/fold_K); every class must be there."""
+    per_fold = per_fold_folders(cfg.gan_runs)
+    if per_fold:
+        absent = [k for k in range(cfg.folds) if k not in per_fold]
+        if absent:
+            raise ProtganError(f"--gan-runs {cfg.gan_runs}: per-fold runs, but no {fold_dir('', absent[0])}/ for fold "
+                               f"{absent[0]} of --folds {cfg.folds} (train-gan --classes {cfg.classes} --folds {cfg.folds})")
+        where = {k: per_fold[k] for k in range(cfg.folds)}
+    else:
+        where = {None: Path(cfg.gan_runs)}
+    for k, folder in where.items():
+        runs = find_runs(folder)
+        missing = [c for c in classes if c not in runs]
+        if missing:
+            raise ProtganError(f"--gan-runs {folder}: no train-gan run for class(es) {', '.join(map(str, missing))} "
+                               f"of --classes {cfg.classes} (train one per class{'' if k is None else ' for fold ' + str(k)})")
+
+
+def check_leakage(cfg: CompareConfig, synthetic: str | None, log: Log = print) -> dict[int, object]:
+    """Every fold's synthetic images against that fold's validation images, before any cell trains
+    (protgan.data.provenance.check_fold: refused unless --allow-leakage). fold -> FoldCheck."""
+    if synthetic is None:
+        return {}
+    ds = open_dataset(cfg.data)
+    classes = resolve_subset(cfg.classes, ds.targets)
+    real = ds.restrict(classes)
+    folds, _, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+    checks = {}
+    for k in range(cfg.folds):
+        val = [i for i in real.ids if folds.fold_of[i] == k]
+        checks[k] = check_fold(synthetic, classes, val, k, cfg.allow_leakage)
+        if checks[k].leaky:
+            log(f"fold {k}: LEAKY (--allow-leakage): generators saw validation images of this fold "
+                f"({checks[k].summary()})")
+    return checks
 
 
 def run_compare(cfg: CompareConfig, log: Log = print, progress: Progress | None = None) -> "CompareResult | None":
@@ -236,6 +274,7 @@ def run_compare(cfg: CompareConfig, log: Log = print, progress: Progress | None 
     stored = replace(cfg, fold=None, cells=[])
     write_json(out / "config.json", asdict(stored))
     shared_folds(cfg, log)
+    check_leakage(cfg, synthetic, log)
     todo = [c for c in selected_cells(cfg) if not c.done(out)]
     skipped = len(selected_cells(cfg)) - len(todo)
     log(f"cells: {len(todo)} to train, {skipped} already done"
@@ -324,6 +363,7 @@ class CompareResult:
     table: list[dict]  # one row per (model, arm): n and mean/std of every metric, train and test
     differences: list[dict]  # one row per (model, contrast, metric): PairedStats fields
     files: dict[str, str] = field(default_factory=dict)
+    leakage: str = ""  # leakage_line: empty when every GAN-arm cell is clean
 
     def difference(self, model: str, arm: str = "gan", baseline: str = "classic",
                    metric: str = "macro_f1") -> dict | None:
@@ -334,12 +374,12 @@ class CompareResult:
 
 
 def _read_cell(out: Path, cell: Cell, thresholds: str) -> dict:
-
     result = json.loads(cell.result_path(out).read_text())
     ids_path = cell.result_path(out).parent / "ids.json"
     row = {"model": cell.model, "arm": cell.arm, "fold": cell.fold, "seed": cell.seed,
            "n_train_real": result["n_train_real"], "n_train_synthetic": result["n_train_synthetic"],
            "n_val": result["n_val"], "selected_epoch": result.get("selected_epoch")}
+    row.update(_cell_leakage(cell, result))
     for split, name in (("train", "train"), ("val", "test")):
         for m in SCALAR_METRICS:
             row[f"{name}_{m}"] = float(result[split][thresholds][m])
@@ -351,6 +391,40 @@ def _read_cell(out: Path, cell: Cell, thresholds: str) -> dict:
             raise ProtganError(f"{ids_path}: synthetic image {sorted(leaked)[0]!r} is in the validation part")
         row["_val_ids"] = val
     return row
+
+
+def _cell_leakage(cell: Cell, result: dict) -> dict:
+    """cells.csv's leakage columns: `leakage` is clean (no generator saw a validation image of the cell's
+    fold), LEAKY (some did: --allow-leakage), unknown (the generators' images are not recorded, or the cell
+    predates the record) or empty (no synthetic images); n_val_seen: how many of the fold's validation
+    images the generators saw."""
+    if "gan" not in cell.arm:
+        return {"leakage": "", "n_val_seen": 0}
+    rec = result.get("leakage")
+    if rec is None or rec.get("unrecorded"):
+        return {"leakage": "unknown", "n_val_seen": int(rec["n_val_seen"]) if rec else 0}
+    return {"leakage": "LEAKY" if rec["n_val_seen"] else "clean", "n_val_seen": int(rec["n_val_seen"])}
+
+
+def leakage_line(rows: Sequence[dict], allowed: bool) -> str:
+    """One sentence for the top of every table: empty when every gan cell is clean."""
+    gan = [r for r in rows if r.get("leakage")]
+    leaky = [r for r in gan if r["leakage"] == "LEAKY"]
+    unknown = [r for r in gan if r["leakage"] == "unknown"]
+    if not leaky and not unknown:
+        return "" if not allowed else (f"{LEAKAGE_FLAG} was given, but no generator saw a validation image of its "
+                                       f"fold: the GAN arms are clean.")
+    parts = []
+    if leaky:
+        seen = [r["n_val_seen"] for r in leaky]
+        parts.append(f"in {len(leaky)} of {len(gan)} GAN-arm cells the generators saw {min(seen)}-{max(seen)} of "
+                     f"the cell's validation images")
+    if unknown:
+        parts.append(f"in {len(unknown)} of {len(gan)} GAN-arm cells the generators' training images are not "
+                     f"recorded")
+    return (f"**LEAKY ({LEAKAGE_FLAG})**: {'; '.join(parts)}. Their test scores are optimistic (a generator can "
+            f"hand validation images to the classifier in disguise): this is the paper's likely setup, not a "
+            f"clean estimate of what GAN augmentation buys.")
 
 
 def collect(out: str | os.PathLike, log: Log = print) -> CompareResult:
@@ -383,14 +457,13 @@ def collect(out: str | os.PathLike, log: Log = print) -> CompareResult:
         r.pop("_val_ids", None)
     table = _table(cfg, rows)
     diffs = _differences(cfg, rows)
-    result = CompareResult(out, asdict(cfg), rows, table, diffs)
+    result = CompareResult(out, asdict(cfg), rows, table, diffs, leakage=leakage_line(rows, cfg.allow_leakage))
     _write_outputs(result, cfg)
     log(f"wrote {out}/comparison.md, comparison.csv, differences.csv, cells.csv, comparison.png")
     return result
 
 
 def _metric_keys() -> tuple[str, ...]:
-
     return SCALAR_METRICS
 
 
@@ -399,8 +472,10 @@ def _table(cfg: CompareConfig, rows: list[dict]) -> list[dict]:
     for m in cfg.model_list():
         for a in cfg.arms():
             sel = [r for r in rows if r["model"] == m and r["arm"] == a]
+            leak = sorted({r.get("leakage") for r in sel} - {"", None}, key=("LEAKY", "unknown", "clean").index)
             entry = {"model": m, "arm": a, "n_cells": len(sel),
-                     "n_train_synthetic": int(np.mean([r["n_train_synthetic"] for r in sel]))}
+                     "n_train_synthetic": int(np.mean([r["n_train_synthetic"] for r in sel])),
+                     "leakage": leak[0] if leak else "", "n_val_seen": int(sum(r.get("n_val_seen", 0) for r in sel))}
             for split in ("train", "test"):
                 for k in _metric_keys():
                     v = np.array([r[f"{split}_{k}"] for r in sel], np.float64)
@@ -425,8 +500,10 @@ def _differences(cfg: CompareConfig, rows: list[dict]) -> list[dict]:
                 a_vals = [index[(arm, f, s)][f"test_{metric}"] for f, s in pairs]
                 b_vals = [index[(base, f, s)][f"test_{metric}"] for f, s in pairs]
                 st = paired_stats(a_vals, b_vals, cfg.confidence, test_train_ratio=ratio)
+                leak = {index[(a, f, s)].get("leakage", "") for a in (arm, base) for f, s in pairs} - {""}
                 out.append({"model": m, "arm": arm, "baseline": base, "metric": metric,
-                            "test_train_ratio": ratio, **asdict(st)})
+                            "test_train_ratio": ratio, **asdict(st),
+                            "leakage": next((k for k in ("LEAKY", "unknown", "clean") if k in leak), "")})
     return out
 
 
@@ -461,6 +538,11 @@ def verdict(d: dict) -> str:
     return f"no clear difference: {what} contains 0"
 
 
+def leak_mark(leakage: str, before: str = ", ", after: str = "") -> str:
+    """The mark a table row of leaky (or unverifiable) GAN cells carries."""
+    return {"LEAKY": f"{before}LEAKY{after}", "unknown": f"{before}leakage unknown{after}"}.get(leakage, "")
+
+
 def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     models, seeds = cfg.model_list(), cfg.seed_list()
     n_cells = cfg.folds * len(seeds)
@@ -473,16 +555,20 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
         f"on the same folds with the same seeds (same initial weights), so the arms differ by augmentation only. "
         f"Size {cfg.size or 'the recipe default'}, epochs {cfg.epochs or 'the recipe default'}, "
         f"{'ImageNet-pretrained' if cfg.pretrained else 'from scratch'}. Metrics at "
-        f"{'per-class thresholds tuned on the training part' if cfg.thresholds == 'tuned' else 'threshold 0.5'}; "
+        f"{ {'tuned': 'per-class thresholds tuned on the held-out part of each training fold', '0.5': 'threshold 0.5'}.get(cfg.thresholds, cfg.thresholds + ' thresholds (held-out part)')}; "
         "Test = the validation fold (as in the paper). Values: mean ± std over the cells. "
         "Macro F1 is the mean of per-class F1; Accuracy is label-wise (Hamming) accuracy.",
         "",
+    ]
+    if result.leakage:
+        lines += [result.leakage, ""]
+    lines += [
         "| Model | Augmentation | Macro F1 Train | Macro F1 Test | Micro F1 Train | Micro F1 Test | Accuracy Train | Accuracy Test |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for t in result.table:
         cells = [_fmt_ms(t[f"{s}_{m}_mean"], t[f"{s}_{m}_std"]) for m, _ in TABLE_METRICS for s in ("train", "test")]
-        extra = f" (+{t['n_train_synthetic']} synthetic)" if "gan" in t["arm"] else ""
+        extra = f" (+{t['n_train_synthetic']} synthetic{leak_mark(t['leakage'])})" if "gan" in t["arm"] else ""
         lines.append(f"| {t['model']} | {t['arm']}{extra} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -495,7 +581,7 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
     labels = dict(TABLE_METRICS)
     for d in result.differences:
         lines.append(
-            f"| {d['model']} | {d['arm']} - {d['baseline']} | {labels[d['metric']]} | {d['n']} | {_fmt(d['mean_b'])} "
+            f"| {d['model']} | {d['arm']} - {d['baseline']}{leak_mark(d['leakage'], ' (', ')')} | {labels[d['metric']]} | {d['n']} | {_fmt(d['mean_b'])} "
             f"| {_fmt(d['mean_a'])} | {_fmt(d['mean_diff'], 4, True)} | [{_fmt(d['ci_low'], 4, True)}, "
             f"{_fmt(d['ci_high'], 4, True)}] | {_fmt_p(d['p_t'])} | {_fmt_p(d['p_wilcoxon'])} | "
             f"[{_fmt(d['ci_low_corrected'], 4, True)}, {_fmt(d['ci_high_corrected'], 4, True)}] | "
@@ -526,12 +612,12 @@ def comparison_markdown(result: CompareResult, cfg: CompareConfig) -> str:
 def _write_outputs(result: CompareResult, cfg: CompareConfig) -> None:
     out = result.out
     metrics = _metric_keys()
-    cell_cols = ["model", "arm", "fold", "seed", "n_train_real", "n_train_synthetic", "n_val", "selected_epoch"] + [
-        f"{s}_{m}" for s in ("train", "test") for m in metrics]
-    table_cols = ["model", "arm", "n_cells", "n_train_synthetic"] + [
+    cell_cols = ["model", "arm", "fold", "seed", "n_train_real", "n_train_synthetic", "n_val", "selected_epoch",
+                 "leakage", "n_val_seen"] + [f"{s}_{m}" for s in ("train", "test") for m in metrics]
+    table_cols = ["model", "arm", "n_cells", "n_train_synthetic", "leakage", "n_val_seen"] + [
         f"{s}_{m}_{q}" for s in ("train", "test") for m in metrics for q in ("mean", "std")]
-    diff_cols = ["model", "arm", "baseline", "metric", "n", "mean_b", "mean_a", "mean_diff", "std_diff", "ci_low",
-                 "ci_high", "t", "p_t", "p_wilcoxon", "ci_low_corrected", "ci_high_corrected", "p_corrected",
+    diff_cols = ["model", "arm", "baseline", "metric", "leakage", "n", "mean_b", "mean_a", "mean_diff", "std_diff",
+                 "ci_low", "ci_high", "t", "p_t", "p_wilcoxon", "ci_low_corrected", "ci_high_corrected", "p_corrected",
                  "test_train_ratio", "confidence"]
     write_csv(out / "cells.csv", result.cells, cell_cols)
     write_csv(out / "comparison.csv", result.table, table_cols)
@@ -593,6 +679,8 @@ def plot_comparison(result: CompareResult, cfg: CompareConfig, path: Path) -> No
     ax2.set(xlabel=f"test difference (dot: mean; line: {pct}% t interval; band: CV-corrected)",
             title="paired differences over (fold, seed)")
     ax2.grid(axis="x", alpha=0.3)
+    if result.leakage:
+        fig.suptitle(f"LEAKY ({LEAKAGE_FLAG}): generators saw validation images; GAN arms optimistic", color="red")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110)

@@ -1,5 +1,5 @@
-"""`CompareConfig` and `DemoConfig`: every option of `protgan compare` and `protgan demo`, with defaults
-and help texts (torch-free: the CLI is generated from these fields)."""
+"""`CompareConfig`, `DemoConfig` and `EvaluateConfig`: every option of `protgan compare`, `protgan demo`
+and `protgan evaluate`, with defaults and help texts (torch-free: the CLI is generated from these fields)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from typing import Optional
 from protgan.classify.config import KEEP_CHECKPOINTS_CHOICES
 from protgan.core.errors import ProtganError
 from protgan.core.options import option
+from protgan.data.selection import SELECT_CHOICES
 
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
-THRESHOLD_CHOICES = ("tuned", "0.5")
+THRESHOLD_CHOICES = ("tuned", "0.5", "positive-proportion")  # the kinds classify reports
 DEMO_PLANS = ("default", "quick", "tiny")
+ALL_METRICS = "fid,kid,pr,copies,cas"
 
 
 @dataclass
@@ -26,10 +28,11 @@ class CompareConfig:
     models: str = option("vgg16", "Comma list of models, e.g. vgg16,nasnet_mobile,resnet50,inception_v4 (the paper's "
                                   "Table 2/3 models).")
     classes: str = option("top5", "Class subset: top5 (the paper's), all, topK or a comma list.")
-    synthetic: Optional[str] = option(None, "Synthetic dataset for the gan arm (protgan synth output); joins the "
-                                            "training part only.")
-    gan_runs: Optional[str] = option(None, "Instead of --synthetic: a folder of train-gan runs (one per class); synth "
-                                           "is run into OUT/synthetic.")
+    synthetic: Optional[str] = option(None, "Synthetic dataset for the gan arm (protgan synth output: one set, or "
+                                            "per-fold sets SYN/fold_K); joins the training part only.")
+    gan_runs: Optional[str] = option(None, "Instead of --synthetic: a folder of train-gan runs, RUNS/class_C (one per "
+                                           "class) or RUNS/fold_K/class_C (per fold, every fold K); synth is run "
+                                           "into OUT/synthetic (per fold: OUT/synthetic/fold_K).")
     per_class: int = option(1000, "With --gan-runs: synthetic images per class (the paper: 1000).")
     folds: int = option(5, "K of the K-fold cross-validation (the paper: 5).")
     size: Optional[int] = option(None, "Image side in pixels (default: the model's recipe, 512).")
@@ -52,9 +55,15 @@ class CompareConfig:
     workers: Optional[int] = option(None, "DataLoader worker processes per cell (default: automatic).",
                                     affects_run=False)
     device: str = option("auto", "auto, cpu or cuda[:N].", affects_run=False)
+    allow_leakage: bool = option(False, "Accept synthetic images whose generator saw a fold's validation images (e.g. "
+                                        "generators trained on every image: the paper's likely setup); every table, "
+                                        "comparison.md/csv and the demo report are marked LEAKY.")
     keep_checkpoints: str = option("selected", "Per cell, as classify --keep-checkpoints: selected (only the evaluated "
-                                               "checkpoint once the cell is done) or all.",
+                                               "checkpoint once the cell is done), all or none.",
                                    choices=KEEP_CHECKPOINTS_CHOICES, affects_run=False)
+    allow_leakage: bool = option(False, "Accept synthetic images whose generator saw a fold's validation images "
+                                        "(generators trained on every image: the paper's likely setup); refused "
+                                        "otherwise. Every table, comparison.md/csv/png and the demo report say LEAKY.")
 
     def arms(self) -> tuple[str, ...]:
         return ALL_ARMS if self.all_arms else ARMS
@@ -97,6 +106,45 @@ class DemoConfig:
     device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
     jobs: int = option(0, "Processes for the per-class GANs and the classification cells (0: one per CPU core).",
                        affects_run=False)
+    allow_leakage: bool = option(False, "One generator per class on every image (the paper's likely setup) instead of "
+                                        "one per class and fold; compare runs with --allow-leakage and the report says "
+                                        "LEAKY. For measuring how much of the GAN gain is leakage.")
 
     def resolved_jobs(self) -> int:
         return self.jobs or os.cpu_count() or 1
+
+
+@dataclass
+class EvaluateConfig:
+    """Every option of `protgan evaluate` (saved as OUT/config.json)."""
+
+    real: str = option(help="Real dataset folder (train.csv + train/{Id}_{channel}.png).")
+    fake: str = option(help="Synthetic dataset folder (what `protgan synth` writes).")
+    out: str = option(help="Folder for evaluate.csv, evaluate.json, copies.png and cas/.")
+    metrics: str = option(ALL_METRICS, "Comma list of fid, kid, pr (precision/recall), copies (near-copies of "
+                                       "training images), cas (train on synthetic, test on real).")
+    classes: Optional[str] = option(None, "Class index/name, a comma list or topK; default: every class in the "
+                                          "synthetic set.", cli="--class --classes")
+    select: str = option("any", "Real images of a class: any (every image with it) or only (its only label "
+                                "within --classes, like train-gan's default).", choices=SELECT_CHOICES)
+    features: str = option("auto", "Feature space: auto (inception when its weights are found, else "
+                                   "efficientnet_lite0), inception, efficientnet_lite0 or ckpt:PATH.")
+    weights: Optional[str] = option(None, "Inception weights file (pytorch-fid's pt_inception-2015-12-05-6726825d.pth).")
+    size: Optional[int] = option(None, "Side the images are read at; default: the synthetic images' size.")
+    channels: Optional[str] = option(None, "green, rgb, rgby or a comma list; default: the synthetic set's.")
+    kid_subsets: int = option(100, "KID: number of random subsets (the std is over them).")
+    kid_subset_size: int = option(1000, "KID: images per subset (capped by half the smaller set).")
+    pr_k: int = option(3, "Precision/recall: the k of the k-nearest-neighbour radii (the paper's 3).")
+    copy_percentile: float = option(5.0, "Near-copies: synthetic images closer to a training image than this "
+                                         "percentile of real-to-real nearest-neighbour distances.")
+    copies_shown: int = option(8, "Near-copies: synthetic images per class in copies.png.")
+    cas_model: str = option("efficientnet_lite0", "CAS: the classifier (efficientnet_lite0: ImageNet weights "
+                                                  "shipped offline).")
+    cas_epochs: int = option(3, "CAS: training epochs of each classifier.")
+    cas_batch_size: int = option(32, "CAS: batch size.")
+    cas_folds: int = option(5, "CAS: the shared folds (DATA/folds.csv) the validation fold comes from.")
+    cas_fold: int = option(0, "CAS: the validation fold.")
+    batch: int = option(50, "Images per feature-extraction batch.", affects_run=False)
+    workers: Optional[int] = option(None, "Image-reading worker processes (default: automatic).", affects_run=False)
+    seed: int = option(0, "Seed of the real halves, the KID subsets and the CAS subsets and training.")
+    device: str = option("auto", "auto, cpu or cuda.", affects_run=False)

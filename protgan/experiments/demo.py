@@ -1,13 +1,22 @@
 """`run_demo`: the whole pipeline on the embedded default data, on a CPU, in minutes.
 
-    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class) -> synth -> fid -> compare
+    demo-data -> enhance (CLAHE) -> train-gan (one DCGAN per top-5 class and fold) -> synth -> fid -> evaluate
+    (precision/recall, near-copies, train-on-synthetic-test-on-real) -> compare
 
 Each stage calls the stage's public Python API and writes into its own folder of DIR:
 
-    DIR/data/  DIR/enhanced/  DIR/gan/class_NN/  DIR/synthetic/  DIR/fid/  DIR/compare/
+    DIR/data/  DIR/enhanced/  DIR/gan/fold_K/class_NN/  DIR/synthetic/fold_K/  DIR/fid/  DIR/evaluate/  DIR/compare/
     DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
     DIR/logs/          what the parallel jobs printed
     DIR/report.md, DIR/report.html   every table and figure (protgan.experiments.report)
+
+Per-fold generators (the default): the generator whose images join fold K's training part was trained
+on fold K's training part only (train-gan --fold K), so no validation image reaches the classifier in
+disguise. That costs folds x the GAN time; the plans split the GAN steps they had over the folds
+(default: 3 folds x 100 steps instead of one 300-step generator per class). `allow_leakage` trains one
+generator per class on every image instead (DIR/gan/class_NN/, the paper's likely setup) and runs compare
+with --allow-leakage: the report then says LEAKY; running both with the same seed
+measures how much of the GAN gain was leakage (README, "Leakage").
 
 Resumable: a stage recorded in demo.json is skipped; an interrupted stage resumes with the stage's own
 resume (GAN checkpoints, finished classify cells, images already written).
@@ -32,17 +41,19 @@ from protgan.core.atomic import write_json
 from protgan.core.runfolder import RunLock, check_out_path
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.data import open_dataset, resolve_subset
+from protgan.data import dataset_folds, open_dataset, resolve_subset
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
 from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
 from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
+from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
+from protgan.data.provenance import fold_dir
 from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 
-STAGES = ("data", "enhance", "gan", "synth", "fid", "compare", "report")
+STAGES = ("data", "enhance", "gan", "synth", "fid", "evaluate", "compare", "report")
 STATE_FILE = "demo.json"
 
 Log = Callable[[str], None]
@@ -88,15 +99,18 @@ class DemoPlan:
 # 320 real training images), so the GAN arms do not simply train on twice the data for twice the steps.
 PLANS: dict[str, DemoPlan] = {
     # about 10 minutes on an idle 2-core CPU
-    "default": DemoPlan("default", n=480, size=64, enhance_sample=100, gan_steps=300, gan_batch=16, gan_width=64,
+    # per-fold generators: 3 folds x 100 steps = the 300 steps per class one all-images generator had
+    "default": DemoPlan("default", n=480, size=64, enhance_sample=100, gan_steps=100, gan_batch=16, gan_width=64,
                         gan_select="only", per_class=24, model="efficientnet_lite0", folds=3, seeds="0,1",
                         epochs=3, batch_size=32),  # KID during training (~15 s a class here) is left to the README's runs
     # under 2 minutes
-    "quick": DemoPlan("quick", n=240, size=32, enhance_sample=40, gan_steps=60, gan_batch=8, gan_width=64,
+    # 2 folds x 60 steps: twice the generators; batch 4 (was 8) because fold 0's training part of class 21
+    # has only 4 single-label images, and it keeps the GAN stage near its old time
+    "quick": DemoPlan("quick", n=240, size=32, enhance_sample=40, gan_steps=60, gan_batch=4, gan_width=64,
                       gan_select="only", per_class=10, model="efficientnet_lite0", folds=2, seeds="0",
                       epochs=2, batch_size=32),  # no KID during training: its feature passes would double the GAN stage
     # the test's end-to-end run (--tiny, hidden): too few single-label images per class for `only`
-    "tiny": DemoPlan("tiny", n=120, size=32, enhance_sample=12, gan_steps=6, gan_batch=8, gan_width=32,
+    "tiny": DemoPlan("tiny", n=120, size=32, enhance_sample=12, gan_steps=6, gan_batch=4, gan_width=32,
                      gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
                      epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16),
 }
@@ -113,7 +127,7 @@ class DemoResult:
 
 def paths(out: Path) -> dict[str, Path]:
     return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "synthetic": out / "synthetic",
-            "fid": out / "fid", "compare": out / "compare", "logs": out / "logs"}
+            "fid": out / "fid", "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
 
 
 # ------------------------------------------------------------------------------------ parallel jobs
@@ -152,7 +166,6 @@ def _file_log(path: Path) -> Log:
 
 
 def _train_gan_job(args: tuple[dict, int, str]) -> dict:
-
     cfg_dict, eval_images, log_path = args
     log = _file_log(Path(log_path))
     t0 = time.perf_counter()
@@ -164,13 +177,13 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
     result = trainer.fit()
     if result.status == "interrupted":
         raise KeyboardInterrupt
-    return {"class_index": cfg.class_index, "class_name": cfg.class_name, "status": result.status,
+    key = f"class {cfg.class_index}" + ("" if cfg.fold is None else f" fold {cfg.fold}")
+    return {"key": key, "class_index": cfg.class_index, "fold": cfg.fold, "class_name": cfg.class_name, "status": result.status,
             "step": result.step, "n_images": result.n_images, "warnings": result.warnings,
             "seconds": time.perf_counter() - t0}
 
 
 def _compare_job(args: tuple[dict, list[str], str]) -> int:
-
     cfg_dict, cells, log_path = args
     cfg = CompareConfig(**{**cfg_dict, "cells": cells})
     run_compare(cfg, log=_file_log(Path(log_path)))
@@ -200,7 +213,7 @@ class Demo:
 
     def _load_state(self) -> dict:
         path = self.out / STATE_FILE
-        ident = {"plan": asdict(self.plan), "seed": self.cfg.seed}
+        ident = {"plan": asdict(self.plan), "seed": self.cfg.seed, "allow_leakage": self.cfg.allow_leakage}
         if path.is_file():
             state = json.loads(path.read_text())
             if {k: state.get(k) for k in ident} != ident:
@@ -241,7 +254,6 @@ class Demo:
 
     # -- 1. the embedded default data
     def stage_data(self) -> dict:
-
         plan = self.plan
         generate_demo_dataset(self.p["data"], n=plan.n, size=plan.size, seed=self.cfg.seed, classes="top5",
                               workers=self.jobs, progress=lambda d, t: self.progress("demo-data", d, t))
@@ -249,23 +261,29 @@ class Demo:
 
     # -- 2. contrast enhancement: HE / AHE / CLAHE scored, CLAHE applied (the paper's choice)
     def stage_enhance(self) -> dict:
-
         cfg = EnhanceConfig(data=str(self.p["data"]), out=str(self.p["enhanced"]), apply="clahe", channels="rgby",
                             sample=self.plan.enhance_sample, workers=self.jobs, seed=self.cfg.seed, comparison=3)
         result = run_enhance(cfg, progress=lambda phase, d, t: self.progress(f"enhance: {phase}", d, t))
         return {"chosen": result.chosen, "scored": result.scored, "written": result.written}
 
     def classes(self) -> list[int]:
-
         return resolve_subset("top5", open_dataset(self.p["enhanced"]).targets)
 
-    # -- 3. one DCGAN per class, the classes in parallel
-    def gan_config(self, c: int) -> dict:
+    # -- 3. one DCGAN per class and fold (or per class: allow_leakage), the jobs in parallel
+    def gan_folds(self) -> list[int | None]:
+        """The folds the generators are trained for: every fold, or [None] (all images: leaky)."""
+        return [None] if self.cfg.allow_leakage else list(range(self.plan.folds))
 
+    def gan_run(self, c: int, fold: int | None) -> Path:
+        root = self.p["gan"] if fold is None else fold_dir(self.p["gan"], fold)
+        return root / f"class_{c:02d}"
+
+    def gan_config(self, c: int, fold: int | None = None) -> dict:
         plan = self.plan
         quarter = max(1, plan.gan_steps // 4)
         cfg = TrainGanConfig(
-            data=str(self.p["enhanced"]), class_index=c, out=str(self.p["gan"] / f"class_{c:02d}"), size=plan.size,
+            data=str(self.p["enhanced"]), class_index=c, out=str(self.gan_run(c, fold)), size=plan.size,
+            fold=fold, folds=None if fold is None else plan.folds,
             channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=plan.gan_steps,
             batch_size=plan.gan_batch, lr_g=plan.gan_lr_g, lr_d=plan.gan_lr_d, g_width=plan.gan_width,
             d_width=plan.gan_width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
@@ -275,49 +293,70 @@ class Demo:
         return asdict(cfg)
 
     def stage_gan(self) -> dict:
-        classes = self.classes()
+        classes, folds = self.classes(), self.gan_folds()
         logs = self.p["logs"]
-        args = [(self.gan_config(c), self.plan.gan_eval_images, str(logs / f"gan_class_{c:02d}.log")) for c in classes]
-        self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}), {self.plan.gan_steps} steps at "
-                 f"{self.plan.size} px, {min(self.jobs, len(classes))} parallel jobs; logs in {logs}")
+        if folds != [None]:  # before the jobs: they must not race to write folds.csv (compare reads the same file)
+            ds = open_dataset(self.p["enhanced"])
+            dataset_folds(self.p["enhanced"], ds.ids, ds.targets, self.plan.folds, self.p["compare"])
+        args = [(self.gan_config(c, f), self.plan.gan_eval_images,
+                 str(logs / (f"gan_class_{c:02d}.log" if f is None else f"gan_fold{f}_class_{c:02d}.log")))
+                for f in folds for c in classes]
+        what = "every image (leaky)" if folds == [None] else f"the training part of each of {len(folds)} folds"
+        self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}) x {what}: {len(args)} generators, "
+                 f"{self.plan.gan_steps} steps each at {self.plan.size} px, {min(self.jobs, len(args))} parallel "
+                 f"jobs; logs in {logs}")
         runs = {}
-        self.progress("train-gan (classes)", 0, len(classes))
+        self.progress("train-gan (class x fold)", 0, len(args))
         for k, r in enumerate(_parallel(_train_gan_job, args, self.jobs), 1):
-            runs[str(r["class_index"])] = r
-            self.progress("train-gan (classes)", k, len(classes))
-            self.log(f"  class {r['class_index']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
+            runs[r["key"]] = r
+            self.progress("train-gan (class x fold)", k, len(args))
+            self.log(f"  {r['key']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
                      f"({r['status']}, {r['seconds']:.0f} s)" + "".join(f"; warning: {w}" for w in r["warnings"]))
-        return {"runs": runs}
+        return {"runs": runs, "folds": None if folds == [None] else len(folds)}
 
     # -- 4. synthetic images
     def stage_synth(self) -> dict:
-
         cfg = SynthConfig(runs=str(self.p["gan"]), out=str(self.p["synthetic"]), per_class=self.plan.per_class,
                           seed=self.cfg.seed, batch=64, device=self.cfg.device)
         manifest = run_synth(cfg, progress=lambda label, d, t: self.progress("synth", d, t))
         return {"total": manifest["total"]}
 
     # -- 5. FID / KID per class, offline features, with the real-vs-real floor
-    def stage_fid(self) -> dict:
+    def fid_fake(self) -> Path:
+        """The synthetic set FID/KID is measured on: fold 0's with per-fold generators (one set per fold)."""
+        return self.p["synthetic"] if self.cfg.allow_leakage else fold_dir(self.p["synthetic"], 0)
 
-        cfg = FidConfig(real=str(self.p["enhanced"]), fake=str(self.p["synthetic"]), features="efficientnet_lite0",
+    def stage_fid(self) -> dict:
+        cfg = FidConfig(real=str(self.p["enhanced"]), fake=str(self.fid_fake()), features="efficientnet_lite0",
                         select=self.plan.gan_select, seed=self.cfg.seed, device=self.cfg.device, workers=0,
                         out=str(self.p["fid"]))
         result = run_fid(cfg, progress=lambda label, d, t: self.progress("fid: features", d, t))
         return {"classes": len(result.rows)}
 
-    # -- 6. classification: classic vs GAN augmentation, cells in parallel
-    def compare_config(self):
+    # -- 6. is the synthetic set any good: precision/recall, near-copies, train on synthetic / test on real
+    def stage_evaluate(self) -> dict:
+        plan = self.plan
+        # fold 0's synthetic set (per-fold generators): its generators never saw fold 0's validation images,
+        # which CAS is scored on
+        cfg = EvaluateConfig(real=str(self.p["enhanced"]), fake=str(self.fid_fake()), out=str(self.p["evaluate"]),
+                             metrics="pr,copies,cas", select=plan.gan_select, features="efficientnet_lite0",
+                             cas_model=plan.model, cas_epochs=plan.epochs, cas_batch_size=plan.batch_size,
+                             cas_folds=plan.folds, cas_fold=0, seed=self.cfg.seed, workers=0, device=self.cfg.device)
+        result = run_evaluate(cfg, log=_file_log(self.p["logs"] / "evaluate.log"),
+                              progress=lambda label, d, t: self.progress(f"evaluate: {label}", d, t))
+        return {"classes": len(result.rows), "cas": result.cas}
 
+    # -- 7. classification: classic vs GAN augmentation, cells in parallel
+    def compare_config(self):
         plan = self.plan
         return CompareConfig(data=str(self.p["enhanced"]), out=str(self.p["compare"]), models=plan.model,
                              classes="top5", synthetic=str(self.p["synthetic"]), folds=plan.folds, size=plan.size,
                              epochs=plan.epochs, seeds=plan.seeds, batch_size=plan.batch_size, pretrained=True,
-                             all_arms=plan.all_arms,
-                             workers=0, device=self.cfg.device)
+                             all_arms=plan.all_arms, allow_leakage=self.cfg.allow_leakage,
+                             workers=0, device=self.cfg.device,
+                             keep_checkpoints="none")  # the report reads result.json only: 14 MB a cell saved
 
     def stage_compare(self) -> dict:
-
         cfg = self.compare_config()
         shared_folds(cfg, log=lambda m: None)  # before the jobs: they must not race to write folds.csv
         todo = [c.key for c in selected_cells(cfg) if not c.done(Path(cfg.out))]
@@ -339,12 +378,17 @@ class Demo:
         if result is None:
             raise ProtganError(f"{cfg.out}: cells are missing after the compare stage (see {self.p['logs']})")
         d = result.difference(self.plan.model, "gan", "classic", "macro_f1")
-        return {"gan_minus_classic_macro_f1": d["mean_diff"], "ci": [d["ci_low"], d["ci_high"]],
-                "ci_corrected": [d["ci_low_corrected"], d["ci_high_corrected"]], "p_t": d["p_t"]}
+        info = {"gan_minus_classic_macro_f1": d["mean_diff"], "ci": [d["ci_low"], d["ci_high"]],
+                "ci_corrected": [d["ci_low_corrected"], d["ci_high_corrected"]], "p_t": d["p_t"],
+                "leakage": result.leakage}
+        none = result.difference(self.plan.model, "gan", "none", "macro_f1")
+        if none is not None:
+            info.update(gan_minus_none_macro_f1=none["mean_diff"],
+                        ci_corrected_gan_none=[none["ci_low_corrected"], none["ci_high_corrected"]])
+        return info
 
-    # -- 7. the report
+    # -- 8. the report
     def stage_report(self) -> dict:
-
         md, html = write_report(self.out, self.plan, self.state)
         return {"report": str(md), "html": str(html)}
 

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 from protgan.core.atomic import atomic_path, write_text
 from protgan.data import class_name, open_dataset
-from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, verdict
+from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, leak_mark, verdict
+from protgan.experiments.evaluate import table as evaluate_table
 
 
 @dataclass
@@ -58,17 +59,53 @@ def _latest_sample(run: Path) -> Path | None:
     return grids[-1] if grids else None
 
 
-def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
+@dataclass
+class Ctx:
+    """What every section reads: the demo folder's paths, the plan, the state, and the train-gan runs'
+    configs and metrics (read once: the GAN table, KID during training and the quality section share them)."""
 
-    p = {k: out / v for k, v in (("data", "data"), ("enhanced", "enhanced"), ("gan", "gan"),
-                                  ("synthetic", "synthetic"), ("fid", "fid"), ("compare", "compare"))}
+    out: Path
+    plan: Any
+    state: dict
+
+    def __post_init__(self) -> None:
+        self.p = {k: self.out / k for k in ("data", "enhanced", "gan", "synthetic", "fid", "evaluate", "compare")}
+        gan = self.p["gan"]
+        self.all_runs = sorted(d for d in [*gan.iterdir(), *gan.glob("fold_*/*")] if (d / "config.json").is_file())
+        self.run_cfg = {run: json.loads((run / "config.json").read_text()) for run in self.all_runs}
+        self.run_metrics = {run: _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else []
+                            for run in self.all_runs}
+        # figures and per-class tables: one generator per class (fold 0's when per fold); the GAN table: all
+        self.runs = [run for run in self.all_runs if self.run_cfg[run].get("fold") in (None, 0)]
+        self.fid = json.loads((self.p["fid"] / "fid.json").read_text())
+
+
+def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
+    """The report: one function per section, in order."""
+    ctx = Ctx(Path(out), plan, state)
+    blocks: list[Block] = []
+    for section in (intro_section, data_section, enhancement_section, gan_section, fid_section, quality_section,
+                    classification_section):
+        blocks += section(ctx)
+    return blocks
+
+
+def intro_section(ctx: Ctx) -> list[Block]:
+    plan, state = ctx.plan, ctx.state
     stages = state.get("stages", {})
     b: list[Block] = [Block("h1", "protgan demo: the paper's pipeline on the embedded default data")]
     total = sum(v["seconds"] for k, v in stages.items() if k != "report")
+    leaky = bool(state.get("allow_leakage"))
+    gans = ("one DCGAN per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator of "
+            "fold K saw fold K's validation images, the paper's likely setup)" if leaky else
+            f"one DCGAN per top-5 class and fold, each trained on its fold's training part only ({plan.folds} x "
+            f"the GAN time of one generator per class, so each runs fewer steps; no validation image reaches the "
+            f"classifier through a generator)")
     b.append(Block("p", (
         f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
-        f"(`protgan demo-data`), CLAHE enhancement, one DCGAN per top-5 class ({plan.gan_steps} steps, width "
-        f"{plan.gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID in the "
+        f"(`protgan demo-data`), CLAHE enhancement, {gans} ({plan.gan_steps} steps, width "
+        f"{plan.gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
+        f"precision/recall, near-copies and train-on-synthetic-test-on-real in the "
         f"offline EfficientNet-Lite0 feature space, and {plan.model} trained with classic vs GAN augmentation on "
         f"{plan.folds} folds x seeds {plan.seeds} ({plan.epochs} epochs). Everything is CPU-sized: the paper's "
         f"models and recipes at 512 px need a GPU (see the README's walkthrough). These are demo-scale numbers, "
@@ -76,51 +113,61 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
     b.append(Block("table", header=("stage", "wall-clock seconds"),
                    rows=[(k, _num(v["seconds"], 1)) for k, v in stages.items() if k != "report"]
                    + [("total (before the report)", _num(total, 1))]))
+    return b
 
-    # ---- data
-    ds = open_dataset(p["data"])
+
+def data_section(ctx: Ctx) -> list[Block]:
+    ds = open_dataset(ctx.p["data"])
     counts = ds.class_counts()
-    b.append(Block("h2", "1. Data"))
-    b.append(Block("p", f"{len(ds.ids)} images in `{p['data']}` (red, green, blue, yellow at {plan.size} px); "
-                        "labels follow the real HPA label table's statistics."))
-    b.append(Block("table", header=("class", "name", "images", "% of images"),
-                   rows=[(str(c), class_name(c), str(int(counts[c])), _num(100 * counts[c] / len(ds.ids), 1))
-                         for c in sorted(range(len(counts)), key=lambda c: -counts[c]) if counts[c]]))
+    return [
+        Block("h2", "1. Data"),
+        Block("p", f"{len(ds.ids)} images in `{ctx.p['data']}` (red, green, blue, yellow at {ctx.plan.size} px); "
+                   "labels follow the real HPA label table's statistics."),
+        Block("table", header=("class", "name", "images", "% of images"),
+              rows=[(str(c), class_name(c), str(int(counts[c])), _num(100 * counts[c] / len(ds.ids), 1))
+                    for c in sorted(range(len(counts)), key=lambda c: -counts[c]) if counts[c]]),
+    ]
 
-    # ---- enhancement
-    b.append(Block("h2", "2. Contrast enhancement (paper section 3.1.1, its Table of MSE / PSNR / SSIM)"))
-    summary = _read_csv(p["enhanced"] / "summary.csv")
+
+def enhancement_section(ctx: Ctx) -> list[Block]:
+    enhanced = ctx.p["enhanced"]
+    summary = _read_csv(enhanced / "summary.csv")
     rows = [r for r in summary if r["channel"] == "all"] or summary
-    b.append(Block("p", f"HE, AHE and CLAHE scored against the original on {rows[0]['n']} channel images "
-                        f"(a seeded sample); CLAHE, the paper's choice, is applied to every image and feeds the "
-                        f"later stages. Mean ± std over images, all channels."))
-    b.append(Block("table", header=("method", "n", "MSE", "PSNR (dB)", "SSIM", "RMS contrast", "entropy (bits)"),
-                   rows=[(r["method"], r["n"], _pm(r["mse_mean"], r["mse_std"], 1), _pm(r["psnr_mean"], r["psnr_std"], 2),
-                          _pm(r["ssim_mean"], r["ssim_std"], 4), _pm(r["contrast_mean"], r["contrast_std"], 4),
-                          _pm(r["entropy_mean"], r["entropy_std"], 3)) for r in rows]))
-    if (p["enhanced"] / "comparison.png").is_file():
+    b = [Block("h2", "2. Contrast enhancement (paper section 3.1.1, its Table of MSE / PSNR / SSIM)"),
+         Block("p", f"HE, AHE and CLAHE scored against the original on {rows[0]['n']} channel images "
+                    f"(a seeded sample); CLAHE, the paper's choice, is applied to every image and feeds the "
+                    f"later stages. Mean ± std over images, all channels."),
+         Block("table", header=("method", "n", "MSE", "PSNR (dB)", "SSIM", "RMS contrast", "entropy (bits)"),
+               rows=[(r["method"], r["n"], _pm(r["mse_mean"], r["mse_std"], 1), _pm(r["psnr_mean"], r["psnr_std"], 2),
+                      _pm(r["ssim_mean"], r["ssim_std"], 4), _pm(r["contrast_mean"], r["contrast_std"], 4),
+                      _pm(r["entropy_mean"], r["entropy_std"], 3)) for r in rows])]
+    if (enhanced / "comparison.png").is_file():
         b.append(Block("img", "original vs HE / AHE / CLAHE, with grey-level histograms",
-                       path=p["enhanced"] / "comparison.png"))
+                       path=enhanced / "comparison.png"))
+    return b
 
-    # ---- GANs
-    b.append(Block("h2", "3. One DCGAN per class (paper section 3.1.2)"))
-    runs = sorted(d for d in p["gan"].iterdir() if (d / "config.json").is_file())
-    run_cfg = {run: json.loads((run / "config.json").read_text()) for run in runs}
-    run_metrics = {run: _read_csv(run / "metrics.csv") if (run / "metrics.csv").is_file() else [] for run in runs}
+
+def gan_section(ctx: Ctx) -> list[Block]:
+    plan = ctx.plan
     gan_rows = []
-    for run in runs:
-        cfg, metrics = run_cfg[run], run_metrics[run]
+    for run in ctx.all_runs:
+        cfg, metrics = ctx.run_cfg[run], ctx.run_metrics[run]
         last = metrics[-1] if metrics else {}
-        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], str(cfg["n_images"]), last.get("step", "-"),
+        fold = "all (leaky)" if cfg.get("fold") is None else f"{cfg['fold']} (training part)"
+        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], fold, str(cfg["n_images"]), last.get("step", "-"),
                          _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
                          _num(last.get("D_G_z"), 2), _num(last.get("diversity"), 2)))
-    b.append(Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "
-                        f"with `--select {plan.gan_select}`; values of the last logged step. diversity = spread of "
-                        f"a fixed batch of EMA samples over that of real images (about 1 healthy, near 0 on collapse)."))
-    b.append(Block("table", header=("class", "name", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
-                                    "diversity"), rows=gan_rows))
-    for run in runs:
-        cfg = run_cfg[run]
+    b = [Block("h2", "3. One DCGAN per class (paper section 3.1.2)"),
+         Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "
+                    f"with `--select {plan.gan_select}`; values of the last logged step. diversity = spread of "
+                    f"a fixed batch of EMA samples over that of real images (about 1 healthy, near 0 on collapse).")]
+    if len(ctx.runs) < len(ctx.all_runs):
+        b.append(Block("p", "Generator of fold K = trained on the training part of fold K of the shared folds.csv; "
+                            "its images join fold K's training part only. The figures below show fold 0's."))
+    b += [Block("table", header=("class", "name", "fold", "images", "step", "loss D", "loss G", "D(x)", "D(G(z))",
+                                "diversity"), rows=gan_rows)]
+    for run in ctx.runs:
+        cfg = ctx.run_cfg[run]
         title = f"class {cfg['class_index']} ({cfg['class_name']})"
         b.append(Block("h3", title))
         if (run / "samples" / "real.png").is_file():
@@ -130,50 +177,97 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
             b.append(Block("img", f"{title}: EMA generator samples at step {int(latest.stem.split('_')[-1])}", path=latest))
         if (run / "losses.png").is_file():
             b.append(Block("img", f"{title}: losses, D outputs and diversity", path=run / "losses.png"))
+    return b
 
-    # ---- FID
-    b.append(Block("h2", "4. Synthetic images and their FID / KID"))
-    manifest = json.loads((p["synthetic"] / "manifest.json").read_text())
-    fid = json.loads((p["fid"] / "fid.json").read_text())
-    b.append(Block("p", f"{manifest['total']} synthetic images ({plan.per_class} per class) in `{p['synthetic']}`. "
-                        f"FID and KID in the {fid['features']} feature space (ImageNet weights shipped in a pip "
-                        f"package, offline) at {fid['size']} px; the floor is the same measure between two random "
-                        f"halves of the real class (FID ½ compares half the real images with as many synthetic "
-                        f"ones: compare it with the floor, FID's bias depends on n)."))
-    b.append(Block("table", header=("class", "name", "real", "synthetic", "FID", "KID x1e3", "FID ½", "floor FID",
-                                    "floor KID x1e3"),
-                   rows=[(str(r["class_index"]), r["class_name"], str(r["n_real"]), str(r["n_fake"]), _num(r["fid"], 2),
-                          f"{_num(r['kid'] * 1e3, 2)} ± {_num(r['kid_std'] * 1e3, 2)}", _num(r["fid_half"], 2),
-                          _num(r["fid_real_real"], 2),
-                          f"{_num(r['kid_real_real'] * 1e3, 2)} ± {_num(r['kid_real_real_std'] * 1e3, 2)}")
-                         for r in fid["classes"]]))
 
-    kid_rows = {str(run_cfg[run]["class_index"]): [dict(r, class_name=run_cfg[run]["class_name"])
-                                                   for r in run_metrics[run] if r.get("kid") not in (None, "")]
-                for run in runs}
+def fid_section(ctx: Ctx) -> list[Block]:
+    plan, fid = ctx.plan, ctx.fid
+    manifest = json.loads((ctx.p["synthetic"] / "manifest.json").read_text())
+    per_fold = " (one set per fold, `fold_K/`; FID/KID below: fold 0's)" if manifest.get("layout") == "per-fold" else ""
+    b = [Block("h2", "4. Synthetic images and their FID / KID"),
+         Block("p", f"{manifest['total']} synthetic images ({plan.per_class} per class){per_fold} in `{ctx.p['synthetic']}`. "
+                    f"FID and KID in the {fid['features']} feature space (ImageNet weights shipped in a pip "
+                    f"package, offline) at {fid['size']} px; the floor is the same measure between two random "
+                    f"halves of the real class (FID ½ compares half the real images with as many synthetic "
+                    f"ones: compare it with the floor, FID's bias depends on n)."),
+         Block("table", header=("class", "name", "real", "synthetic", "FID", "KID x1e3", "FID ½", "floor FID",
+                                "floor KID x1e3"),
+               rows=[(str(r["class_index"]), r["class_name"], str(r["n_real"]), str(r["n_fake"]), _num(r["fid"], 2),
+                      f"{_num(r['kid'] * 1e3, 2)} ± {_num(r['kid_std'] * 1e3, 2)}", _num(r["fid_half"], 2),
+                      _num(r["fid_real_real"], 2),
+                      f"{_num(r['kid_real_real'] * 1e3, 2)} ± {_num(r['kid_real_real_std'] * 1e3, 2)}")
+                     for r in fid["classes"]])]
+    return b + kid_during_training_blocks(ctx)
+
+
+def kid_during_training_blocks(ctx: Ctx) -> list[Block]:
+    plan, fid = ctx.plan, ctx.fid
+    kid_rows = {str(ctx.run_cfg[run]["class_index"]): [dict(r, class_name=ctx.run_cfg[run]["class_name"])
+                                                       for r in ctx.run_metrics[run] if r.get("kid") not in (None, "")]
+                for run in ctx.runs}
     kid_rows = {c: rows for c, rows in kid_rows.items() if rows}
-    if kid_rows:
-        kid_png = _plot_kid_during_training(kid_rows, fid, p["gan"] / "kid_during_training.png")
-        steps = sorted({int(float(r["step"])) for rows in kid_rows.values() for r in rows})
-        floors = {str(r["class_index"]): r for r in fid["classes"]}
-        table = []
-        for c, rows in kid_rows.items():
-            by_step = {int(float(r["step"])): r["kid"] for r in rows}
-            table.append([c, rows[0]["class_name"]]
-                         + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
-                         + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"])
-        b.append(Block("h3", "KID during training"))
-        b.append(Block("p", f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} "
-                            f"EMA samples (fixed noise) against the class's real images (`train-gan --eval-every`): "
-                            f"KID x1e3 in the same feature space; the floor is the real-vs-real KID above. Lower is "
-                            f"better; a GAN that learns moves down towards the floor."))
-        b.append(Block("table", header=["class", "name"] + [f"step {st}" for st in steps] + ["floor"], rows=table))
-        b.append(Block("img", "KID of EMA samples vs real images during training, per class (dashed: real-vs-real floor)",
-                       path=kid_png))
+    if not kid_rows:
+        return []
+    kid_png = _plot_kid_during_training(kid_rows, fid, ctx.p["gan"] / "kid_during_training.png")
+    steps = sorted({int(float(r["step"])) for rows in kid_rows.values() for r in rows})
+    floors = {str(r["class_index"]): r for r in fid["classes"]}
+    table = []
+    for c, rows in kid_rows.items():
+        by_step = {int(float(r["step"])): r["kid"] for r in rows}
+        table.append([c, rows[0]["class_name"]]
+                     + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
+                     + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"])
+    return [Block("h3", "KID during training"),
+            Block("p", f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} "
+                       f"EMA samples (fixed noise) against the class's real images (`train-gan --eval-every`): "
+                       f"KID x1e3 in the same feature space; the floor is the real-vs-real KID above. Lower is "
+                       f"better; a GAN that learns moves down towards the floor."),
+            Block("table", header=["class", "name"] + [f"step {st}" for st in steps] + ["floor"], rows=table),
+            Block("img", "KID of EMA samples vs real images during training, per class (dashed: real-vs-real floor)",
+                  path=kid_png)]
 
-    # ---- classification
-    result = collect(p["compare"], log=lambda m: None)
-    b.append(Block("h2", "5. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"))
+
+def quality_section(ctx: Ctx) -> list[Block]:
+    """Fidelity and diversity (precision/recall), memorisation (near-copies), usefulness (CAS) per class."""
+    path = ctx.p["evaluate"] / "evaluate.json"
+    if not path.is_file():
+        return []
+    ev = json.loads(path.read_text())
+    names = [n for n in ev["metrics"] if n in ("pr", "copies", "cas")]
+    header, rows = evaluate_table(ev["classes"], names)
+    cas = ev.get("cas")
+    b = [Block("h2", "5. Is the synthetic set any good? Fidelity, diversity, memorisation, usefulness"),
+         Block("p", f"Per class, in the {ev['features']} feature space at {ev['size']} px (`protgan evaluate`): "
+                    f"improved precision (share of synthetic images inside the real images' k-NN manifold, k = 3) "
+                    f"and recall (share of real images inside the synthetic manifold); ½ = half the real images "
+                    f"vs as many synthetic ones, the floor = two real halves (compare ½ with the floor). "
+                    f"near-copies = synthetic images closer to a training image of their generator than the 5th "
+                    f"percentile of real-to-real nearest-neighbour distances (real ref. = the same share for fresh "
+                    f"real images, about 5% by construction). CAS = F1 on the real validation fold of "
+                    f"{cas['model'] if cas else 'a classifier'} trained on the synthetic images only, beside the "
+                    f"same classifier trained on as many real images per class."),
+         Block("table", header=header, rows=rows)]
+    if cas:
+        b.append(Block("p", f"CAS macro F1 (fold {cas['fold']}, {cas['n_val']} real validation images, "
+                            f"{cas['epochs']} epochs): {cas['macro_f1_synthetic']:.3f} trained on synthetic images vs "
+                            f"{cas['macro_f1_real']:.3f} trained on as many real ones."
+                            + (f" **LEAKY**: the generators saw validation images ({cas['leakage']})."
+                               if cas.get("leakage") else "")))
+    b.append(Block("p", "**Verdict per class.** " + " ".join(ev.get("verdicts", []))))
+    png = ctx.p["evaluate"] / "copies.png"
+    if png.is_file():
+        b.append(Block("img", "most-copied synthetic images (top) beside their nearest training images (bottom)",
+                       path=png))
+    return b
+
+
+def classification_section(ctx: Ctx) -> list[Block]:
+    plan = ctx.plan
+    result = collect(ctx.p["compare"], log=lambda m: None)
+    b = [Block("h2", "6. Classification: classic vs GAN augmentation (the paper's Tables 2 and 3)"
+               + (" - LEAKY" if result.leakage else ""))]
+    if result.leakage:
+        b.append(Block("p", result.leakage))
     arms = sorted({t["arm"] for t in result.table}, key=ALL_ARMS.index)
     b.append(Block("p", f"{plan.model} (ImageNet-pretrained, offline weights), {plan.folds}-fold cross-validation x "
                         f"seeds {plan.seeds}, arms {', '.join(arms)}; all arms share folds, seeds and initial weights. "
@@ -181,17 +275,17 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
                         f"`gan` adds the synthetic images to the training part of every fold (never to validation) "
                         f"and, as in the paper, no classic transforms; `classic+gan` has both, `none` neither. "
                         f"Mean ± std over the cells; Test = the validation fold; thresholds tuned per class on the "
-                        f"training part."))
+                        f"held-out part of each training fold."))
     header = ["model", "augmentation"] + [f"{label} {s}" for _, label in TABLE_METRICS for s in ("Train", "Test")]
     b.append(Block("table", header=header, rows=[
-        [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']})" if "gan" in t["arm"] else "")]
+        [t["model"], t["arm"] + (f" (+{t['n_train_synthetic']}{leak_mark(t.get('leakage', ''))})" if "gan" in t["arm"] else "")]
         + [f"{_num(t[f'{s}_{m}_mean'])} ± {_num(t[f'{s}_{m}_std'])}" for m, _ in TABLE_METRICS for s in ("train", "test")]
         for t in result.table]))
     labels = dict(TABLE_METRICS)
     pct = int(round(result.config["confidence"] * 100))
     b.append(Block("table", header=("difference", "metric", "n", "mean", f"{pct}% CI (t)", "p (paired t)",
                                     "p (Wilcoxon)", f"{pct}% CI (CV-corrected)", "verdict"),
-                   rows=[(f"{d['arm']} - {d['baseline']}", labels[d["metric"]], str(d["n"]),
+                   rows=[(f"{d['arm']} - {d['baseline']}{leak_mark(d.get('leakage', ''), ' (', ')')}", labels[d["metric"]], str(d["n"]),
                           f"{d['mean_diff']:+.4f}", f"[{_num(d['ci_low'], 4)}, {_num(d['ci_high'], 4)}]",
                           _num(d["p_t"], 3), _num(d["p_wilcoxon"], 3),
                           f"[{_num(d['ci_low_corrected'], 4)}, {_num(d['ci_high_corrected'], 4)}]", verdict(d))
@@ -204,15 +298,14 @@ def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
           "epoch (as in the paper). The paper reports +0.022 macro F1 (its \"2.70%\", relative) for VGG16 at "
           "512 px with 1000 images per class (no interval); a CPU demo with a few hundred GAN steps is not expected to reproduce it."))
     b.append(Block("img", "test macro F1 per cell and arm; paired differences with their intervals",
-                   path=p["compare"] / "comparison.png"))
-    b.append(Block("p", f"Per-cell runs (checkpoints, curves.png, per_class.png) are in `{p['compare'] / 'cells'}`; "
-                        f"every number above is in `{p['compare']}/cells.csv`, `comparison.csv` and `differences.csv`."))
+                   path=ctx.p["compare"] / "comparison.png"))
+    b.append(Block("p", f"Per-cell runs (checkpoints, curves.png, per_class.png) are in `{ctx.p['compare'] / 'cells'}`; "
+                        f"every number above is in `{ctx.p['compare']}/cells.csv`, `comparison.csv` and `differences.csv`."))
     return b
 
 
 def _difference_sentence(d: dict, pct: int) -> str:
-
-    return (f"`{d['arm']} - {d['baseline']}`: test macro F1 {d['mean_a']:.3f} vs {d['mean_b']:.3f}, difference "
+    return (f"`{d['arm']} - {d['baseline']}`{leak_mark(d.get('leakage', ''), ' (', ')')}: test macro F1 {d['mean_a']:.3f} vs {d['mean_b']:.3f}, difference "
             f"{d['mean_diff']:+.4f}, {pct}% CV-corrected interval [{_num(d['ci_low_corrected'], 4)}, "
             f"{_num(d['ci_high_corrected'], 4)}] over {d['n']} paired cells ({verdict(d)}).")
 

@@ -24,6 +24,8 @@ from torch import nn
 from protgan.core.atomic import atomic_path
 from protgan.core.errors import ProtganError
 from protgan.core.safeload import load_weights
+from protgan.data import ImageSet, open_dataset, resolve_subset
+from protgan.data.selection import select_class_ids
 from protgan.gan.models import Discriminator, Generator, build_discriminator, build_generator
 
 CONFIG_FILE = "config.json"
@@ -105,6 +107,20 @@ def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config, dict) or "class_index" not in config:
         raise ProtganError(f"{path}: not a train-gan config (no class_index)")
     return config
+
+
+def training_set(config: dict[str, Any]) -> tuple[ImageSet, list[str]]:
+    """The dataset and Ids a run's generator was trained on (its data, class, --classes and --select:
+    the rule GanTrainer applies). One-line error when the run's data folder is gone."""
+    data = config.get("data")
+    if not data or not (Path(data) / "train.csv").is_file():
+        raise ProtganError(f"the run of class {config.get('class_index')} was trained on {data}, which is not "
+                           f"readable any more (its training images are needed)")
+    ds = open_dataset(data)
+    if config.get("train_ids"):  # recorded by train-gan (per-fold runs: the fold's training part only)
+        return ds, list(config["train_ids"])
+    subset = resolve_subset(config.get("classes", "all"), ds.targets)
+    return ds, select_class_ids(ds.ids, ds.targets, int(config["class_index"]), subset, config.get("select", "only"))
 
 
 def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:

@@ -18,6 +18,7 @@ from protgan.data.classes import class_name, resolve_class
 from protgan.data.selection import SELECT_CHOICES
 
 KEEP_CHOICES = ("last", "all")
+DEFAULT_FOLDS = 5  # classify's default K: --fold K alone means fold K of the 5-fold split
 
 
 @dataclass
@@ -88,7 +89,18 @@ class TrainGanConfig:
                                affects_run=False)
     n_samples: int = option(36, "Fixed-noise samples per grid (also the collapse indicator's batch).", cli=None)
     collapse_threshold: float = option(0.25, "Warn when sample spread / real spread falls below this.", cli=None)
-    n_images: int = option(0, "Filled in: how many images train this class.", cli=None)
+    n_images: int = option(0, "Filled in: how many images train this class (= n_train_ids).", cli=None)
+    fold: Optional[int] = option(None, "Train on the training part of fold K of DATA/folds.csv only (the split classify "
+                                       "and compare use; made if missing): the generator never sees fold K's "
+                                       "validation images. Default: every image (leaky under cross-validation).")
+    folds: Optional[int] = option(None, f"K of the split --fold picks from (default {DEFAULT_FOLDS}). Without --class "
+                                        "(a fan-out): one job per class and fold, into OUT/fold_K/class_C.")
+    # filled: the exact images this generator sees (protgan.data.provenance.ids_record); synth copies them
+    # into the synthetic set's manifest, classify/compare refuse them for a fold whose validation they include
+    train_ids: list[str] = option(help="Filled in: the sorted Ids of the training images.", cli=None, factory=list)
+    train_ids_sha256: str = option("", "Filled in: sha256 of the sorted training Ids.", cli=None)
+    n_train_ids: int = option(0, "Filled in: how many training Ids.", cli=None)
+    folds_file: str = option("", "Filled in: the folds.csv the fold was taken from.", cli=None)
 
     def validate(self) -> None:
         """Check and normalise the options: the torch-free checks first (the CLI's option errors need no torch)."""
@@ -117,7 +129,13 @@ class TrainGanConfig:
             (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
             (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
             (self.eval_images >= 2, f"--eval-images {self.eval_images}: must be >= 2"),
+            (self.folds is None or self.fold is not None,
+             f"--folds {self.folds}: needs --fold K (or no --class: a fan-out trains every class on every fold)"),
         ]
+        if self.fold is not None:
+            self.folds = self.folds or DEFAULT_FOLDS
+            checks += [(self.folds >= 2, f"--folds {self.folds}: need at least 2 folds"),
+                       (0 <= self.fold < self.folds, f"--fold {self.fold} out of range 0..{self.folds - 1}")]
         for name in ("ckpt_every", "sample_every", "log_every", "eval_every"):
             value = getattr(self, name)
             checks.append((value >= 0, f"--{name.replace('_', '-')} {value}: must be >= 0"))
@@ -160,8 +178,9 @@ class SynthConfig:
     checkpoint: str = option("last", "last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan "
                                      "--eval-every).", choices=SYNTH_CHECKPOINT_CHOICES)
     skip_missing: bool = option(False, "Skip classes without a trained generator instead of failing.")
-    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator) or "
-                                            "ckpt:PATH (a protgan classifier's confidence for the class).")
+    filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator), "
+                                            "ckpt:PATH (a protgan classifier's confidence for the class) or copies "
+                                            "(the nearest to a training image first: drops near-copies).")
     keep: float = option(0.8, "With --filter-by: fraction of ceil(n/keep) candidates kept (the n best).")
     amp: bool = option(False, "Generate under autocast (bf16, or fp16 on GPUs without bf16).")
     writers: int = option(4, "Threads encoding PNG files.", affects_run=False)

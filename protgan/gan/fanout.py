@@ -10,6 +10,12 @@ RUNS/fanout.json tell how each ended. Running the same command again resumes eve
 (finished ones exit at once). RUNS holds no config.json of its own, so `protgan synth --runs RUNS`
 finds the per-class runs in it.
 
+Per-fold generators (`--folds K`, no `--fold`): one job per class and fold, `train-gan --class N --fold F
+--folds K --out RUNS/fold_F/class_N`, so the generator used for fold F of a cross-validation never sees
+fold F's validation images (protgan.data.provenance). K x the jobs: K x the GAN time. DATA/folds.csv is
+made once before any job starts (the jobs would race to write it). `synth --runs RUNS` then writes one
+synthetic set per fold, SYN/fold_F/, which `classify`/`compare --synthetic SYN` use fold by fold.
+
 Ctrl-C (or SIGTERM) stops launching, forwards one SIGINT to each running job (each saves a checkpoint
 and exits) and waits for them. Jobs run in their own sessions so a terminal's Ctrl-C reaches them
 only through this forwarding, once.
@@ -31,9 +37,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from protgan.core.atomic import write_json
-from protgan.data import class_name, open_dataset, resolve_subset
+from protgan.data import class_name, dataset_folds, open_dataset, resolve_subset
+from protgan.data.provenance import fold_dir
 from protgan.core.errors import ProtganError
-from protgan.gan.config import TrainGanConfig
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
@@ -56,6 +63,11 @@ class Job:
     out: Path
     config: dict[str, Any]  # the class's TrainGanConfig as a dict (its device is set by the slot)
     args: list[str] = field(default_factory=list)  # train-gan options that are not config fields (logging)
+    fold: int | None = None  # None: every image of the class
+
+    @property
+    def label(self) -> str:
+        return f"class {self.class_index}" + ("" if self.fold is None else f" fold {self.fold}")
 
 
 @dataclass
@@ -69,6 +81,7 @@ class JobResult:
     step: int | None
     log: str
     error: str = ""
+    fold: int | None = None
 
 
 def parse_gpus(text: str) -> list[str]:
@@ -109,19 +122,32 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
 
 def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args: Sequence[str] = ()) -> list[Job]:
     """One job per class of the subset `classes` of config["data"], into OUT/class_N: `config` (a
-    TrainGanConfig's fields) with class_index, out and classes filled in."""
+    TrainGanConfig's fields) with class_index, out and classes filled in. With config["folds"] K: one job
+    per class and fold (every fold, or only config["fold"]), into OUT/fold_F/class_N, after making
+    DATA/folds.csv once (the jobs would race to write it)."""
     ds = open_dataset(config["data"])
     subset = resolve_subset(classes, ds.targets)
     root = Path(out)
     if (root / "config.json").is_file():
         raise ProtganError(f"--out {root}: this is a single-class run folder; a fan-out needs a folder of its own "
                            f"(its classes go to {root}/class_N)")
+    fold, k = config.get("fold"), config.get("folds")
+    if fold is None and k is None:
+        wanted: list[int | None] = [None]
+    else:
+        k = k or DEFAULT_FOLDS
+        if k < 2 or (fold is not None and not 0 <= fold < k):
+            raise ProtganError(f"--fold {fold} --folds {k}: need at least 2 folds and a fold in 0..{k - 1}")
+        dataset_folds(config["data"], ds.ids, ds.targets, k, root)
+        wanted = [fold] if fold is not None else list(range(k))
     jobs = []
-    for c in subset:
-        job_out = root / f"class_{c}"
-        cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes})
-        cfg.validate()  # option errors here, once, not in every job's log
-        jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args)))
+    for f in wanted:
+        for c in subset:
+            job_out = (root if f is None else fold_dir(root, f)) / f"class_{c}"
+            cfg = TrainGanConfig.from_dict({**config, "class_index": c, "out": str(job_out), "classes": classes,
+                                            "fold": f, "folds": None if f is None else k})
+            cfg.validate()  # option errors here, once, not in every job's log
+            jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args), f))
     return jobs
 
 
@@ -167,7 +193,8 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
     pending = list(jobs)
     free = list(slots)
     running: list[_Running] = []
-    results: dict[int, JobResult] = {}
+    results: dict[int, JobResult] = {}  # by position in `jobs`
+    index = {id(j): k for k, j in enumerate(jobs)}
     stopping = False
 
     def on_term(signum: int, frame: Any) -> None:
@@ -184,9 +211,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         r.log_file.close()
         log = r.job.out / LOG_FILE
         status = "done" if rc == 0 else "interrupted" if rc in (130, -signal.SIGINT) else "failed"
-        results[r.job.class_index] = JobResult(
+        results[index[id(r.job)]] = JobResult(
             r.job.class_index, r.job.name, r.slot.label, status, rc, time.perf_counter() - r.t0,
-            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log))
+            _last_step(r.job.out), str(log), "" if rc == 0 else _last_line(log), r.job.fold)
         free.append(r.slot)
         on_event(status, r.job, r.slot)
 
@@ -232,9 +259,9 @@ def run_fanout(jobs: Sequence[Job], slots: Sequence[Slot], on_event: Callable[[s
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     for job in pending:
-        results[job.class_index] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
-                                             _last_step(job.out), str(job.out / LOG_FILE))
-    return [results[j.class_index] for j in jobs]
+        results[index[id(job)]] = JobResult(job.class_index, job.name, "-", "not started", None, 0.0,
+                                            _last_step(job.out), str(job.out / LOG_FILE), fold=job.fold)
+    return [results[k] for k in range(len(jobs))]
 
 
 @dataclass

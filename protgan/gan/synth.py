@@ -2,8 +2,15 @@
 
     SYN/train.csv                   Id,Target  (Target = the class the generator was trained on)
     SYN/train/{Id}_{channel}.png    the channels the GAN was trained on, 8-bit, the GAN's size
-    SYN/manifest.json               checkpoints (path, sha256, step), seed, counts, truncation, filter
+    SYN/manifest.json               checkpoints (path, sha256, step), seed, counts, truncation, filter, and per
+                                    class the `generator` record: the fold it was trained on (None = every
+                                    image), the sha256 and count of the real Ids it saw
+    SYN/generator_ids.json          per class, the sorted real Ids its generator saw (checked against the
+                                    manifest's sha256 by protgan.data.provenance before a fold uses them)
     SYN/config.json                 the options used
+
+Per-fold runs (RUNS/fold_K/class_C, `train-gan --classes top5 --folds 5`) give one such set per fold,
+SYN/fold_K/, plus SYN/manifest.json (layout "per-fold") listing them.
 
 Ids are ``syn-c{class:02d}-s{seed}-{k:06d}`` (k = the candidate's index in the class's noise stream):
 Kaggle Ids are UUIDs, so they cannot collide, and an Id says where its image came from.
@@ -16,9 +23,11 @@ convolutions may differ in the last bit between batch sizes).
 Truncation (``--truncation t``): every |z_i| > t is redrawn until none is left, the truncation trick
 for Gaussian noise (Brock et al. 2019): fewer, more typical samples. 0 = off (the paper).
 
-Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH --keep q``): ceil(n / q) candidates per
-class are generated and scored, by the run's discriminator logit or a classifier's sigmoid
-confidence for the class, and the n best are written. Scoring uses the quantised 8-bit images that
+Filtering (beyond the paper, ``--filter-by disc|ckpt:PATH|copies --keep q``): ceil(n / q) candidates
+per class are generated and scored, by the run's discriminator logit, a classifier's sigmoid
+confidence for the class, or (``copies``) the distance to the nearest training image of the
+generator over the near-copy threshold tau (protgan.evaluation.memorisation: below 1 = near-copy, in
+efficientnet_lite0 features), and the n best are written: ``copies`` drops the nearest copies first. Scoring uses the quantised 8-bit images that
 are written, not the float output. Two passes over the same batches (score, then write) keep memory
 flat at 512 px.
 """
@@ -29,7 +38,7 @@ import hashlib
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -45,13 +54,16 @@ from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
 )
+from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
 from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
-    best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
-    read_run_config,
+    CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, last_checkpoint, load_checkpoint,
+    read_run_config, training_set,
 )
+from protgan.evaluation.distances import nearest_neighbours
+from protgan.evaluation.features import dataset_features, make_extractor
+from protgan.evaluation.memorisation import copy_threshold
 
-MANIFEST = "manifest.json"
 PROGRESS_FILE = ".synth-progress.json"
 TOOL = "protgan synth"
 CHECKPOINT_CHOICES = SYNTH_CHECKPOINT_CHOICES
@@ -150,6 +162,27 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
     return score
 
 
+COPIES_FEATURES = "efficientnet_lite0"  # offline: the filter works without any weights file
+
+
+def copies_scorer(config: dict[str, Any], device: torch.device) -> tuple[Scorer, float]:
+    """(distance to the nearest training image of the run / tau, tau): below 1 is a near-copy."""
+    ds, ids = training_set(config)
+    if len(ids) < 2:
+        raise ProtganError(f"--filter-by copies: class {config.get('class_index')} has {len(ids)} training images")
+    channels, size = tuple(config["channels"]), int(config["size"])
+    extractor = make_extractor(COPIES_FEATURES, device)
+    train = dataset_features(ds, ids, channels, size, extractor, workers=0)
+    tau = copy_threshold(train, percentile=5.0)
+    train_t = torch.from_numpy(train).to(device)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        dist, _ = nearest_neighbours(extractor(images, channels), train_t)
+        return torch.from_numpy(dist / tau if tau > 0 else dist)
+
+    return score, tau
+
+
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
@@ -207,8 +240,8 @@ def validate(cfg: SynthConfig) -> None:
     if cfg.truncation < 0:
         raise ProtganError(f"--truncation {cfg.truncation}: must be >= 0 (0 = off)")
     if cfg.filter_by is not None:
-        if cfg.filter_by != "disc" and not cfg.filter_by.startswith("ckpt:"):
-            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc or ckpt:PATH")
+        if cfg.filter_by not in ("disc", "copies") and not cfg.filter_by.startswith("ckpt:"):
+            raise ProtganError(f"--filter-by {cfg.filter_by!r}: expected disc, copies or ckpt:PATH")
         if cfg.filter_by.startswith("ckpt:") and not Path(cfg.filter_by[5:]).is_file():
             raise ProtganError(f"--filter-by {cfg.filter_by}: checkpoint {cfg.filter_by[5:]} does not exist")
         if not 0.0 < cfg.keep <= 1.0:
@@ -227,22 +260,44 @@ def _run_batches(g: nn.Module, z: torch.Tensor, batch: int, device: torch.device
         yield start, to_uint8_images(x)
 
 
-def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None,
-              classifier_scorer: ScorerFactory | None = None) -> dict[str, Any]:
-    """Generate and write the synthetic dataset; returns the manifest. `progress(label, done, total)`;
-    `classifier_scorer` builds the scorer of `--filter-by ckpt:PATH`."""
+# ----------------------------------------------------------------------------------------------
+# One synth run, step by step: plan -> (per class: reuse or generate) -> label table + manifest
+# ----------------------------------------------------------------------------------------------
 
-    validate(cfg)
-    if cfg.filter_by and cfg.filter_by.startswith("ckpt:") and classifier_scorer is None:
-        raise ProtganError("--filter-by ckpt:PATH needs a classifier scorer (protgan.classify.embedding.classifier_scorer)")
-    runs_dir, out = Path(cfg.runs), Path(cfg.out)
-    runs = find_runs(runs_dir)
-    plans, skipped = plan_classes(cfg, runs)
-    configs = {}
-    for p in plans:
-        configs[p.class_index] = read_run_config(p.run)
-    data_dirs = [Path(c["data"]) for c in configs.values() if c.get("data")]
-    check_output_folder(out, runs_dir, runs, data_dirs)
+@dataclass
+class SynthJob:
+    """What every class of one synth run shares (checked once by `_prepare_job`)."""
+
+    cfg: SynthConfig
+    runs_dir: Path
+    out: Path
+    plans: list[ClassPlan]
+    skipped: list[int]
+    configs: dict[int, dict[str, Any]]  # class -> its run's config.json
+    channels: tuple[str, ...]
+    size: int
+    device: torch.device
+    n_cand: int  # candidates generated per class (more than per_class when filtering)
+    passes: int  # passes over the candidates: 2 with a filter (score, then write), else 1
+    progress: Callable[[str, int, int], None]
+    classifier_scorer: ScorerFactory | None
+    done: int = 0
+
+    @property
+    def image_dir(self) -> Path:
+        return self.out / "train"
+
+    @property
+    def total(self) -> int:
+        return len(self.plans) * self.n_cand * self.passes
+
+    def tick(self, label: str, n: int) -> None:
+        self.done += n
+        self.progress(label, self.done, self.total)
+
+
+def _common_format(plans: Sequence[ClassPlan], configs: dict[int, dict[str, Any]]) -> tuple[tuple[str, ...], int]:
+    """(channels, size) shared by every plan's run: one synthetic set has one format."""
     first = plans[0]
     shape = (tuple(configs[first.class_index]["channels"]), int(configs[first.class_index]["size"]))
     for p in plans[1:]:
@@ -251,138 +306,244 @@ def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None
             raise ProtganError(f"{p.run}: trained on {','.join(other[0])} at {other[1]} px, but {first.run} on "
                                f"{','.join(shape[0])} at {shape[1]} px; one synthetic set needs one format "
                                f"(pass --classes to split them)")
-    channels = parse_channels(list(shape[0]))
-    size = shape[1]
-    with RunLock(out, what="synth"):  # one synth per --out at a time
-        device = resolve_device(cfg.device)
-        image_dir = out / "train"
-        fresh = not image_dir.exists()
-        image_dir.mkdir(parents=True, exist_ok=True)
+    return parse_channels(list(shape[0])), shape[1]
 
-        # Resume: classes finished by an interrupted run with the same options are not redone.
-        stable_options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "writers")}
-        progress_path = out / PROGRESS_FILE
-        finished: dict[str, Any] = {}
-        if progress_path.is_file():
+
+def _prepare_job(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None,
+                 classifier_scorer: ScorerFactory | None) -> SynthJob:
+    """Check the options, find the runs and their classes, refuse a bad --out, agree on one format."""
+    validate(cfg)
+    if cfg.filter_by and cfg.filter_by.startswith("ckpt:") and classifier_scorer is None:
+        raise ProtganError("--filter-by ckpt:PATH needs a classifier scorer (protgan.classify.embedding.classifier_scorer)")
+    runs_dir, out = Path(cfg.runs), Path(cfg.out)
+    runs = find_runs(runs_dir)
+    plans, skipped = plan_classes(cfg, runs)
+    configs = {p.class_index: read_run_config(p.run) for p in plans}
+    check_output_folder(out, runs_dir, runs, [Path(c["data"]) for c in configs.values() if c.get("data")])
+    channels, size = _common_format(plans, configs)
+    n_cand = math.ceil(cfg.per_class / cfg.keep) if cfg.filter_by else cfg.per_class
+    return SynthJob(cfg, runs_dir, out, plans, skipped, configs, channels, size, resolve_device(cfg.device), n_cand,
+                    2 if cfg.filter_by else 1, progress or (lambda label, done, total: None), classifier_scorer)
+
+
+class _ProgressFile:
+    """OUT/.synth-progress.json: the classes an interrupted run finished, valid for the same options only."""
+
+    def __init__(self, cfg: SynthConfig, out: Path) -> None:
+        self.path = out / PROGRESS_FILE
+        self.options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "writers")}
+        self.classes: dict[str, Any] = {}
+        if self.path.is_file():
             try:
-                prev = json.loads(progress_path.read_text())
-                if prev.get("options") == stable_options:
-                    finished = prev.get("classes", {})
+                prev = json.loads(self.path.read_text())
+                if prev.get("options") == self.options:
+                    self.classes = prev.get("classes", {})
             except (OSError, ValueError):
-                finished = {}
-        write_json(progress_path, {"options": stable_options, "classes": finished})
+                self.classes = {}
+        self.save()
 
-        try:
-            n_cand = math.ceil(cfg.per_class / cfg.keep) if cfg.filter_by else cfg.per_class
-            total = len(plans) * n_cand * (2 if cfg.filter_by else 1)
-            done = 0
-            entries: list[dict[str, Any]] = []
-            all_ids: list[str] = []
-            all_targets: list[tuple[int, ...]] = []
-            with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
-                for p in plans:
-                    c = p.class_index
-                    config = configs[c]
-                    sha = file_sha256(p.checkpoint)
-                    key = str(c)
-                    if key in finished and finished[key].get("sha256") == sha and all(
-                            (image_dir / f"{i}_{ch}.png").is_file() for i in finished[key]["ids"] for ch in channels):
-                        entry = finished[key]
-                        done += n_cand * (2 if cfg.filter_by else 1)
-                        if progress is not None:
-                            progress(f"class {c} (done before)", done, total)
-                    else:
-                        state = load_checkpoint(p.checkpoint, map_location="cpu")
-                        g = generator_from_config(state["config"])
-                        use_key = "G_ema" if cfg.use_ema and state.get("G_ema") is not None else "G"
-                        g.load_state_dict(state[use_key])
-                        g.eval().to(device)
-                        if device.type == "cuda":
-                            g = g.to(memory_format=torch.channels_last)
-                        z = sample_noise(n_cand, int(config.get("z_dim", 100)), cfg.seed, c, cfg.truncation)
-                        label = f"class {c} {class_name(c)}"
-                        keep_idx = np.arange(n_cand)
-                        filter_info: dict[str, Any] | None = None
-                        if cfg.filter_by:
-                            scorer = (discriminator_scorer(state, config, device, p.checkpoint) if cfg.filter_by == "disc"
-                                      else classifier_scorer(cfg.filter_by[5:], c, channels, device))
-                            scores = []
-                            for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
-                                scores.append(scorer(imgs))
-                                done += imgs.shape[0]
-                                if progress is not None:
-                                    progress(f"{label}: scoring", done, total)
-                            s = torch.cat(scores).cpu().numpy()
-                            # the n best, ties to the lower index; kept in index order
-                            order = np.lexsort((np.arange(n_cand), -s))
-                            keep_idx = np.sort(order[:cfg.per_class])
-                            dropped = np.setdiff1d(np.arange(n_cand), keep_idx)
-                            filter_info = {"by": cfg.filter_by, "keep": cfg.keep, "candidates": n_cand,
-                                           "kept": int(len(keep_idx)),
-                                           "threshold": float(s[keep_idx].min()),
-                                           "mean_score_kept": float(s[keep_idx].mean()),
-                                           "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
-                        keep_mask = np.zeros(n_cand, bool)
-                        keep_mask[keep_idx] = True
-                        ids = [synth_id(c, cfg.seed, int(k)) for k in keep_idx]
-                        futures = []
-                        for start, imgs in _run_batches(g, z, cfg.batch, device, cfg.amp):
-                            arr = imgs.cpu().numpy()
-                            for j in range(arr.shape[0]):
-                                k = start + j
-                                if keep_mask[k]:
-                                    for ci, ch in enumerate(channels):
-                                        futures.append(pool.submit(write_png, image_dir / f"{synth_id(c, cfg.seed, k)}_{ch}.png",
-                                                                   arr[j, ci]))
-                            # bound the queue: at most a few batches of encoded-but-unwritten images in memory
-                            if len(futures) > 4 * cfg.batch * len(channels):
-                                for f in futures:
-                                    f.result()
-                                futures = []
-                            done += imgs.shape[0]
-                            if progress is not None:
-                                progress(f"{label}: writing", done, total)
-                        for f in futures:
-                            f.result()
-                        entry = {"class_index": c, "class_name": class_name(c), "run": str(p.run),
-                                 "checkpoint": str(p.checkpoint), "sha256": sha, "step": int(state["step"]),
-                                 "weights": use_key, "count": len(ids), "filter": filter_info, "ids": ids}
-                        finished[key] = entry
-                        write_json(progress_path, {"options": stable_options, "classes": finished})
-                    entries.append(entry)
-                    all_ids.extend(entry["ids"])
-                    all_targets.extend([(c,)] * len(entry["ids"]))
+    def save(self) -> None:
+        write_json(self.path, {"options": self.options, "classes": self.classes})
 
-            # Files of an earlier synth into this folder that this one did not write would be orphans.
-            keep_names = {f"{i}_{ch}.png" for i in all_ids for ch in channels}
-            for f in image_dir.iterdir():
-                if f.name.startswith("syn-") and f.name not in keep_names:
-                    f.unlink()
-            write_label_table(out / "train.csv", all_ids, all_targets)
-            manifest = {
-                "tool": TOOL,
-                "runs": str(runs_dir),
-                "seed": cfg.seed,
-                "per_class": cfg.per_class,
-                "checkpoint": cfg.checkpoint,
-                "use_ema": cfg.use_ema,
-                "truncation": cfg.truncation,
-                "filter": None if not cfg.filter_by else {"by": cfg.filter_by, "keep": cfg.keep},
-                "amp": cfg.amp,
-                "channels": list(channels),
-                "size": size,
-                "id_format": "syn-c{class:02d}-s{seed}-{k:06d}",
-                "total": len(all_ids),
-                "skipped_classes": skipped,
-                "classes": [{k: v for k, v in e.items() if k != "ids"} for e in entries],
-            }
-            write_json(out / "config.json", asdict(cfg))
-            write_json(out / MANIFEST, manifest)
-            progress_path.unlink(missing_ok=True)
-            return manifest
-        except BaseException:
-            if not finished:  # nothing finished here: leave no progress file (nor an empty train/) behind
-                progress_path.unlink(missing_ok=True)
-                if fresh and not any(image_dir.iterdir()):
-                    image_dir.rmdir()
-            raise
+    def finished(self, job: SynthJob, c: int, sha: str) -> dict[str, Any] | None:
+        """The entry of class c when it was written by this checkpoint and every file is still there."""
+        entry = self.classes.get(str(c))
+        if not entry or entry.get("sha256") != sha or "generator" not in entry:
+            return None
+        ok = all((job.image_dir / f"{i}_{ch}.png").is_file() for i in entry["ids"] for ch in job.channels)
+        return entry if ok else None
+
+    def record(self, c: int, entry: dict[str, Any]) -> None:
+        self.classes[str(c)] = entry
+        self.save()
+
+
+def _load_sampler(job: SynthJob, state: dict[str, Any]) -> tuple[nn.Module, str]:
+    """(the generator on the device in eval mode, which weights: G_ema or G)."""
+    g = generator_from_config(state["config"])
+    use_key = "G_ema" if job.cfg.use_ema and state.get("G_ema") is not None else "G"
+    g.load_state_dict(state[use_key])
+    g.eval().to(job.device)
+    if job.device.type == "cuda":
+        g = g.to(memory_format=torch.channels_last)
+    return g, use_key
+
+
+def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn.Module,
+                       z: torch.Tensor) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """(indices of the candidates to write, the filter's record): all of them without --filter-by,
+    else the per_class best scored (ties to the lower index), in index order."""
+    cfg, c = job.cfg, p.class_index
+    if not cfg.filter_by:
+        return np.arange(job.n_cand), None
+    tau = None
+    if cfg.filter_by == "disc":
+        scorer = discriminator_scorer(state, job.configs[c], job.device, p.checkpoint)
+    elif cfg.filter_by == "copies":
+        scorer, tau = copies_scorer(job.configs[c], job.device)
+    else:
+        scorer = job.classifier_scorer(cfg.filter_by[5:], c, job.channels, job.device)
+    scores = []
+    for _, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp):
+        scores.append(scorer(imgs))
+        job.tick(f"class {c} {class_name(c)}: scoring", imgs.shape[0])
+    s = torch.cat(scores).cpu().numpy()
+    order = np.lexsort((np.arange(job.n_cand), -s))
+    keep_idx = np.sort(order[:cfg.per_class])
+    dropped = np.setdiff1d(np.arange(job.n_cand), keep_idx)
+    info = {"by": cfg.filter_by, "keep": cfg.keep, "candidates": job.n_cand, "kept": int(len(keep_idx)),
+            "threshold": float(s[keep_idx].min()), "mean_score_kept": float(s[keep_idx].mean()),
+            "mean_score_dropped": float(s[dropped].mean()) if len(dropped) else None}
+    if tau is not None:  # scores are distance / tau: below 1 is a near-copy
+        info.update(tau=tau, near_copies_candidates=int((s < 1).sum()), near_copies_kept=int((s[keep_idx] < 1).sum()))
+    return keep_idx, info
+
+
+def _write_images(job: SynthJob, c: int, g: nn.Module, z: torch.Tensor, keep_idx: np.ndarray,
+                  pool: ThreadPoolExecutor) -> None:
+    """Generate the candidates again, batch by batch, and write the kept ones (PNG encoding in `pool`)."""
+    cfg = job.cfg
+    keep_mask = np.zeros(job.n_cand, bool)
+    keep_mask[keep_idx] = True
+    futures = []
+    for start, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp):
+        arr = imgs.cpu().numpy()
+        for j in np.flatnonzero(keep_mask[start:start + arr.shape[0]]):
+            name = synth_id(c, cfg.seed, start + int(j))
+            futures += [pool.submit(write_png, job.image_dir / f"{name}_{ch}.png", arr[j, ci])
+                        for ci, ch in enumerate(job.channels)]
+        # bound the queue: at most a few batches of encoded-but-unwritten images in memory
+        if len(futures) > 4 * cfg.batch * len(job.channels):
+            for f in futures:
+                f.result()
+            futures = []
+        job.tick(f"class {c} {class_name(c)}: writing", imgs.shape[0])
+    for f in futures:
+        f.result()
+
+
+def generator_record(config: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str] | None]:
+    """(the manifest's record of which real images a generator saw, the full sorted Id list), or
+    (None, None) for a run made before train-gan recorded them."""
+    if not config.get("train_ids_sha256"):
+        return None, None
+    ids = list(config.get("train_ids", []))
+    return {"fold": config.get("fold"), "folds": config.get("folds"), "train_ids_sha256": config["train_ids_sha256"],
+            "n_train_ids": len(ids), "data": config.get("data"), "folds_file": config.get("folds_file") or None}, ids
+
+
+def _generate_class(job: SynthJob, p: ClassPlan, sha: str, pool: ThreadPoolExecutor) -> dict[str, Any]:
+    """Generate (and filter) one class's images and write them; returns its manifest entry."""
+    c, cfg = p.class_index, job.cfg
+    state = load_checkpoint(p.checkpoint, map_location="cpu")
+    g, use_key = _load_sampler(job, state)
+    z = sample_noise(job.n_cand, int(job.configs[c].get("z_dim", 100)), cfg.seed, c, cfg.truncation)
+    keep_idx, filter_info = _filter_candidates(job, p, state, g, z)
+    _write_images(job, c, g, z, keep_idx, pool)
+    generator, train_ids = generator_record(state["config"])  # the checkpoint's own record made these images
+    return {"class_index": c, "class_name": class_name(c), "run": str(p.run), "checkpoint": str(p.checkpoint),
+            "sha256": sha, "step": int(state["step"]), "weights": use_key, "count": int(len(keep_idx)),
+            "filter": filter_info, "generator": generator, "ids": [synth_id(c, cfg.seed, int(k)) for k in keep_idx],
+            "generator_ids": train_ids}
+
+
+def _remove_orphans(image_dir: Path, ids: Sequence[str], channels: Sequence[str]) -> None:
+    """Files of an earlier synth into this folder that this one did not write would be orphans."""
+    keep_names = {f"{i}_{ch}.png" for i in ids for ch in channels}
+    for f in image_dir.iterdir():
+        if f.name.startswith("syn-") and f.name not in keep_names:
+            f.unlink()
+
+
+def _manifest(job: SynthJob, entries: Sequence[dict[str, Any]], total: int) -> dict[str, Any]:
+    cfg = job.cfg
+    return {
+        "tool": TOOL,
+        "runs": str(job.runs_dir),
+        "seed": cfg.seed,
+        "per_class": cfg.per_class,
+        "checkpoint": cfg.checkpoint,
+        "use_ema": cfg.use_ema,
+        "truncation": cfg.truncation,
+        "filter": None if not cfg.filter_by else {"by": cfg.filter_by, "keep": cfg.keep},
+        "amp": cfg.amp,
+        "channels": list(job.channels),
+        "size": job.size,
+        "id_format": "syn-c{class:02d}-s{seed}-{k:06d}",
+        "total": total,
+        "skipped_classes": job.skipped,
+        "generator_ids": GENERATOR_IDS_FILE,
+        "classes": [{k: v for k, v in e.items() if k not in ("ids", "generator_ids")} for e in entries],
+    }
+
+
+def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None,
+              classifier_scorer: ScorerFactory | None = None) -> dict[str, Any]:
+    """Generate and write the synthetic dataset; returns the manifest. `progress(label, done, total)`;
+    `classifier_scorer` builds the scorer of `--filter-by ckpt:PATH`. Per-fold runs (RUNS/fold_K/class_C)
+    write one synthetic set per fold, OUT/fold_K (see `run_synth_per_fold`)."""
+    if not (Path(cfg.runs) / CONFIG_FILE).is_file() and per_fold_folders(cfg.runs):
+        return run_synth_per_fold(cfg, progress, classifier_scorer)
+    job = _prepare_job(cfg, progress, classifier_scorer)
+    with RunLock(job.out, what="synth"):  # one synth per --out at a time
+        return _write_synth(cfg, job)
+
+
+def _write_synth(cfg: SynthConfig, job: SynthJob) -> dict[str, Any]:
+    fresh = not job.image_dir.exists()
+    job.image_dir.mkdir(parents=True, exist_ok=True)
+    saved = _ProgressFile(cfg, job.out)  # resume: classes finished with the same options are not redone
+    entries: list[dict[str, Any]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
+            for p in job.plans:
+                sha = file_sha256(p.checkpoint)
+                entry = saved.finished(job, p.class_index, sha)
+                if entry is not None:
+                    job.tick(f"class {p.class_index} (done before)", job.n_cand * job.passes)
+                else:
+                    entry = _generate_class(job, p, sha, pool)
+                    saved.record(p.class_index, entry)
+                entries.append(entry)
+    except BaseException:
+        if not saved.classes:  # nothing finished here: leave no progress file (nor an empty train/) behind
+            saved.path.unlink(missing_ok=True)
+            if fresh and not any(job.image_dir.iterdir()):
+                job.image_dir.rmdir()
+        raise
+    all_ids = [i for e in entries for i in e["ids"]]
+    _remove_orphans(job.image_dir, all_ids, job.channels)
+    write_label_table(job.out / "train.csv", all_ids, [(e["class_index"],) for e in entries for _ in e["ids"]])
+    manifest = _manifest(job, entries, len(all_ids))
+    write_json(job.out / GENERATOR_IDS_FILE, {str(e["class_index"]): e["generator_ids"] for e in entries
+                                              if e.get("generator_ids") is not None})
+    write_json(job.out / "config.json", asdict(cfg))
+    write_json(job.out / MANIFEST, manifest)
+    saved.path.unlink(missing_ok=True)
+    return manifest
+
+
+def run_synth_per_fold(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None = None,
+                       classifier_scorer: ScorerFactory | None = None) -> dict[str, Any]:
+    """RUNS/fold_K/ (per-fold generators, `train-gan --folds N` fan-out) -> OUT/fold_K/, one synthetic set
+    per fold with the same options, and OUT/manifest.json listing them. classify/compare --synthetic OUT
+    give fold K the images of OUT/fold_K only."""
+    runs_dir, out = Path(cfg.runs), Path(cfg.out)
+    folds = per_fold_folders(runs_dir)
+    if out.is_dir() and any(out.iterdir()) and not is_synth_output(out):
+        raise ProtganError(f"--out {out}: folder is not empty and is not a protgan synth output")
+    sets: dict[str, Any] = {}
+    entries: list[dict[str, Any]] = []
+    for k, runs in folds.items():
+        m = run_synth(replace(cfg, runs=str(runs), out=str(fold_dir(out, k))), progress, classifier_scorer)
+        sets[str(k)] = {"folder": fold_dir(out, k).name, "runs": str(runs), "total": m["total"]}
+        entries += [{**e, "fold_set": k} for e in m["classes"]]
+    manifest = {"tool": TOOL, "layout": "per-fold", "runs": str(runs_dir), "seed": cfg.seed,
+                "per_class": cfg.per_class, "channels": m["channels"], "size": m["size"], "folds": sets,
+                "total": sum(v["total"] for v in sets.values()),
+                "skipped_classes": sorted({c for k in folds for c in json.loads(
+                    (fold_dir(out, k) / MANIFEST).read_text())["skipped_classes"]}),
+                "classes": entries}
+    write_json(out / "config.json", asdict(cfg))
+    write_json(out / MANIFEST, manifest)
+    return manifest

@@ -22,6 +22,7 @@ import copy
 import csv
 import io
 import math
+import shutil
 import signal
 import time
 from contextlib import nullcontext
@@ -37,6 +38,7 @@ from torch.utils.data import Sampler
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json, write_text
+from protgan.core.tensorboard import open_tensorboard
 from protgan.core.runfolder import check_same_options, claim_run_folder, run_independent_fields
 from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
@@ -44,8 +46,10 @@ from protgan.data import (
     resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
 )
 from protgan.core.errors import ProtganError
+from protgan.data.folds import dataset_folds
+from protgan.data.provenance import ids_record
 from protgan.data.selection import SELECT_CHOICES, select_class_ids
-from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
+from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -56,9 +60,10 @@ from protgan.gan.models import Discriminator, Generator, check_size, check_upsam
 # A resumed run must agree on every option except these: where it stops (steps), how it runs and logs,
 # and what is filled in (core.runfolder.check_same_options)
 RESUME_MAY_DIFFER = ("steps", "resume", "device", "workers", "compile", "channels_last", "ckpt_every",
-                     "sample_every", "log_every", "eval_every", "class_name", "n_images")
+                     "sample_every", "log_every", "eval_every", "class_name", "n_images", "folds_file")
 # what train-gan writes in RUN (an input inside RUN under another name is not overwritten)
 RUN_WRITES = (CONFIG_FILE, "checkpoints", SAMPLES_DIR, METRICS_FILE, LOSSES_PLOT)
+
 METRIC_COLUMNS = ("step", "loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity")
 
 EvalFn = Callable[["GanTrainer", int], dict[str, float]]
@@ -86,8 +91,10 @@ class EpochSampler(Sampler[int]):
     """A permutation that depends only on (seed, epoch), started at any position: a resumed run reads
     exactly the batches the uninterrupted one would have read."""
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, batch_size: int = 1) -> None:
         self.n, self.seed = n, seed
+        # a class smaller than one batch: each "epoch" is one batch drawn with replacement
+        self.length = max(n, batch_size)
         self.epoch, self.start = 0, 0
 
     def set_position(self, epoch: int, start: int) -> None:
@@ -95,13 +102,16 @@ class EpochSampler(Sampler[int]):
 
     def permutation(self, epoch: int) -> list[int]:
         seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(seed)).tolist()
+        gen = torch.Generator().manual_seed(seed)
+        if self.length > self.n:
+            return torch.randint(self.n, (self.length,), generator=gen).tolist()
+        return torch.randperm(self.n, generator=gen).tolist()
 
     def __iter__(self):
         return iter(self.permutation(self.epoch)[self.start:])
 
     def __len__(self) -> int:
-        return self.n - self.start
+        return self.length - self.start
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
@@ -138,6 +148,7 @@ class GanTrainer:
         self.cfg = config
         self.eval_fn = eval_fn
         self.on_log = on_log or (lambda row: None)
+        self.tb = None  # --tensorboard: opened by fit() once the run folder is ours
         self.on_step = on_step or (lambda step: None)
         self._warn = warn or (lambda message: None)
         self.warnings: list[str] = []
@@ -166,15 +177,28 @@ class GanTrainer:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
         ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        part = ""
+        if cfg.fold is not None:  # the training part of the fold: never its validation images
+            folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
+            ids, _ = folds.split(cfg.fold, ids)
+            cfg.folds_file = str(folds_path)
+            part = f" in the training part of fold {cfg.fold} of {folds_path}"
+        record = ids_record(ids, cfg.fold, cfg.folds)
+        cfg.train_ids, cfg.train_ids_sha256, cfg.n_train_ids = (record["train_ids"], record["train_ids_sha256"],
+                                                                record["n_train_ids"])
         cfg.n_images = len(ids)
-        if len(ids) < cfg.batch_size:
-            rule = "with only this label" if cfg.select == "only" else "with this label"
-            raise ProtganError(
-                f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule} "
-                f"(--select {cfg.select}, --classes {cfg.classes}), fewer than one batch (--batch-size {cfg.batch_size})")
+        rule = "with only this label" if cfg.select == "only" else "with this label"
+        if not ids:
+            raise ProtganError(f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has no images {rule}{part} "
+                               f"(--select {cfg.select}, --classes {cfg.classes})")
+        if len(ids) < cfg.batch_size and not distributed.active():
+            # the paper's rare classes (Rods & rings: 11 images) are smaller than a batch of 64: each batch
+            # is drawn with replacement from the class (images repeat within a batch), said once
+            self.warn(f"class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part}, fewer than one "
+                      f"batch (--batch-size {cfg.batch_size}): each batch is drawn with replacement")
         self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
-        self.sampler = EpochSampler(len(ids), cfg.seed)
-        self.batches_per_epoch = len(ids) // cfg.batch_size
+        self.sampler = EpochSampler(len(ids), cfg.seed, cfg.batch_size)
+        self.batches_per_epoch = self.sampler.length // cfg.batch_size
         if distributed.active():  # this rank's slice of each global batch (world x --batch-size images)
             global_batch = self.world * cfg.batch_size
             if len(ids) < global_batch:
@@ -306,7 +330,11 @@ class GanTrainer:
     def write_samples(self, step: int) -> Path:
         path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
         if distributed.is_main():
-            write_png(path, image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels))
+            grid = image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels)
+            write_png(path, grid)
+            if self.tb is not None and step != getattr(self, "_tb_image_step", None):  # the end re-writes the last
+                self.tb.image("samples (fixed noise, EMA G)", grid, step)
+                self._tb_image_step = step
         return path
 
     # ---------------------------------------------------------------------------------- the hot loop
@@ -439,7 +467,10 @@ class GanTrainer:
 
         steps = [r["step"] for r in self.rows]
         evals = [r for r in self.rows if "score" in r]  # rows of an eval_fn (train-gan --eval-every)
-        fig, axes = plt.subplots(1, 4 if evals else 3, figsize=(20 if evals else 15, 4))
+        # precision / recall / near-copies of TrainingEval (0..1): a fifth panel when the columns exist
+        shares = [k for k in ("precision", "recall", "near_copies") if any(k in r for r in evals)]
+        panels = 3 + bool(evals) + bool(shares)
+        fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
         for key in ("loss_D", "loss_G"):
             axes[0].plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
         axes[0].set_title("losses")
@@ -459,6 +490,12 @@ class GanTrainer:
                 twin.plot(eval_steps, [r.get("fid", float("nan")) for r in evals], "s--", color="tab:orange", label="FID")
                 twin.set_ylabel("FID")
                 twin.legend(loc="upper center")
+        if shares:
+            for key, style in zip(shares, ("o-", "s-", "^--")):
+                axes[4].plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], style,
+                             label=key.replace("_", "-"))
+            axes[4].set_ylim(-0.02, 1.02)
+            axes[4].set_title("precision / recall / near-copy share")
         for ax in axes:
             ax.set_xlabel("step")
             ax.legend()
@@ -513,6 +550,10 @@ class GanTrainer:
         self.prepare_run()
         if self.step >= cfg.steps:
             return TrainResult("already-done", self.step, self.run, cfg.n_images, last_checkpoint(self.run))
+        self.tb = open_tensorboard(self.run, cfg.tensorboard and distributed.is_main())
+        if self.tb is not None:
+            user_on_log, tb = self.on_log, self.tb
+            self.on_log = lambda row: (tb.scalars("train-gan", row, int(row["step"])), user_on_log(row))
         previous = self._install_signal_handlers()
         status = "done"
         self.G.train()
@@ -554,6 +595,8 @@ class GanTrainer:
         path = self.save()
         distributed.barrier()  # torchrun: no rank leaves before the checkpoint is written
         self.plot_losses()
+        if self.tb is not None:
+            self.tb.close()
         return TrainResult(status, self.step, self.run, cfg.n_images, path, list(self.warnings))
 
     def _after_step(self) -> None:
@@ -587,7 +630,9 @@ class GanTrainer:
         if sample_due:
             self.write_samples(s)
         if ckpt_due:
-            self.save()
+            path = self.save()
+            if cfg.keep == "all" and distributed.is_main():  # --keep all: a copy per --ckpt-every step
+                shutil.copyfile(path, path.with_name(f"step_{s:06d}.pt"))
             distributed.barrier()
         self._side_seconds += time.perf_counter() - side_start
 
