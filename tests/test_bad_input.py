@@ -187,7 +187,7 @@ def test_out_inside_the_input_dataset(command: str, where: str, tmp_path: Path, 
     (["info", "--bogus"], ["No such option", "--bogus"]),
     (["info"], ["Missing argument"]),
     (["cache", "x", "--size", "abc"], ["--size"]),
-    (["train-gan", "--data", "x", "--class", "0"], ["Missing option", "--out"]),
+    (["train-gan", "--steps", "abc"], ["--steps"]),
 ])
 def test_usage_errors_are_one_line(args: list[str], needles: list[str], capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(args, capsys)
