@@ -1,5 +1,5 @@
-"""The NaN guard: a diverged GAN never replaces its last good checkpoint (weights and buffers checked for
-finiteness before every save; a loss above LOSS_BOUND counts as divergence)."""
+"""GAN reliability: the NaN guard (weights and buffers checked for
+finiteness before every save; a loss above LOSS_BOUND counts as divergence) and metrics rows across Ctrl-C."""
 
 from __future__ import annotations
 
@@ -60,3 +60,27 @@ def test_non_finite_buffer_is_never_saved(data: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingDiverged, match=r"D\..*running_var holds NaN/inf.*last.pt kept"):
         trainer.save()
     assert (run / "checkpoints" / "last.pt").read_bytes() == good
+
+
+def test_ctrl_c_then_resume_writes_the_uninterrupted_metrics_rows(data: Path, tmp_path: Path) -> None:
+    import csv
+    import os
+    import signal
+
+    def rows(run: Path) -> list[dict]:
+        with (run / "metrics.csv").open() as f:
+            return [{k: v for k, v in r.items() if k != "img_per_s"} for r in csv.DictReader(f)]
+
+    straight = tmp_path / "straight"
+    GanTrainer(_cfg(data, straight, steps=6, log_every=2, ckpt_every=0)).fit()
+    split = tmp_path / "split"
+
+    def interrupt(step: int) -> None:
+        if step == 3:  # mid log interval
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first = GanTrainer(_cfg(data, split, steps=6, log_every=2, ckpt_every=0), on_step=interrupt).fit()
+    assert first.status == "interrupted" and first.step == 3
+    assert [r["step"] for r in rows(split)] == ["2"]  # no extra row for the interrupted interval
+    GanTrainer(_cfg(data, split, steps=6, log_every=2, ckpt_every=0)).fit()
+    assert rows(split) == rows(straight)

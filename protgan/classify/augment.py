@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -109,3 +110,21 @@ class AugmentTransform:
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         return self.pipeline(img)
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """A dataset whose sample k, in epoch e, is drawn with the torch RNG seeded from (seed, e, k): the
+    augmentations no longer depend on which loader worker (or the main process) reads a sample, so any
+    --workers gives the same batches. The caller's RNG stream is left as it was (fork_rng)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, k: int):
+        seed = int(np.random.SeedSequence([self.seed, self.epoch, int(k)]).generate_state(1)[0])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[k]

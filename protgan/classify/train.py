@@ -17,10 +17,12 @@ Layout of RUN:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,8 +34,10 @@ from torch.utils.data import ConcatDataset, Dataset
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
 from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
-from protgan.core.safeload import load_weights, plain
-from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, parse_probabilities
+from protgan.core.runfolder import RunLock, check_same_options, claim_run_folder, read_saved_options
+from protgan.core.safeload import load_weights, plain, rng_state, set_rng_state
+from protgan.data.problems import require_readable
+from protgan.classify.augment import AUGMENT_CHOICES, AugmentTransform, SeededSamples, parse_probabilities
 from protgan.classify.balance import ResampledDataset, balance_indices, parse_balance
 from protgan.classify.fcn_targets import FcnObjective, fcn_network
 from protgan.classify.mlcm import write_label_reports
@@ -60,6 +64,9 @@ from protgan.data.duplicates import refuse_synthetic_copies
 from protgan.data.folds import holdout_split
 
 CHECKPOINT_FORMAT = "protgan-classifier/1"
+# what classify writes in RUN: an input elsewhere inside RUN is not written over
+RUN_WRITES = ("config.json", "folds.csv", "metrics.csv", "per_class.csv", "summary.md", "thresholds.json",
+              "curves.png", "per_class.png") + tuple(f"fold_{k}" for k in range(100))
 # options that may change between the invocations of one run (e.g. one fold per GPU)
 _PER_INVOCATION = per_invocation(ClassifyConfig)  # fold, workers, device, amp, sync_bn, keep_checkpoints, ...
 
@@ -176,6 +183,7 @@ def prepare(cfg: ClassifyConfig, log: Log = print) -> Prepared:
     channels = parse_channels(cfg.channels)
     real = ds.restrict(classes)
     real.require_channels(channels)
+    require_readable(real, channels)  # a broken image is found now, not after an epoch
     notes = []
     if real.dropped_unlabelled:
         notes.append(f"{real.dropped_unlabelled} images of {cfg.data} have none of the {len(classes)} classes: not used")
@@ -210,6 +218,7 @@ def _prepare_synthetic(prep: Prepared, real_ids: set[str]) -> None:
             if not syn.ids:
                 raise ProtganError(f"--synthetic {syn_path}: no image has one of the {len(prep.classes)} classes")
             syn.require_channels(prep.channels)
+            require_readable(syn, prep.channels, flag="--synthetic")
             opened[syn_path] = syn
         # a near-copy of a validation image is refused whatever the provenance says
         refuse_synthetic_copies(opened[syn_path], prep.real.select(prep.split(fold)[1]), prep.channels,
@@ -416,15 +425,27 @@ def _seed_everything(seed: int) -> None:
 
 
 def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | None = None) -> dict:
-    """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content."""
-    cfg = prep.cfg
+    """Train, checkpoint and evaluate one fold into RUN/fold_{fold}; returns its result.json content.
+
+    Ctrl-C / SIGTERM stop at the next batch; last.pt then holds the last finished epoch, and running the
+    same command again continues from it to the same result as an uninterrupted run."""
     if not distributed.is_main():  # torchrun: rank 0 logs, shows progress and writes the files
         log, progress = (lambda message: None), None
-    fold_dir = prep.out / f"fold_{fold}"
-    result_path = fold_dir / "result.json"
+    result_path = prep.out / f"fold_{fold}" / "result.json"
     if result_path.exists():
         log(f"fold {fold}: already done ({result_path})")
         return json.loads(result_path.read_text())
+    # one process per fold folder (folds of one run may train side by side, one per GPU)
+    with RunLock(prep.out / f"fold_{fold}", what=f"classify fold {fold}", warn=log):
+        stop = StopRequest()
+        with stop.installed():
+            return _run_fold(prep, fold, log, progress, stop)
+
+
+def _run_fold(prep: Prepared, fold: int, log: Log, progress: Progress | None, stop: "StopRequest") -> dict:
+    cfg = prep.cfg
+    fold_dir = prep.out / f"fold_{fold}"
+    result_path = fold_dir / "result.json"
     if distributed.is_main():
         fold_dir.mkdir(parents=True, exist_ok=True)
     data = fold_datasets(prep, fold)
@@ -478,7 +499,10 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history, best, start = state["history"], state["best"], state["next_epoch"]
-        torch.set_rng_state(state["torch_rng"])
+        if "rng" in state:
+            set_rng_state(state["rng"])
+        else:  # written before every RNG was kept
+            torch.set_rng_state(state["torch_rng"])
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
         log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
@@ -501,7 +525,7 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
         payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
         payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                        scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
-                       next_epoch=next_epoch, torch_rng=torch.get_rng_state(),
+                       next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state(),
                        ema=ema.state_dict() if ema is not None else None)
         save_checkpoint(last_path, payload)
 
@@ -519,7 +543,11 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             if sampler is not None:
                 torch.manual_seed(distributed.rank_seed(seed))
                 seed = distributed.rank_seed(seed, 1)
-            loader = make_loader(data["train"], bs, shuffle=True, workers=workers, pin_memory=pin,
+            stop.check()
+            train = data["train"]
+            if "classic" in cfg.augment:  # per-sample augmentation seeds: any --workers gives the same batches
+                train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
+            loader = make_loader(train, bs, shuffle=True, workers=workers, pin_memory=pin,
                                  seed=seed, drop_last=drop_last, sampler=sampler)
             total = len(loader) * bs if loader.drop_last else len(data["train"])
             done = [0]
@@ -528,12 +556,20 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                 done[0] += n
                 if progress is not None:
                     progress(name, done[0], total)
+                stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
 
             lr = optimizer.param_groups[0]["lr"]
-            train_loss, train_logits, train_y = train_epoch(ddp_model, loader, optimizer, loss_fn, accel, scaler,
-                                                            on_batch=tick, step_fn=fcn_step,
-                                                            after_step=(lambda: ema.update(model)) if ema else None)
-            del loader
+            try:
+                train_loss, train_logits, train_y = train_epoch(
+                    ddp_model, loader, optimizer, loss_fn, accel, scaler, on_batch=tick, step_fn=fcn_step,
+                    after_step=(lambda: ema.update(model)) if ema else None)
+            except (RuntimeError, OSError):
+                # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: the interrupt
+                if stop.signum is None:
+                    raise
+                raise KeyboardInterrupt from None
+            finally:
+                del loader
             if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
                 train_loss = distributed.mean_scalar(train_loss)
                 train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
@@ -576,9 +612,10 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
                 f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
                 f"micro F1 {rec['val_micro_f1']:.3f}")
     except KeyboardInterrupt:
-        # the interrupted epoch is lost but the weights so far are kept; a resume re-runs that epoch
-        save_last(epoch)
-        log(f"interrupted: fold {fold} saved to {last_path}; run the same command again to resume at epoch {epoch + 1}")
+        # last.pt already holds the last finished epoch: a resume from it equals the uninterrupted run
+        # (a mid-epoch save would re-run the epoch from other weights)
+        log(f"interrupted: fold {fold} keeps the state after epoch {len(history)} in {last_path}; run the same "
+            f"command again to resume at epoch {len(history) + 1} (the same result as without the interruption)")
         raise
     finally:
         if tb is not None:
@@ -695,6 +732,37 @@ def leakage_record(prep: Prepared, fold: int) -> dict | None:
             "n_val_seen": int(sum(check.seen.values()))}
 
 
+class StopRequest:
+    """Ctrl-C / SIGTERM (SLURM's pre-emption signal) during a fold: noted by the handler and acted on at the
+    next batch, in the main loop (never inside a loader's or a write's cleanup); a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handler(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: Ctrl-C still arrives as KeyboardInterrupt
+                pass
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,
                            classes: Sequence[int]) -> None:
     pred = apply_thresholds(probs, thresholds)
@@ -708,17 +776,10 @@ def _write_val_predictions(path: Path, ids: Sequence[str], probs: np.ndarray, th
 
 # ---------------------------------------------------------------------------------- the driver
 def _check_same_run(out: Path, cfg: ClassifyConfig) -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = asdict(cfg)
-    # options added to protgan after this run started are absent from its config.json: not a change
-    diff = [k for k in new if k not in _PER_INVOCATION and k in old and old[k] != new[k]]
-    if diff:
-        k = diff[0]
-        raise ProtganError(f"{path}: this run was made with {k}={old.get(k)!r}, not {new[k]!r}; "
-                           f"use another --out (or delete {out})")
+    saved = read_saved_options(out / "config.json")
+    if saved is not None:
+        check_same_options(out / "config.json", saved, asdict(cfg), may_differ=_PER_INVOCATION,
+                           path_keys=("data", "synthetic", "weights"), hint=f"use another --out (or delete {out})")
 
 
 def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | None = None) -> dict | None:
@@ -728,6 +789,9 @@ def run_classify(cfg: ClassifyConfig, log: Log = print, progress: Progress | Non
     distributed.setup(cfg.device)  # torchrun: join the process group first
     if not distributed.is_main():  # rank 0 logs and writes
         log, progress = (lambda message: None), None
+    # the run-folder contract; no lock on RUN itself (one invocation per --fold may share it), each fold
+    # folder is locked while it trains
+    claim_run_folder(cfg.out, {"--data": cfg.data, "--synthetic": cfg.synthetic}, writes=RUN_WRITES, what="classify")
     with distributed.main_first():  # rank 0 writes folds.csv and config.json before the others read them
         prep = prepare(cfg, log)
         for note in prep.notes:

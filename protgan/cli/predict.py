@@ -27,8 +27,13 @@ def predict(
     """Predict labels with the checkpoint's tuned thresholds; print them and write Id,Predicted."""
     from protgan.classify.predict import predict as run_predict
     from protgan.classify.predict import write_submission
+    from protgan.core.runfolder import check_out_file, check_out_path
     from protgan.data import class_name
 
+    if out is not None:  # before any image is read: a folder there, or read-only, is one line now
+        check_out_file(out)
+    if heatmaps is not None:
+        check_out_path(heatmaps, "--heatmaps")
     preds, info = run_predict(checkpoint, inputs, thresholds=threshold, batch_size=batch_size, device=device,
                               workers=workers, heatmaps=heatmaps, tta=tta)
     console.print(f"{info['model']} on {','.join(info['channels'])} at {info['size']} px; thresholds: "

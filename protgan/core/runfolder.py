@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import socket
@@ -73,11 +72,14 @@ def _within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-def check_inputs(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None],
+def check_inputs(out: str | os.PathLike,
+                 inputs: Mapping[str, str | os.PathLike | None] | Iterable[tuple[str, str | os.PathLike | None]],
                  writes: Sequence[str] | None = None) -> None:
-    """Refuse `out` equal to or inside an input folder, or an input that writing `out` would overwrite."""
+    """Refuse `out` equal to or inside an input folder, or an input that writing `out` would overwrite.
+    `inputs`: {flag: path} or (flag, path) pairs (one flag may name several folders)."""
     out_r = Path(out).resolve()
-    for flag, path in inputs.items():
+    pairs = inputs.items() if isinstance(inputs, Mapping) else inputs
+    for flag, path in pairs:
         if path is None or str(path) == "":
             continue
         src = Path(path).resolve()
@@ -237,15 +239,3 @@ def claim_run_folder(out: str | os.PathLike, inputs: Mapping[str, str | os.PathL
     check_out_path(out)
     check_inputs(out, inputs or {}, writes)
     return RunLock(out, what=what, warn=warn)
-
-
-def describe_os_error(e: OSError) -> str:
-    """One line for a file-system fault: the path and what is wrong."""
-    names = [n for n in (e.filename, getattr(e, "filename2", None)) if n]
-    reason = e.strerror or os.strerror(e.errno) if e.errno else str(e)
-    hints = {errno.EACCES: "check the folder's permissions", errno.EROFS: "the file system is read-only",
-             errno.ENOSPC: "the disk is full", errno.EEXIST: "remove it or choose another path",
-             errno.EISDIR: "give a file name, not a folder", errno.ENOTDIR: "a file is in the way of a folder"}
-    hint = hints.get(e.errno or 0)
-    where = " -> ".join(str(n) for n in names) or "file system"
-    return f"{where}: {reason}" + (f" ({hint})" if hint else "")

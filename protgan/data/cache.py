@@ -22,6 +22,7 @@ from protgan.data.channels import channel_set_name
 from protgan.data.dataset import ImageSet
 from protgan.data.imageio import read_channel
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import check_out_path
 
 CACHE_SUBDIR = "cache"
 
@@ -105,7 +106,7 @@ def build_cache(
     if size < 8 or size > 4096:
         raise ProtganError(f"--size {size}: must be 8..4096")
     ds.require_channels(channels)
-    cache_dir = cache_dir or ds.root / CACHE_SUBDIR
+    cache_dir = check_out_path(cache_dir or ds.root / CACHE_SUBDIR)  # a file there, or read-only: one line
     cache_dir.mkdir(parents=True, exist_ok=True)
     npy, meta_path = cache_paths(cache_dir, channels, size)
     partial = npy.with_name(npy.name + ".partial")

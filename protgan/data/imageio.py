@@ -26,6 +26,20 @@ except AttributeError:  # pragma: no cover - older OpenCV
     pass
 
 
+_colour_warned: list[Path] = []
+
+
+def _warn_colour_once(path: Path) -> None:
+    """A colour image where one channel was expected: said once per process (it is usually a whole folder)."""
+    if _colour_warned:
+        return
+    _colour_warned.append(path)
+    import sys  # lazy: only on this rare path
+
+    print(f"warning: {path}: a colour (RGB) image given as one channel; its planes differ and are averaged to "
+          f"grey (a composite, not one stain?). Further such images are not reported.", file=sys.stderr)
+
+
 def read_channel_raw(path: str | os.PathLike) -> np.ndarray:
     """Decode one channel image as it is stored: 2-D uint8 or uint16. Raises ProtganError on any problem."""
     path = Path(path)
@@ -43,8 +57,11 @@ def read_channel_raw(path: str | os.PathLike) -> np.ndarray:
         # libpng may return a partly decoded image for a cut-off file; the IEND chunk proves it whole.
         raise ProtganError(f"{path}: truncated PNG (no IEND chunk)")
     if img.ndim == 3:
-        # A channel saved as RGB(A): HPA channels are grey, so the channels are equal; take the mean.
-        img = img[..., :3].mean(axis=2).astype(img.dtype)
+        # A channel saved as RGB(A): HPA channels are grey, so the planes are normally equal; take the mean.
+        planes = img[..., :3]
+        if not (np.array_equal(planes[..., 0], planes[..., 1]) and np.array_equal(planes[..., 1], planes[..., 2])):
+            _warn_colour_once(path)
+        img = planes.mean(axis=2).astype(img.dtype)
     if img.dtype not in (np.uint8, np.uint16):
         raise ProtganError(f"{path}: unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
     return img

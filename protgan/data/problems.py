@@ -69,3 +69,15 @@ def find_problems(ds: ImageSet, channels: Iterable[str], deep: bool = False, wor
     with ThreadPoolExecutor(max_workers=workers) as pool:
         problems.extend(p for p in pool.map(check, paths) if p is not None)
     return problems
+
+
+def require_readable(ds: ImageSet, channels: Iterable[str], flag: str = "--data", shown: int = 50) -> None:
+    """Before a long run: every file it will read passes `quick_check` (present, header, not cut off); the
+    bad ones are listed together in one line (the first `shown` by name)."""
+    problems = find_problems(ds, channels)
+    if not problems:
+        return
+    names = ", ".join(f"{p.path.name} ({p.detail})" for p in problems[:shown])
+    more = f" and {len(problems) - shown} more" if len(problems) > shown else ""
+    raise ProtganError(f"{flag} {ds.root}: {len(problems)} damaged or missing images, nothing trained: {names}{more} "
+                       f"(fix or remove them; `protgan info {ds.root}` lists them)")

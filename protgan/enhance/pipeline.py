@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from protgan.core.atomic import atomic_path, write_json
+from protgan.core.runfolder import check_inputs, check_out_path
 from protgan.data.channels import CHANNEL_ORDER, parse_channels
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, open_dataset
 from protgan.data.folds import FOLDS_FILE
@@ -183,10 +184,6 @@ def _run_jobs(jobs: list[tuple[Item, bool, Optional[str]]], config: EnhanceConfi
 # ---------------------------------------------------------------- inputs and outputs
 
 
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def _folder_items(root: Path, channels: tuple[str, ...], out_dir: Path) -> list[Item]:
     items = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -235,13 +232,9 @@ def _collect(config: EnhanceConfig, out: Path) -> tuple[str, list[Item], list[tu
 
 
 def _check_out(config: EnhanceConfig, out: Path, image_dir: Path) -> None:
-    data = Path(config.data).resolve()
-    target = out.resolve()
-    if _is_within(target, data) or _is_within(target, image_dir.resolve()):
-        raise ProtganError(f"--out {config.out}: is inside the input {config.data}; enhance never writes into its input")
-    for sub in (IMAGE_SUBDIR, FOLDER_IMAGE_SUBDIR):
-        if _is_within(data, target / sub):
-            raise ProtganError(f"--out {config.out}: its {sub}/ folder would overwrite the input {config.data}")
+    check_out_path(out)  # a file there, under a file, or read-only: one line
+    # never inside the input (nor its image folder), never over it (OUT/train/ or OUT/images/ holding DATA)
+    check_inputs(out, {"DATA": config.data, "DATA images": image_dir}, writes=(IMAGE_SUBDIR, FOLDER_IMAGE_SUBDIR))
     cfg_file = out / "config.json"
     if out.exists() and not out.is_dir():
         raise ProtganError(f"--out {config.out}: exists and is not a directory")

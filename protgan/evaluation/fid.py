@@ -19,6 +19,7 @@ import torch
 from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import check_inputs, check_out_path
 from protgan.core.tables import write_csv
 from protgan.data import (
     NUM_CLASSES, ChannelStackDataset, ImageSet, class_name, make_loader, open_dataset, parse_channels,
@@ -160,9 +161,15 @@ def counting_progress(total: int, progress: Callable[[str, int, int], None] | No
     return tick
 
 
+FID_WRITES = ("fid.csv", "fid.json", "config.json")  # what --out receives
+
+
 def run_fid(cfg: FidConfig, progress: Callable[[str, int, int], None] | None = None) -> FidResult:
     """Per class: FID, KID +- std, and the real-vs-real floor. `progress(label, done, total)` per batch."""
     check_common(cfg.kid_subsets, cfg.kid_subset_size, cfg.batch)
+    if cfg.out:  # before any feature is computed: an --out that is a file, read-only or an input is one line now
+        check_out_path(cfg.out)
+        check_inputs(cfg.out, {"--real": cfg.real, "--fake": cfg.fake}, writes=FID_WRITES)
     sets = open_class_sets(cfg.real, cfg.fake, cfg.classes, cfg.channels, cfg.select, cfg.size)
     extractor = make_extractor(cfg.features, resolve_device(cfg.device), cfg.weights)
     tick = counting_progress(sum(len(r) + len(f) for _, r, f in sets.classes), progress)

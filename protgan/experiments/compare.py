@@ -38,6 +38,7 @@ import numpy as np
 
 from protgan.core.atomic import atomic_path, write_json, write_text
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import check_same_options, claim_run_folder, read_saved_options
 from protgan.core.tables import write_csv
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.models import get_spec
@@ -57,6 +58,8 @@ TABLE_METRICS = (("macro_f1", "Macro F1"), ("micro_f1", "Micro F1"), ("label_acc
 CELLS_DIR = "cells"
 # options that may differ between the invocations of one comparison (machines, subsets)
 _PER_INVOCATION = per_invocation(CompareConfig)  # fold, cells, workers, device, keep_checkpoints
+# what compare writes in OUT: an input elsewhere inside OUT is not written over
+COMPARE_WRITES = ("cells", "synthetic", "config.json", "comparison.md", "comparison.csv", "comparison.png", "folds.csv")
 # The paper's Tables 2 (classic) and 3 (GAN): test-fold means, for reference beside ours.
 PAPER_TEST = {
     "vgg16": {"classic": (0.812, 0.871, 0.884), "gan": (0.834, 0.894, 0.906)},
@@ -165,17 +168,10 @@ def classify_config(cfg: CompareConfig, cell: Cell, synthetic: str | None):
 
 
 def _check_same_comparison(out: Path, cfg: CompareConfig) -> None:
-    path = out / "config.json"
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    new = asdict(cfg)
-    # options added to protgan after this comparison started are absent from its config.json: not a change
-    diff = [k for k in new if k not in _PER_INVOCATION and k in old and old[k] != new[k]]
-    if diff:
-        k = diff[0]
-        raise ProtganError(f"{path}: this comparison was made with {k}={old.get(k)!r}, not {new[k]!r}; "
-                           f"use another --out (or delete {out})")
+    saved = read_saved_options(out / "config.json")
+    if saved is not None:
+        check_same_options(out / "config.json", saved, asdict(cfg), may_differ=_PER_INVOCATION,
+                           path_keys=("data", "synthetic", "gan_runs"), hint=f"use another --out (or delete {out})")
 
 
 def _writable_dir(path: Path) -> bool:
@@ -267,6 +263,10 @@ def run_compare(cfg: CompareConfig, log: Log = print, progress: Progress | None 
 
     validate(cfg)
     out = Path(cfg.out)
+    # no lock on OUT: invocations with other --fold/--cells may share it (one per GPU); each cell's fold
+    # folder is locked by classify
+    claim_run_folder(out, {"--data": cfg.data, "--synthetic": cfg.synthetic, "--gan-runs": cfg.gan_runs},
+                     writes=COMPARE_WRITES, what="compare")
     out.mkdir(parents=True, exist_ok=True)
     _check_same_comparison(out, cfg)
     synthetic = prepare_synthetic(cfg, log, progress)

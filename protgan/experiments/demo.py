@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from protgan.core.atomic import write_json
+from protgan.core.runfolder import RunLock, check_out_path
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
 from protgan.data import dataset_folds, open_dataset, resolve_subset
@@ -214,6 +215,7 @@ class Demo:
         self.log = log
         self.progress = progress or (lambda name, done, total: None)
         self.jobs = cfg.resolved_jobs()
+        check_out_path(self.out)
         self.state = self._load_state()
 
     def _load_state(self) -> dict:
@@ -235,6 +237,11 @@ class Demo:
         write_json(self.out / STATE_FILE, self.state)
 
     def run(self) -> DemoResult:
+        """The stages not done yet, with OUT locked (one demo per folder at a time)."""
+        with RunLock(self.out, what="demo", warn=self.log):
+            return self._run()
+
+    def _run(self) -> DemoResult:
         self.out.mkdir(parents=True, exist_ok=True)
         self._save_state()
         for i, name in enumerate(STAGES, 1):

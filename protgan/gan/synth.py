@@ -49,6 +49,7 @@ from torch import nn
 from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.runfolder import RunLock, check_inputs, check_out_path
 from protgan.data import (
     class_name, open_dataset, parse_channels, resolve_subset, to_signed_range, to_uint8_images, write_label_table,
     write_png,
@@ -117,26 +118,13 @@ def is_synth_output(folder: Path) -> bool:
         return False
 
 
-def _inside(path: Path, parent: Path) -> bool:
-    try:
-        path.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def check_output_folder(out: Path, runs_dir: Path, runs: dict[int, Path], data_dirs: Sequence[Path]) -> None:
     """Refuse real dataset folders (a train.csv that no synth wrote), RUNS and its runs, and the GANs' data."""
+    check_out_path(out)  # a file there, under a file, or read-only: one line
     out_r = out.resolve()
-    runs_r = runs_dir.resolve()
-    if _inside(out_r, runs_r) or _inside(runs_r, out_r):
-        raise ProtganError(f"--out {out}: inside or around the runs folder {runs_dir}; write synthetic images elsewhere")
-    for run in runs.values():
-        if _inside(out_r, run.resolve()):
-            raise ProtganError(f"--out {out}: inside the train-gan run {run}; write synthetic images elsewhere")
-    for data in data_dirs:
-        if _inside(out_r, data.resolve()):
-            raise ProtganError(f"--out {out}: inside the real dataset {data} the GANs were trained on")
+    # never inside (or around) RUNS, a run, or the data the GANs were trained on (core.runfolder's rule)
+    check_inputs(out, [("runs folder --runs", runs_dir), *[("train-gan run", r) for r in runs.values()],
+                       *[("real dataset (the runs' --data)", d) for d in data_dirs]], writes=None)
     for folder in [out_r, *out_r.parents]:
         if (folder / "train.csv").is_file() and not is_synth_output(folder):
             raise ProtganError(f"--out {out}: {folder / 'train.csv'} belongs to a real dataset; "
@@ -497,19 +485,32 @@ def run_synth(cfg: SynthConfig, progress: Callable[[str, int, int], None] | None
     if not (Path(cfg.runs) / CONFIG_FILE).is_file() and per_fold_folders(cfg.runs):
         return run_synth_per_fold(cfg, progress, classifier_scorer)
     job = _prepare_job(cfg, progress, classifier_scorer)
+    with RunLock(job.out, what="synth"):  # one synth per --out at a time
+        return _write_synth(cfg, job)
+
+
+def _write_synth(cfg: SynthConfig, job: SynthJob) -> dict[str, Any]:
+    fresh = not job.image_dir.exists()
     job.image_dir.mkdir(parents=True, exist_ok=True)
     saved = _ProgressFile(cfg, job.out)  # resume: classes finished with the same options are not redone
     entries: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
-        for p in job.plans:
-            sha = file_sha256(p.checkpoint)
-            entry = saved.finished(job, p.class_index, sha)
-            if entry is not None:
-                job.tick(f"class {p.class_index} (done before)", job.n_cand * job.passes)
-            else:
-                entry = _generate_class(job, p, sha, pool)
-                saved.record(p.class_index, entry)
-            entries.append(entry)
+    try:
+        with ThreadPoolExecutor(max_workers=cfg.writers) as pool:
+            for p in job.plans:
+                sha = file_sha256(p.checkpoint)
+                entry = saved.finished(job, p.class_index, sha)
+                if entry is not None:
+                    job.tick(f"class {p.class_index} (done before)", job.n_cand * job.passes)
+                else:
+                    entry = _generate_class(job, p, sha, pool)
+                    saved.record(p.class_index, entry)
+                entries.append(entry)
+    except BaseException:
+        if not saved.classes:  # nothing finished here: leave no progress file (nor an empty train/) behind
+            saved.path.unlink(missing_ok=True)
+            if fresh and not any(job.image_dir.iterdir()):
+                job.image_dir.rmdir()
+        raise
     all_ids = [i for e in entries for i in e["ids"]]
     _remove_orphans(job.image_dir, all_ids, job.channels)
     write_label_table(job.out / "train.csv", all_ids, [(e["class_index"],) for e in entries for _ in e["ids"]])

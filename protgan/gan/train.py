@@ -276,6 +276,9 @@ class GanTrainer:
             "step": self.step, "rng": rng_state(), "config": asdict(self.cfg), "best_score": self.best_score,
             "collapse_armed": self._collapse_armed, "augment": self.augment.state_dict(),
             "train_seconds": self.train_seconds,
+            # the metrics interval in progress: an interrupted run resumes it, so its rows equal an uninterrupted run's
+            "log_sums": self._sums.detach().cpu(), "log_count": self._count,
+            "world_size": self.world,  # torchrun: --batch-size is per process; a resume compares global batches
         }
 
     def check_finite(self) -> None:
@@ -300,7 +303,11 @@ class GanTrainer:
         state = load_checkpoint(path, map_location=self.device)
         # a resume must be the same run: every training option equal (--steps and run-independent ones aside)
         may_differ = set(RESUME_MAY_DIFFER) | run_independent_fields(type(self.cfg))
-        check_same_options(path, state["config"], asdict(self.cfg), may_differ, path_keys=("data",))
+        # torchrun: the global batch (processes x --batch-size) must agree, e.g. 2 x 4 resumed as 1 x 8
+        saved, new = dict(state["config"]), asdict(self.cfg)
+        saved["batch_size"] = int(saved["batch_size"]) * int(state.get("world_size", 1))
+        new["batch_size"] = self.cfg.batch_size * self.world
+        check_same_options(path, saved, new, may_differ, path_keys=("data",))
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
@@ -319,6 +326,9 @@ class GanTrainer:
         if state.get("augment"):
             self.augment.load_state_dict(state["augment"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        if state.get("log_sums") is not None:
+            self._sums = state["log_sums"].to(self.device)
+            self._count = int(state.get("log_count", 0))
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------------------------- sampling
@@ -623,9 +633,12 @@ class GanTrainer:
             status = "interrupted"
         elif time_up and self.step < cfg.steps:
             status = "time-limit"
-        # The end (or an interrupt at a step boundary): a final log row, samples, checkpoint, plot.
-        if self._count:
+        # The end (or --max-minutes): a final log row, samples, checkpoint, plot. An interrupt instead keeps
+        # the interval's sums in the checkpoint, so the resumed run writes the same rows as an uninterrupted one.
+        if self._count and status in ("done", "time-limit"):
             self._log_row()
+        elif int(self._first_bad) >= 0:
+            self._read_metrics(0.0)  # raises TrainingDiverged: a NaN since the last log is never saved
         self.write_samples(self.step)
         path = self.save()
         distributed.barrier()  # torchrun: no rank leaves before the checkpoint is written

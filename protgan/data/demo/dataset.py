@@ -23,6 +23,7 @@ from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, write_label_table
 from protgan.data.demo.labels import resolve_demo_classes, sample_labels
 from protgan.data.demo.render import MAX_SIZE, MIN_SIZE, render_sample
 from protgan.data.imageio import write_png
+from protgan.core.runfolder import check_out_path
 from protgan.core.errors import ProtganError
 
 GENERATOR_VERSION = "protgan-demo-1"  # bump when the pictures change: old folders are then refused
@@ -74,8 +75,7 @@ def validate_options(n: int, size: int, seed: int, workers: int) -> None:
 
 def _claim(out: Path, cfg: DemoDataConfig) -> bool:
     """Make `out` ours: new/empty folder, or a previous output of the same options (returns True: resume)."""
-    if out.exists() and not out.is_dir():
-        raise ProtganError(f"{out}: exists and is not a folder")
+    check_out_path(out)  # a file there, under a file, or read-only: one line (core.runfolder)
     if not out.exists() or not any(out.iterdir()):
         return False
     cfg_path = out / CONFIG_FILE
