@@ -67,3 +67,47 @@ def record_generators(syn: Path, ids_by_class: dict, fold: int | None = None, fo
     write_json(syn / MANIFEST, {"tool": "protgan synth", "classes": classes})
     write_json(syn / GENERATOR_IDS_FILE, {str(c): sorted(ids) for c, ids in ids_by_class.items()})
     return syn
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny models on a shared 2-core machine: less waiting, same results)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_gan_config(data: Path, out: Path, **kw):
+    """A TrainGanConfig for CPU tests: 32 px, narrow networks, nothing written unless asked; `kw` overrides."""
+    from protgan.gan.config import TrainGanConfig
+
+    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=4, steps=2, g_width=16,
+                d_width=16, log_every=1, ckpt_every=0, sample_every=0, workers=0, device="cpu", n_samples=4)
+    return TrainGanConfig(**{**base, **kw})
+
+
+def register_tiny_classifier(name: str) -> str:
+    """Register (once) a tiny classifier backbone under `name` (one stride-2 conv, no batch norm, so averaged
+    weights stay exactly the mean of the epochs) for fast classify tests; returns the name."""
+    from torch import nn
+
+    from protgan.classify.models import list_models, register_model
+
+    class TinyNet(nn.Module):
+        def __init__(self, in_chans: int) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=2, padding=1), nn.ReLU())
+            self.num_features = 8
+
+        def forward(self, x):
+            return self.conv(x)
+
+    if name not in list_models():
+        @register_model(name, recipe="paper28", min_size=8)
+        def _tiny(in_chans: int, pretrained: bool) -> nn.Module:
+            """Tiny test network."""
+            return TinyNet(in_chans)
+    return name

@@ -10,32 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from protgan.classify.models import list_models, register_model
 from protgan.data import read_folds, write_label_table
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset, record_generators
+from tests.conftest import make_dataset, record_generators, register_tiny_classifier
 
-TINY = "test_tiny_cli"
+TINY = register_tiny_classifier("test_tiny_cli")
 TARGETS = [(0,), (25,), (0, 25), (21,), (2, 0), (23,), (0, 21), (25, 2), (2,), (23, 0), (21, 25), (0,)] * 2
 
-
-class _TinyNet(nn.Module):
-    def __init__(self, in_chans: int) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.num_features = 8
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-if TINY not in list_models():
-    @register_model(TINY, recipe="paper28", min_size=8)
-    def _tiny(in_chans: int, pretrained: bool) -> nn.Module:
-        """Tiny test network."""
-        return _TinyNet(in_chans)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from torch import nn
 from protgan.classify import thresholds as thresholds_mod, train as train_mod
 from protgan.classify.averaging import Ema, mean_state, parse_average, recompute_bn
 from protgan.classify.losses import lovasz_hinge, make_loss
-from protgan.classify.models import list_models, register_model
 from protgan.classify.thresholds import positive_proportion_thresholds, thresholds_by_kind
 from protgan.classify.train import Accel
 from protgan.classify.tta import predict_probs, tta_probs
@@ -26,27 +25,11 @@ from protgan.data import make_folds, read_folds, write_folds, write_label_table,
 from protgan.data.duplicates import Fingerprints, fingerprint, group_duplicates, phash, hamming
 from protgan.data.folds import holdout_split
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, register_tiny_classifier
 
-TINY = "test_tiny_eval"
+TINY = register_tiny_classifier("test_tiny_eval")
 TARGETS = [(0,), (25,), (0, 25), (21,), (2, 0), (23,), (0, 21), (25, 2), (2,), (23, 0), (21, 25), (0,)] * 3
 
-
-class _TinyNet(nn.Module):  # no batch norm: averaged weights stay exactly the mean of the epochs
-    def __init__(self, in_chans: int) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.num_features = 8
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-if TINY not in list_models():
-    @register_model(TINY, recipe="paper28", min_size=8)
-    def _tiny(in_chans: int, pretrained: bool) -> nn.Module:
-        """Tiny test network."""
-        return _TinyNet(in_chans)
 
 
 def _base(data: Path, run: Path, *extra: str) -> list[str]:

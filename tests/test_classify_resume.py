@@ -16,12 +16,7 @@ from tests.conftest import make_dataset
 from tests.test_classify_cli import TARGETS, TINY  # registers the tiny test network
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

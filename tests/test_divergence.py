@@ -10,15 +10,10 @@ import torch
 
 from protgan.gan import load_checkpoint
 from protgan.gan.train import LOSS_BOUND, GanTrainer, TrainGanConfig, TrainingDiverged
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, tiny_gan_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +22,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainGanConfig:
-    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=4, steps=60, g_width=16,
-                d_width=16, log_every=2, ckpt_every=2, sample_every=0, workers=0, device="cpu", n_samples=4)
-    base.update(kw)
-    return TrainGanConfig(**base)
+    return tiny_gan_config(data, out, **{**dict(steps=60, log_every=2, ckpt_every=2), **kw})
 
 
 def _all_finite(state: dict) -> bool:

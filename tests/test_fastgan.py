@@ -18,15 +18,10 @@ from protgan.gan.fastgan import SLE, FastganDiscriminator, FastganGenerator, qua
 from protgan.gan.losses import FastganLoss, hinge_d, hinge_g, reconstruction_loss
 from protgan.gan.synth import discriminator_scorer
 from protgan.gan.train import GanTrainer, TrainGanConfig
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, tiny_gan_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +30,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
-    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=8, steps=6, g_width=16, d_width=16,
-                arch="fastgan", log_every=1, ckpt_every=0, sample_every=0, workers=0, device="cpu", n_samples=4)
-    base.update(kw)
-    return TrainGanConfig(**base)
+    return tiny_gan_config(data, out, **{**dict(batch_size=8, steps=6, arch="fastgan"), **kw})
 
 
 def _validated(cfg: TrainGanConfig) -> TrainGanConfig:

@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 
 from protgan.gan import load_checkpoint
 from protgan.gan.train import GanTrainer
@@ -16,12 +15,7 @@ from tests.cli_helpers import assert_one_line_error, run_cli
 from tests.conftest import make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

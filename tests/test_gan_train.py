@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -20,16 +19,11 @@ from protgan.gan import find_runs, load_checkpoint, load_generator
 from protgan.gan.checkpoint import CHECKPOINT_KEYS
 from protgan.data.selection import select_class_ids
 from protgan.gan.train import GanTrainer, TrainGanConfig, TrainingDiverged
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, tiny_gan_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (3x faster here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (3x faster here).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +33,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
-    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=8, steps=6, g_width=32,
-                d_width=32, log_every=1, ckpt_every=0, sample_every=0, workers=0, device="cpu", n_samples=8)
-    base.update(kw)
-    return TrainGanConfig(**base)
+    return tiny_gan_config(data, out, **{**dict(batch_size=8, steps=6, g_width=32, d_width=32, n_samples=8), **kw})
 
 
 def _metrics(run: Path) -> list[dict[str, str]]:

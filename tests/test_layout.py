@@ -13,7 +13,6 @@ import ast
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "protgan"
 LAYER = {"core": 0, "data": 1, "evaluation": 2, "enhance": 3, "gan": 3, "classify": 3, "experiments": 4, "cli": 5}

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from protgan.classify.models import list_models, register_model
 from protgan.classify.train import ClassifyConfig, prepare
 from protgan.core.errors import ProtganError
 from protgan.data import FOLDS_FILE, make_folds, open_dataset, read_folds
@@ -25,36 +23,15 @@ from protgan.gan.fanout import plan_jobs
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, register_tiny_classifier
 
-TINY = "test_tiny_leak"
+TINY = register_tiny_classifier("test_tiny_leak")
 RGB = ("red", "green", "blue")
 TARGETS = [(0,)] * 24 + [(25,)] * 10 + [(0, 25)] * 6
 
 
-class _TinyNet(nn.Module):
-    def __init__(self, in_chans: int) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(in_chans, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.num_features = 8
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-if TINY not in list_models():
-    @register_model(TINY, recipe="paper28", min_size=8)
-    def _tiny(in_chans: int, pretrained: bool) -> nn.Module:
-        """Tiny test network."""
-        return _TinyNet(in_chans)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gan(data: Path, out: Path, fold: int | None, **kw) -> TrainGanConfig:

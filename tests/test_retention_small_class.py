@@ -13,12 +13,7 @@ from protgan.gan.train import EpochSampler, GanTrainer, TrainGanConfig
 from tests.conftest import make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainGanConfig:

@@ -8,11 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from protgan.core.errors import ProtganError
 from protgan.core.runfolder import (
@@ -20,15 +18,10 @@ from protgan.core.runfolder import (
 )
 from protgan.gan.train import GanTrainer, TrainGanConfig
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, tiny_gan_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +30,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> TrainGanConfig:
-    base = dict(data=str(data), class_index=0, out=str(out), size=32, batch_size=4, steps=2, g_width=16,
-                d_width=16, log_every=1, ckpt_every=0, sample_every=0, workers=0, device="cpu", n_samples=4)
-    base.update(kw)
-    return TrainGanConfig(**base)
+    return tiny_gan_config(data, out, **kw)
 
 
 def _gan_args(data: Path, out: Path, *extra: str) -> list[str]:
