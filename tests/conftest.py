@@ -69,9 +69,11 @@ def record_generators(syn: Path, ids_by_class: dict, fold: int | None = None, fo
     return syn
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """One torch thread for the test (tiny models on a shared 2-core machine: less waiting, same results)."""
+    """One torch thread for a test module (tiny models on a shared 2-core machine: less waiting). Module
+    scope, so module-scoped fixtures (a reference run) use the same thread count as the tests compared
+    with them: a different count changes float reductions, hence the trained weights."""
     import torch
 
     n = torch.get_num_threads()

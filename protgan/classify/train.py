@@ -25,7 +25,7 @@ import random
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -442,12 +442,58 @@ def run_fold(prep: Prepared, fold: int, log: Log = print, progress: Progress | N
             return _run_fold(prep, fold, log, progress, stop)
 
 
+@dataclass
+class FoldState:
+    """What a fold's training carries from epoch to epoch (and what last.pt restores)."""
+
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module  # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped
+    optimizer: torch.optim.Optimizer
+    scheduler: EpochSchedule
+    scaler: Any
+    loss_fn: Callable
+    fcn_step: Any  # an FCN trains on its heat maps (Liimatainen et al.); None for the other networks
+    accel: Accel
+    device: torch.device
+    avg: Any  # --average
+    ema: Ema | None
+    history: list[dict] = field(default_factory=list)
+    best: dict[str, float] = field(default_factory=dict)
+    start: int = 0  # the next epoch to train
+
+
+@dataclass
+class FoldLoaders:
+    val: Any
+    val_part: Any  # torchrun: this rank's contiguous part of the validation set (gather_cat restores it)
+    held: Any | None  # the held-out part of the training fold (thresholds, checkpoint choice), if any
+    eval_bs: int
+    pin: bool
+
+    @property
+    def select_on(self) -> str:
+        return "held" if self.held is not None else "val"
+
+
 def _run_fold(prep: Prepared, fold: int, log: Log, progress: Progress | None, stop: "StopRequest") -> dict:
-    cfg = prep.cfg
+    """One fold: its datasets, the model (new or resumed), the epochs, then the evaluation and its files."""
     fold_dir = prep.out / f"fold_{fold}"
-    result_path = fold_dir / "result.json"
     if distributed.is_main():
         fold_dir.mkdir(parents=True, exist_ok=True)
+    data, n_syn = _fold_data(prep, fold, fold_dir, log)
+    st = _build_or_resume(prep, fold, fold_dir, log)
+    loaders = _fold_loaders(prep, data, st)
+    _train_epochs(prep, fold, fold_dir, data, st, loaders, log, progress, stop)
+    if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
+        distributed.barrier()
+        return json.loads((fold_dir / "result.json").read_text())
+    result = _evaluate_fold(prep, fold, fold_dir, data, st, loaders, n_syn, log)
+    distributed.barrier()
+    return result
+
+
+def _fold_data(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> tuple[dict[str, Dataset], int]:
+    """(the fold's datasets, its number of synthetic training images); ids.json and balance.json written."""
     data = fold_datasets(prep, fold)
     synthetic = prep.synthetic_for(fold)
     n_syn = len(synthetic.ids) if synthetic is not None else 0
@@ -469,180 +515,203 @@ def _run_fold(prep: Prepared, fold: int, log: Log, progress: Progress | None, st
         write_json(fold_dir / "ids.json", {"train": dataset_ids(data["train"]), "val": dataset_ids(data["val"]),
                                            "held": dataset_ids(data["held"]) if "held" in data else [],
                                            "synthetic": list(synthetic.ids) if synthetic else []})
+    return data, n_syn
 
+
+def _build_or_resume(prep: Prepared, fold: int, fold_dir: Path, log: Log) -> FoldState:
+    """The model, optimiser, schedule and scaler of a fold: new, or restored from fold_K/last.pt."""
+    cfg = prep.cfg
     device = distributed.setup(cfg.device)  # resolve_device, or cuda:LOCAL_RANK + process group under torchrun
     accel = Accel.for_device(device, cfg.amp)
     _seed_everything(cfg.seed * 1009 + fold)
     model = create_model(cfg.model, len(prep.classes), len(prep.channels), pretrained=cfg.pretrained,
                          weights=cfg.weights, head=cfg.head)
     model = accel.prepare_model(model)
-    # torchrun: DDP (+ sync batch norm) for the training steps; `model` stays unwrapped for checkpoints and eval
-    ddp_model = distributed.wrap_model(model, device, cfg.sync_bn)
     optimizer = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr * distributed.lr_factor(cfg.lr_scaling),
                                cfg.momentum, cfg.weight_decay)
-    scheduler = EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience)
-    # an FCN trains on its heat maps (Liimatainen et al.): targets from the protein channel of each batch
-    fcn_step = FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None
-    scaler = accel.make_scaler()
-    loss_fn = make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha)
     avg = parse_average(cfg.average)
-    ema = Ema(model, avg.decay) if avg.kind == "ema" else None
-    history: list[dict] = []
-    best: dict[str, float] = {}
-    start = 0
+    st = FoldState(
+        model=model, ddp_model=distributed.wrap_model(model, device, cfg.sync_bn), optimizer=optimizer,
+        scheduler=EpochSchedule(optimizer, cfg.lr_schedule, cfg.plateau_factor, cfg.plateau_patience),
+        scaler=accel.make_scaler(), loss_fn=make_loss(cfg.loss, cfg.focal_gamma, cfg.focal_alpha),
+        fcn_step=FcnObjective(prep.channels.index("green")) if fcn_network(model) is not None else None,
+        accel=accel, device=device, avg=avg, ema=Ema(model, avg.decay) if avg.kind == "ema" else None)
     last_path = fold_dir / "last.pt"
     if last_path.exists():
         state = load_weights(last_path, "cpu", what="classifier checkpoint")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, best, start = state["history"], state["best"], state["next_epoch"]
+        st.model.load_state_dict(state["model"])
+        st.optimizer.load_state_dict(state["optimizer"])
+        st.scheduler.load_state_dict(state["scheduler"])
+        if st.scaler is not None and state.get("scaler"):
+            st.scaler.load_state_dict(state["scaler"])
+        st.history, st.best, st.start = state["history"], state["best"], state["next_epoch"]
         if "rng" in state:
             set_rng_state(state["rng"])
         else:  # written before every RNG was kept
             torch.set_rng_state(state["torch_rng"])
-        if ema is not None and state.get("ema"):
-            ema.load_state_dict(state["ema"])
-        log(f"fold {fold}: resuming at epoch {start + 1}/{cfg.epochs}")
+        if st.ema is not None and state.get("ema"):
+            st.ema.load_state_dict(state["ema"])
+        log(f"fold {fold}: resuming at epoch {st.start + 1}/{cfg.epochs}")
+    return st
 
-    workers = cfg.workers
-    pin = device.type == "cuda"
-    eval_bs = 2 * cfg.batch_size
-    val_loader = make_loader(data["val"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
-    # torchrun: each rank predicts a contiguous part of the validation set; gather_cat restores the whole, in order
-    val_part_loader = val_loader if not distributed.active() else make_loader(
-        distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=workers, pin_memory=pin)
-    # the checkpoint choice is made on the held-out part of the training fold when there is one
-    held_loader = make_loader(data["held"], eval_bs, shuffle=False, workers=workers, pin_memory=pin) \
+
+def _fold_loaders(prep: Prepared, data: dict[str, Dataset], st: FoldState) -> FoldLoaders:
+    cfg = prep.cfg
+    pin, eval_bs = st.device.type == "cuda", 2 * cfg.batch_size
+    val = make_loader(data["val"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    val_part = val if not distributed.active() else make_loader(
+        distributed.shard_dataset(data["val"]), eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin)
+    held = make_loader(data["held"], eval_bs, shuffle=False, workers=cfg.workers, pin_memory=pin) \
         if "held" in data else None
-    select_on = "held" if held_loader is not None else "val"
+    return FoldLoaders(val, val_part, held, eval_bs, pin)
 
-    def save_last(next_epoch: int) -> None:
-        if not distributed.is_main():
-            return
-        payload = checkpoint_payload(model, prep, next_epoch - 1, history[-1] if history else {})
-        payload.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                       scaler=scaler.state_dict() if scaler is not None else None, history=history, best=best,
-                       next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state(),
-                       ema=ema.state_dict() if ema is not None else None)
-        save_checkpoint(last_path, payload)
 
-    epoch = start
+def _save_last(prep: Prepared, st: FoldState, path: Path, next_epoch: int) -> None:
+    if not distributed.is_main():
+        return
+    payload = checkpoint_payload(st.model, prep, next_epoch - 1, st.history[-1] if st.history else {})
+    payload.update(optimizer=st.optimizer.state_dict(), scheduler=st.scheduler.state_dict(),
+                   scaler=st.scaler.state_dict() if st.scaler is not None else None, history=st.history,
+                   best=st.best, next_epoch=next_epoch, torch_rng=torch.get_rng_state(), rng=rng_state(),
+                   ema=st.ema.state_dict() if st.ema is not None else None)
+    save_checkpoint(path, payload)
+
+
+def _train_epochs(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], st: FoldState,
+                  loaders: FoldLoaders, log: Log, progress: Progress | None, stop: "StopRequest") -> None:
+    """The epochs from st.start on, each kept (best checkpoints, last.pt, history) before the next."""
+    cfg = prep.cfg
+    last_path = fold_dir / "last.pt"
     tb = open_tensorboard(fold_dir, cfg.tensorboard and distributed.is_main())  # RUN/fold_K/tensorboard
     try:
-        for epoch in range(start, cfg.epochs):
-            bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
-            # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
-            # torchrun: this rank's slice of each global batch of world x bs (the single-process order), and
-            # per-rank augmentation/dropout streams (still a function of seed and epoch)
-            seed = cfg.seed * 100003 + fold * 1009 + epoch
-            drop_last = len(data["train"]) > bs * distributed.world_size()
-            sampler = distributed.train_sampler(len(data["train"]), bs, seed, drop_last)
-            if sampler is not None:
-                torch.manual_seed(distributed.rank_seed(seed))
-                seed = distributed.rank_seed(seed, 1)
-            stop.check()
-            train = data["train"]
-            if "classic" in cfg.augment:  # per-sample augmentation seeds: any --workers gives the same batches
-                train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
-            loader = make_loader(train, bs, shuffle=True, workers=workers, pin_memory=pin,
-                                 seed=seed, drop_last=drop_last, sampler=sampler)
-            total = len(loader) * bs if loader.drop_last else len(data["train"])
-            done = [0]
-
-            def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
-                done[0] += n
-                if progress is not None:
-                    progress(name, done[0], total)
-                stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
-
-            lr = optimizer.param_groups[0]["lr"]
-            try:
-                train_loss, train_logits, train_y = train_epoch(
-                    ddp_model, loader, optimizer, loss_fn, accel, scaler, on_batch=tick, step_fn=fcn_step,
-                    after_step=(lambda: ema.update(model)) if ema else None)
-            except (RuntimeError, OSError):
-                # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: the interrupt
-                if stop.signum is None:
-                    raise
-                raise KeyboardInterrupt from None
-            finally:
-                del loader
-            if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
-                train_loss = distributed.mean_scalar(train_loss)
-                train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
-                distributed.broadcast_buffers(model)
-            val_logits, val_y = predict_logits(model, val_part_loader, accel)
-            val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
-            if fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
-                val_loss = fcn_step.mean_loss(model, val_loader, accel.batch, accel.autocast)
-            else:
-                val_loss = float(loss_fn(val_logits, val_y))
-            scheduler.step(val_loss)
-            tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
-            ty = train_y.cpu().numpy()
-            vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
-            vy = val_y.numpy()
-            rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
-                   "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
-                   "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
-            if held_loader is not None:
-                rec.update(_part_metrics("held", model, held_loader, accel, loss_fn, fcn_step))
-            if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
-                raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
-            history.append(rec)
+        for epoch in range(st.start, cfg.epochs):
+            rec = _train_epoch(prep, fold, epoch, data, st, loaders, progress, stop)
+            st.history.append(rec)
             if tb is not None:
                 tb.scalars(f"classify/fold_{fold}", rec, epoch + 1)
-            for name, (key, better) in BEST_KEYS.items():
-                key = key.replace("val_", select_on + "_")
-                if name not in best or better(rec[key], best[name]) != best[name]:
-                    best[name] = rec[key]
-                    if distributed.is_main():
-                        save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(model, prep, epoch + 1, rec))
-            if avg.kind == "last" and epoch + 1 > cfg.epochs - avg.k and distributed.is_main():
-                save_checkpoint(epoch_weights_path(fold_dir, epoch + 1),
-                                {k: v.detach().cpu() for k, v in model.state_dict().items()})
-            save_last(epoch + 1)
-            if distributed.is_main():
-                write_json(fold_dir / "history.json", history)
-            distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
-            log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {bs} lr {lr:.2e} train loss {train_loss:.4f} "
-                f"macro F1 {rec['train_macro_f1']:.3f} | val loss {val_loss:.4f} macro F1 {rec['val_macro_f1']:.3f} "
-                f"micro F1 {rec['val_micro_f1']:.3f}")
+            _keep_epoch(prep, fold_dir, st, rec, loaders.select_on)
+            log(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: bs {rec['batch_size']} lr {rec['lr']:.2e} train loss "
+                f"{rec['train_loss']:.4f} macro F1 {rec['train_macro_f1']:.3f} | val loss {rec['val_loss']:.4f} "
+                f"macro F1 {rec['val_macro_f1']:.3f} micro F1 {rec['val_micro_f1']:.3f}")
     except KeyboardInterrupt:
         # last.pt already holds the last finished epoch: a resume from it equals the uninterrupted run
         # (a mid-epoch save would re-run the epoch from other weights)
-        log(f"interrupted: fold {fold} keeps the state after epoch {len(history)} in {last_path}; run the same "
-            f"command again to resume at epoch {len(history) + 1} (the same result as without the interruption)")
+        log(f"interrupted: fold {fold} keeps the state after epoch {len(st.history)} in {last_path}; run the same "
+            f"command again to resume at epoch {len(st.history) + 1} (the same result as without the interruption)")
         raise
     finally:
         if tb is not None:
             tb.close()
 
-    if not distributed.is_main():  # torchrun: rank 0 evaluates the chosen checkpoint and writes the results
-        distributed.barrier()
-        return json.loads(result_path.read_text())
-    # evaluation: the selected (or averaged) weights; thresholds from the held-out part (or, with
-    # --threshold-split 0, the training part's own predictions); every threshold kind reported
-    train_eval_loader = make_loader(data["train_eval"], eval_bs, shuffle=False, workers=workers, pin_memory=pin)
-    chosen_path, chosen = _evaluated_weights(prep, fold_dir, model, avg, ema, train_eval_loader, accel, history)
+
+def _train_epoch(prep: Prepared, fold: int, epoch: int, data: dict[str, Dataset], st: FoldState,
+                 loaders: FoldLoaders, progress: Progress | None, stop: "StopRequest") -> dict:
+    """Train one epoch, then score it on the validation (and held-out) part: the epoch's history record."""
+    cfg = prep.cfg
+    bs = batch_size_at(epoch, cfg.batch_size, cfg.batch_schedule)
+    # a loader per epoch, seeded by the epoch: the same order and augmentations after a resume
+    # torchrun: this rank's slice of each global batch of world x bs (the single-process order), and
+    # per-rank augmentation/dropout streams (still a function of seed and epoch)
+    seed = cfg.seed * 100003 + fold * 1009 + epoch
+    drop_last = len(data["train"]) > bs * distributed.world_size()
+    sampler = distributed.train_sampler(len(data["train"]), bs, seed, drop_last)
+    if sampler is not None:
+        torch.manual_seed(distributed.rank_seed(seed))
+        seed = distributed.rank_seed(seed, 1)
+    stop.check()
+    train = data["train"]
+    if "classic" in cfg.augment:  # per-sample augmentation seeds: any --workers gives the same batches
+        train = SeededSamples(train, cfg.seed * 100003 + fold, epoch)
+    loader = make_loader(train, bs, shuffle=True, workers=cfg.workers, pin_memory=loaders.pin,
+                         seed=seed, drop_last=drop_last, sampler=sampler)
+    total = len(loader) * bs if loader.drop_last else len(data["train"])
+    done = [0]
+
+    def tick(n: int, name: str = f"fold {fold} epoch {epoch + 1}/{cfg.epochs}") -> None:
+        done[0] += n
+        if progress is not None:
+            progress(name, done[0], total)
+        stop.check()  # Ctrl-C / SIGTERM: stop here, in the main loop (last.pt keeps the previous epoch)
+
+    lr = st.optimizer.param_groups[0]["lr"]
+    try:
+        train_loss, train_logits, train_y = train_epoch(
+            st.ddp_model, loader, st.optimizer, st.loss_fn, st.accel, st.scaler, on_batch=tick, step_fn=st.fcn_step,
+            after_step=(lambda: st.ema.update(st.model)) if st.ema else None)
+    except (RuntimeError, OSError):
+        # loader workers get the terminal's Ctrl-C too and exit; the loader then fails: the interrupt
+        if stop.signum is None:
+            raise
+        raise KeyboardInterrupt from None
+    finally:
+        del loader
+    if distributed.active():  # the epoch over every rank; rank 0's batch-norm statistics on all
+        train_loss = distributed.mean_scalar(train_loss)
+        train_logits, train_y = distributed.gather_cat(train_logits), distributed.gather_cat(train_y)
+        distributed.broadcast_buffers(st.model)
+    val_logits, val_y = predict_logits(st.model, loaders.val_part, st.accel)
+    val_logits, val_y = distributed.gather_cat(val_logits), distributed.gather_cat(val_y)
+    if st.fcn_step is not None:  # the FCN's loss is on its heat maps, for validation too
+        val_loss = st.fcn_step.mean_loss(st.model, loaders.val, st.accel.batch, st.accel.autocast)
+    else:
+        val_loss = float(st.loss_fn(val_logits, val_y))
+    st.scheduler.step(val_loss)
+    tp = (torch.sigmoid(train_logits) >= 0.5).cpu().numpy()
+    ty = train_y.cpu().numpy()
+    vp = (torch.sigmoid(val_logits) >= 0.5).numpy()
+    vy = val_y.numpy()
+    rec = {"epoch": epoch + 1, "lr": lr, "batch_size": bs, "train_loss": train_loss,
+           "train_macro_f1": macro_f1(ty, tp), "train_micro_f1": micro_f1(ty, tp),
+           "val_loss": val_loss, "val_macro_f1": macro_f1(vy, vp), "val_micro_f1": micro_f1(vy, vp)}
+    if loaders.held is not None:
+        rec.update(_part_metrics("held", st.model, loaders.held, st.accel, st.loss_fn, st.fcn_step))
+    if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
+        raise ProtganError(f"fold {fold} epoch {epoch + 1}: loss is not finite (lower --lr, or --no-amp)")
+    return rec
+
+
+def _keep_epoch(prep: Prepared, fold_dir: Path, st: FoldState, rec: dict, select_on: str) -> None:
+    """The epoch's best_* checkpoints (chosen on `select_on`), --average's epoch weights, last.pt, history."""
+    cfg, epoch = prep.cfg, rec["epoch"]
+    for name, (key, better) in BEST_KEYS.items():
+        key = key.replace("val_", select_on + "_")
+        if name not in st.best or better(rec[key], st.best[name]) != st.best[name]:
+            st.best[name] = rec[key]
+            if distributed.is_main():
+                save_checkpoint(fold_dir / f"best_{name}.pt", checkpoint_payload(st.model, prep, epoch, rec))
+    if st.avg.kind == "last" and epoch > cfg.epochs - st.avg.k and distributed.is_main():
+        save_checkpoint(epoch_weights_path(fold_dir, epoch), {k: v.detach().cpu() for k, v in st.model.state_dict().items()})
+    _save_last(prep, st, fold_dir / "last.pt", epoch)
+    if distributed.is_main():
+        write_json(fold_dir / "history.json", st.history)
+    distributed.barrier()  # torchrun: the others wait while rank 0 writes the epoch's checkpoints
+
+
+def _evaluate_fold(prep: Prepared, fold: int, fold_dir: Path, data: dict[str, Dataset], st: FoldState,
+                   loaders: FoldLoaders, n_syn: int, log: Log) -> dict:
+    """The selected (or averaged) weights evaluated; thresholds from the held-out part (or, with
+    --threshold-split 0, the training part's own predictions); every threshold kind reported and written."""
+    cfg, model, accel = prep.cfg, st.model, st.accel
+    train_eval_loader = make_loader(data["train_eval"], loaders.eval_bs, shuffle=False, workers=cfg.workers,
+                                    pin_memory=loaders.pin)
+    chosen_path, chosen = _evaluated_weights(prep, fold_dir, model, st.avg, st.ema, train_eval_loader, accel,
+                                             st.history)
     model.load_state_dict(chosen["model"])
     tr_p, tr_y = predict_probs(model, train_eval_loader, accel, cfg.tta)
-    va_p, va_y = predict_probs(model, val_loader, accel, cfg.tta)
+    va_p, va_y = predict_probs(model, loaders.val, accel, cfg.tta)
     tr_p, tr_y, va_p, va_y = tr_p.numpy(), tr_y.numpy(), va_p.numpy(), va_y.numpy()
     parts = {"train": (tr_y, tr_p), "val": (va_y, va_p)}
-    if held_loader is not None:
-        he_p, he_y = predict_probs(model, held_loader, accel, cfg.tta)
+    if loaders.held is not None:
+        he_p, he_y = predict_probs(model, loaders.held, accel, cfg.tta)
         parts["held"] = (he_y.numpy(), he_p.numpy())
-    tune_y, tune_p = parts["held" if held_loader is not None else "train"]
+    tune_y, tune_p = parts["held" if loaders.held is not None else "train"]
     by_kind = thresholds_by_kind(tune_y, tune_p, train_prevalence=tr_y.mean(0))
     thresholds = by_kind[cfg.thresholds]
     source = (f"{cfg.thresholds}, from the held-out {cfg.threshold_split:g} of the training part"
-              if held_loader is not None else f"{cfg.thresholds}, from the training part's own predictions")
+              if loaders.held is not None else f"{cfg.thresholds}, from the training part's own predictions")
     result = {
-        "fold": fold, "selected": chosen["selected"], "selected_epoch": chosen["epoch"], "selected_on": select_on,
+        "fold": fold, "selected": chosen["selected"], "selected_epoch": chosen["epoch"],
+        "selected_on": loaders.select_on,
         "tta": cfg.tta, "average": cfg.average, "threshold_kind": cfg.thresholds, "threshold_source": source,
         "n_train_real": len(data["train_eval"]), "n_train_synthetic": n_syn, "n_val": len(data["val"]),
         "n_held": len(data["held"]) if "held" in data else 0,
@@ -663,13 +732,12 @@ def _run_fold(prep: Prepared, fold: int, log: Log, progress: Progress | None, st
     result["val_labels"] = write_label_reports(fold_dir, va_y, apply_thresholds(va_p, thresholds),
                                                [class_name(c) for c in prep.classes], prefix="val_",
                                                title=f"fold {fold} validation MLCM")
-    write_json(result_path, result)
+    write_json(fold_dir / "result.json", result)
     if cfg.keep_checkpoints != "all":  # the fold is done: only the evaluated checkpoint is ever read again
         prune_checkpoints(fold_dir, keep=chosen_path.name if cfg.keep_checkpoints == "selected" else None)
     v = result["val"][cfg.thresholds]
     log(f"fold {fold} done: {chosen['selected']} (epoch {chosen['epoch']}) val macro F1 {v['macro_f1']:.3f} "
         f"micro F1 {v['micro_f1']:.3f} at {source} thresholds (tta {cfg.tta})")
-    distributed.barrier()
     return result
 
 
