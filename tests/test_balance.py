@@ -113,7 +113,8 @@ def test_gapnet_run_with_balance_logs_counts_and_heatmaps_need_an_fcn(tmp_path, 
     run = tmp_path / "run"
     code, out, err = run_cli(["classify", "--data", str(data), "--model", "gapnet-pl", "--out", str(run), "--size", "32",
                               "--folds", "2", "--fold", "0", "--epochs", "1", "--batch-size", "8", "--workers", "0",
-                              "--device", "cpu", "--classes", "0,21,23,25", "--balance", "median:4"], capsys)
+                              "--device", "cpu", "--classes", "0,21,23,25", "--balance", "median:4",
+                              "--threshold-split", "0"], capsys)  # the whole training part is balanced
     assert code == 0, err
     assert "balance to 4 per class" in out and "class counts (before -> after)" in out
     bal = json.loads((run / "fold_0" / "balance.json").read_text())

@@ -161,7 +161,7 @@ def test_fcn13_trains_on_heat_maps_and_predict_writes_heatmaps(tmp_path, capsys)
     for f in ("val_mlcm.csv", "val_mlcm.png", "val_mlcm_percent.csv", "val_by_label_count.csv"):
         assert (fold / f).exists(), f
     result = json.loads((fold / "result.json").read_text())
-    assert result["selected"] == "loss"  # the paper's criterion
+    assert result["selected"] == "best loss"  # the paper's criterion
     assert sum(map(sum, result["val_labels"]["mlcm"])) >= result["n_val"]
     hist = json.loads((fold / "history.json").read_text())
     # the FCN's loss is the pixelwise BCE of its maps, not the image-level BCE of its confidences

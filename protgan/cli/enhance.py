@@ -23,11 +23,11 @@ def _pm(mean: float | None, std: float | None, digits: int) -> str:
 def enhance(*, opts: Opts) -> None:
     """Score HE, AHE and CLAHE per image and channel (MSE, PSNR, SSIM against the original; RMS contrast
     and entropy), print the paper-style table, and write the enhanced dataset with the chosen method."""
+    config = opts.build(EnhanceConfig)
+    config.validate()  # option errors before the engine (OpenCV, torch) is imported
     from protgan.enhance.pipeline import run_enhance
     from protgan.enhance.report import CRITERIA
 
-    config = opts.build(EnhanceConfig)
-    config.validate()
     with Reporter("enhance", console, opts.build(LogOptions), unit="img", transient=False) as progress:
         result = run_enhance(config, progress=progress.update)
 
