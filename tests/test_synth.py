@@ -288,3 +288,20 @@ def test_interrupted_run_resumes_finished_classes(tmp_path, runs):
     resumed.pop("config.json"), fresh.pop("config.json")  # they name their own --out
     assert resumed == fresh
     assert not (out / ".synth-progress.json").exists()
+
+
+def test_classes_top_k_is_counted_on_the_generators_training_data(tmp_path):
+    """`synth --classes top2` (the issue-14 drift: only classify/compare/train-gan took topK): the two most
+    frequent classes of the runs' training table that have a generator; a table it cannot read is one line."""
+    from tests.conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", [(25,)] * 5 + [(0,)] * 3 + [(2,)] * 1, size=32, channels=("green",))
+    root = tmp_path / "runs"
+    for c, seed in ((0, 0), (25, 1), (2, 2)):
+        make_run(root, c, seed, data=data)
+    man = run_synth(SynthConfig(runs=str(root), out=str(tmp_path / "syn"), per_class=2, classes="top2", device="cpu"))
+    assert [e["class_index"] for e in man["classes"]] == [25, 0]  # by frequency in DATA/train.csv
+    with pytest.raises(ProtganError, match="--classes top5: counted on the generators' training data"):
+        bad = tmp_path / "runs_nodata"
+        make_run(bad, 0, 0)
+        run_synth(SynthConfig(runs=str(bad), out=str(tmp_path / "syn2"), per_class=2, classes="top5", device="cpu"))
