@@ -32,13 +32,12 @@ import shutil
 import signal
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Sampler
 
@@ -48,17 +47,17 @@ from protgan.core.tensorboard import open_tensorboard
 from protgan.core.runfolder import check_same_options, claim_run_folder, run_independent_fields
 from protgan.core.safeload import rng_state, set_rng_state  # plain-data RNG states: weights_only loads them
 from protgan.data import (
-    ChannelStackDataset, ImageSet, class_name, composite_rgb, make_loader, open_dataset, parse_channels,
-    resolve_class, resolve_subset, to_signed_range, to_uint8_images, write_png,
+    ChannelStackDataset, composite_rgb, make_loader, open_dataset, resolve_subset, to_signed_range, to_uint8_images,
+    write_png,
 )
 from protgan.core.errors import ProtganError
 from protgan.data.folds import dataset_folds
 from protgan.data.provenance import ids_record
-from protgan.data.selection import SELECT_CHOICES, select_class_ids
+from protgan.data.selection import select_class_ids
 from protgan.gan.ada import AdaptiveAugment
-from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig  # noqa: F401  (re-exported: their old home)
+from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
 from protgan.gan.checkpoint import (
-    ADA_PLOT, ARCHS, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
+    ADA_PLOT, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
 )
 from protgan.gan.losses import make_loss
@@ -511,12 +510,7 @@ class GanTrainer:
             ax.legend()
             ax.grid(alpha=0.3)
         fig.suptitle(f"{self.cfg.arch.upper() if self.cfg.arch == 'dcgan' else 'FastGAN'} class {self.cfg.class_index} ({self.cfg.class_name}), {self.cfg.size} px")
-        fig.tight_layout()
-        path = self.run / LOSSES_PLOT
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        return path
+        return _save_figure(fig, self.run / LOSSES_PLOT)
 
     def plot_augment(self) -> Path | None:
         """RUN/ada.png: the augmentation probability p and r_t = E[sign(D(real))] by step (with --augment-p)."""
@@ -539,12 +533,7 @@ class GanTrainer:
         ax.legend()
         ax.set_title(f"{self.cfg.arch} class {self.cfg.class_index} ({self.cfg.class_name}): --augment-p {self.cfg.augment_p}, "
                      f"{self.cfg.n_images} images", fontsize=9)
-        fig.tight_layout()
-        path = self.run / ADA_PLOT
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        return path
+        return _save_figure(fig, self.run / ADA_PLOT)
 
     # ----------------------------------------------------------------------------------------- fit
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -705,3 +694,14 @@ def _norm(value: Any) -> Any:
 def train_gan(config: TrainGanConfig, eval_fn: EvalFn | None = None, **callbacks: Any) -> TrainResult:
     """Train (or resume) one class's GAN (config.arch) into config.out; see GanTrainer."""
     return GanTrainer(config, eval_fn=eval_fn, **callbacks).fit()
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write atomically (temp file, then rename) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when a plot is written
+
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
