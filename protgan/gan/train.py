@@ -122,10 +122,10 @@ class EpochSampler(Sampler[int]):
         return self.length - self.start
 
 
-def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2) -> np.ndarray:
-    """N x C x S x S uint8 -> one RGB grid (composite of the channels), as square as possible."""
+def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2, cols: int | None = None) -> np.ndarray:
+    """N x C x S x S uint8 -> one RGB grid (composite of the channels), as square as possible by default."""
     n, _, s, _ = images.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     grid = np.full((rows * (s + gap) + gap, cols * (s + gap) + gap, 3), 255, np.uint8)
     for k in range(n):
