@@ -30,7 +30,6 @@ for intra-op parallelism, and busy OpenMP threads degrade badly when the cores a
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from protgan.core.atomic import write_json
+from protgan.core.jobs import parallel_map
 from protgan.core.runfolder import RunLock, check_out_path
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
@@ -146,30 +146,6 @@ def paths(out: Path) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------------ parallel jobs
-def _init_job() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _parallel(fn: Callable[[Any], Any], args: Sequence[Any], jobs: int) -> Iterable[Any]:
-    """fn(arg) for every arg, in `jobs` spawned processes (in this process when jobs == 1)."""
-    if jobs <= 1 or len(args) <= 1:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in the job processes: these tensors are too small to share out
-        try:
-            for a in args:
-                yield fn(a)
-        finally:
-            torch.set_num_threads(threads)
-        return
-    ctx = mp.get_context("spawn")  # torch and fork do not mix
-    with ctx.Pool(min(jobs, len(args)), initializer=_init_job) as pool:
-        yield from pool.imap_unordered(fn, args)
-
-
 def _file_log(path: Path) -> Log:
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -354,7 +330,7 @@ class Demo:
                  f"jobs; logs in {logs}")
         runs = {}
         self.progress("train-gan (class x fold)", 0, len(args))
-        for k, r in enumerate(_parallel(_train_gan_job, args, self.jobs), 1):
+        for k, r in enumerate(parallel_map(_train_gan_job, args, self.jobs), 1):
             runs[r["key"]] = r
             self.progress("train-gan (class x fold)", k, len(args))
             self.log(f"  {r['key']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
@@ -376,7 +352,7 @@ class Demo:
         cfg = {**self.gan_config(c, fold, arch=other), "out": str(self.p["gan_beside"] / f"class_{c:02d}"),
                "steps": 1_000_000, "max_minutes": main.get("train_cpu_seconds", main["seconds"]) / 60}
         self.log(f"  class {c}: {other} beside {plan.gan_arch}, at the CPU seconds of {plan.gan_arch}'s run")
-        job = _parallel(_beside_job, [(asdict(TrainGanConfig(**self.gan_config(c, fold))), cfg, plan.beside_images,
+        job = parallel_map(_beside_job, [(asdict(TrainGanConfig(**self.gan_config(c, fold))), cfg, plan.beside_images,
                                        self.cfg.seed, str(self.p["logs"] / "gan_beside.log"))], 1)
         rows = next(iter(job))
         write_json(self.p["gan_beside"] / "beside.json", rows)
@@ -442,7 +418,7 @@ class Demo:
             args = [(base, chunk, str(self.p["logs"] / f"compare_job{j}.log")) for j, chunk in enumerate(chunks)]
             done = 0
             self.progress("compare (cells)", 0, len(todo))
-            for n in _parallel(_compare_job, args, jobs):
+            for n in parallel_map(_compare_job, args, jobs):
                 done += n
                 self.progress("compare (cells)", done, len(todo))
         result = run_compare(cfg, log=_file_log(self.p["logs"] / "compare.log"), progress=self.progress)
