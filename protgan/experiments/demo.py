@@ -30,11 +30,10 @@ for intra-op parallelism, and busy OpenMP threads degrade badly when the cores a
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
