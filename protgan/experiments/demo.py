@@ -348,10 +348,13 @@ class Demo:
         fold = self.gan_folds()[0]
         main = self.state["stages"]["gan"]["runs"][f"class {c}" + ("" if fold is None else f" fold {fold}")]
         other = "dcgan" if plan.gan_arch == "fastgan" else "fastgan"
-        cfg = {**self.gan_config(c, fold, arch=other), "out": str(self.p["gan_beside"] / f"class_{c:02d}"),
+        main_cfg = self.gan_config(c, fold)
+        # the same checkpoint / sample / log cadence as the main run (their cost is inside both budgets)
+        cadence = {k: main_cfg[k] for k in ("ckpt_every", "sample_every", "log_every")}
+        cfg = {**self.gan_config(c, fold, arch=other), **cadence, "out": str(self.p["gan_beside"] / f"class_{c:02d}"),
                "steps": 1_000_000, "max_minutes": main.get("train_cpu_seconds", main["seconds"]) / 60}
         self.log(f"  class {c}: {other} beside {plan.gan_arch}, at the CPU seconds of {plan.gan_arch}'s run")
-        job = parallel_map(_beside_job, [(asdict(TrainGanConfig(**self.gan_config(c, fold))), cfg, plan.beside_images,
+        job = parallel_map(_beside_job, [(main_cfg, cfg, plan.beside_images,
                                        self.cfg.seed, str(self.p["logs"] / "gan_beside.log"))], 1)
         rows = next(iter(job))
         write_json(self.p["gan_beside"] / "beside.json", rows)
