@@ -52,7 +52,7 @@ def classify(
     cfg = opts.build(ClassifyConfig)
     from protgan.classify.train import run_classify
 
-    with Reporter("classify", console, opts.build(LogOptions), unit="batch") as progress:
+    with Reporter("classify", console, opts.build(LogOptions), unit="img") as progress:
         summary = run_classify(cfg, log=progress.log, progress=progress.update)
     if summary is not None:
         _print_summary(summary, Path(cfg.out))
