@@ -119,6 +119,22 @@ def test_legacy_checkpoint_error_and_conversion(tmp_path: Path) -> None:
     assert isinstance(state["rng"]["python"], list)
 
 
+def test_conversion_without_a_terminal_asks_nobody_and_converts_nothing(tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from protgan.core.safeload import main
+
+    legacy = tmp_path / "old.pt"
+    torch.save({"step": 1, "score": np.float64(0.5)}, legacy)
+    before = legacy.read_bytes()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a pipe or batch job: EOF at the prompt
+    with pytest.raises(SystemExit, match="not converted .*--yes"):
+        main([str(legacy)])
+    assert legacy.read_bytes() == before
+    main([str(legacy), "--yes"])
+    assert load_weights(legacy)["score"] == 0.5
+
+
 def test_rng_state_round_trip_through_a_safe_file(tmp_path: Path) -> None:
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     np.random.standard_normal()  # a cached gaussian in numpy's state

@@ -128,10 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
     if not args.yes:
-        answer = input(f"Unpickle {len(args.paths)} file(s)? This runs any code they hold; only for your own "
-                       f"checkpoints [y/N] ")
+        try:
+            answer = input(f"Unpickle {len(args.paths)} file(s)? This runs any code they hold; only for your own "
+                           f"checkpoints [y/N] ")
+        except EOFError:  # no terminal to ask (a pipe, a batch job): no consent
+            answer = ""
         if answer.strip().lower() not in ("y", "yes"):
-            raise SystemExit(1)
+            raise SystemExit("not converted (pass --yes to convert without asking)")
     for p in args.paths:
         print(f"converted {convert_legacy(p)}")
 
