@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--archs", default="dcgan,fastgan")
     ap.add_argument("--per-class", type=int, default=256)
     ap.add_argument("--cas-epochs", type=int, default=3)
+    ap.add_argument("--cas-folds", type=int, default=2, help="the shared folds of DATA/folds.csv (CAS validates on fold 0)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     out, roots = Path(a.out), [Path(r) for r in a.runs]
@@ -67,7 +68,7 @@ def main() -> None:
         protgan("synth", "--runs", str(runs), "--out", str(syn), "--per-class", str(a.per_class), "--seed", "0",
                 "--device", "cpu")
         protgan("evaluate", "--real", a.real, "--fake", str(syn), "--classes", a.subset, "--select", "only",
-                "--channels", a.channels, "--metrics", "fid,kid,pr,copies,cas", "--cas-fold", "0",
+                "--channels", a.channels, "--metrics", "fid,kid,pr,copies,cas", "--cas-fold", "0", "--cas-folds", str(a.cas_folds),
                 "--cas-epochs", str(a.cas_epochs), "--out", str(ev), "--workers", "0", "--device", "cpu")
         with open(ev / "evaluate.csv", newline="") as fh:
             rows[arch] = [r for r in csv.DictReader(fh) if int(r["class_index"]) in classes]
