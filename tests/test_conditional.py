@@ -233,3 +233,14 @@ def test_bad_input_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFi
     code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
                             "--class", "0", "--size", "32"], capsys)
     assert_one_line_error(code, err, "--conditional with --class 0")
+
+
+def test_fanout_plans_one_conditional_job_per_fold(tmp_path: Path) -> None:
+    from protgan.gan.fanout import plan_jobs
+
+    data = make_dataset(tmp_path / "d", TARGETS, size=32, channels=("red", "green", "blue"))
+    base = {k: v for k, v in vars(_config(data, tmp_path / "runs")).items() if k != "class_index"}
+    jobs = plan_jobs({**base, "folds": 2, "fold": None}, "0,25,2", tmp_path / "runs")
+    assert [(j.label, j.out) for j in jobs] == [(f"conditional fold {f}", tmp_path / "runs" / f"fold_{f}" / "conditional")
+                                                for f in (0, 1)]
+    assert all(j.config["conditional"] and j.config["class_index"] is None and j.config["fold"] == j.fold for j in jobs)
