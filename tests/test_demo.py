@@ -63,9 +63,10 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
                     "5. Is the synthetic set any good?", "6. Classification"):
         assert heading in md
     tables = _tables(md)
-    # stage timings, class counts, enhancement, GAN, FID, KID during training, quality, comparison, differences
-    assert len(tables) == 9
-    timings, counts, enhance, gan, fid, kid, quality, table, diffs = tables
+    # stage timings, class counts, enhancement, GAN, the other arch beside, FID, KID during training, quality,
+    # comparison, differences
+    assert len(tables) == 10
+    timings, counts, enhance, gan, beside, fid, kid, quality, table, diffs = tables
     folds = PLANS["tiny"].folds
     assert len(gan) == 5 * folds and len(fid) == 5 and len(counts) == 5  # one generator per class and fold
     assert [r[0] for r in enhance] == ["original", "he", "ahe", "clahe"]
@@ -76,6 +77,12 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     for r in gan:
         assert int(r[4]) == PLANS["tiny"].gan_steps
         assert all(math.isfinite(float(v)) for v in r[5:10])
+    # the other arch beside the demo's for one class: it trained until it had used the demo generator's CPU seconds
+    assert [r[0] for r in beside] == [PLANS["tiny"].gan_arch, "fastgan" if PLANS["tiny"].gan_arch == "dcgan" else "dcgan"]
+    assert int(beside[0][1]) == PLANS["tiny"].gan_steps and int(beside[1][1]) >= 1
+    assert float(beside[1][2]) >= float(beside[0][2]) - 0.1  # both printed to 0.1 s
+    assert all(math.isfinite(v) for r in beside for v in _numbers(r[3]))
+    assert f"class {PLANS['tiny'].beside_class} (" in md and "at the same CPU seconds" in md
     assert "LEAKY" not in md  # per-fold generators: clean
     for r in fid:  # FID, KID, the floor
         for cell in (r[4], r[5], r[7]):
@@ -110,8 +117,8 @@ def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
     assert "`classic+gan - classic`: test macro F1" in md and "`gan - none`: test macro F1" in md
     # every figure exists, and the HTML inlines every one of them
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    # enhancement, per class (real, samples, losses), KID, most-copied images, comparison
-    assert len(images) == 1 + 3 * 5 + 1 + 1 + 1
+    # enhancement, per class (real, samples, losses), beside, KID, most-copied images, comparison
+    assert len(images) == 1 + 3 * 5 + 1 + 1 + 1 + 1
     for rel in images:
         assert (out / rel).is_file(), rel
     assert html.count("src='data:image/png;base64,") == len(images)

@@ -16,6 +16,7 @@ from protgan.classify.optim import describe_optimizer
 from protgan.classify.thresholds import KINDS
 from protgan.data import class_name
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
 
 SPLITS = ("train", "val")
 THRESHOLD_KINDS = KINDS  # tuned, 0.5, positive-proportion (older runs: only the kinds they have)
@@ -54,30 +55,25 @@ def collect_run(run: str | Path) -> dict:
     classes = results[0]["classes"]
     kinds = run_kinds(results)
     summary: dict = {s: {t: {} for t in kinds} for s in SPLITS}
-    rows = ["fold,split,thresholds," + ",".join(SCALAR_METRICS) + ",auc_classes_skipped,n_images"]
+    rows: list[dict] = []
     for s in SPLITS:
         for t in kinds:
             for r in results:
                 m = r[s][t]
-                rows.append(f"{r['fold']},{s},{t}," + ",".join(f"{m[k]:.6f}" for k in SCALAR_METRICS)
-                            + f",{m['auc_classes_skipped']},{m['n_images']}")
+                rows.append({"fold": r["fold"], "split": s, "thresholds": t, **{k: m[k] for k in SCALAR_METRICS},
+                             "auc_classes_skipped": m["auc_classes_skipped"], "n_images": m["n_images"]})
             for k in SCALAR_METRICS:
                 summary[s][t][k] = _mean_std([r[s][t][k] for r in results])
             for label, idx in (("mean", 0), ("std", 1)):
-                rows.append(f"{label},{s},{t}," + ",".join(f"{summary[s][t][k][idx]:.6f}" for k in SCALAR_METRICS) + ",,")
-    write_text(run / "metrics.csv", "\n".join(rows) + "\n")
-
-    pc_rows = ["fold,split,thresholds,class,name,precision,recall,f1,support,roc_auc"]
-    for r in results:
-        for s in SPLITS:
-            for t in kinds:
-                pc = r[s][t]["per_class"]
-                for j, c in enumerate(classes):
-                    auc = pc["roc_auc"][j]
-                    pc_rows.append(f"{r['fold']},{s},{t},{c},\"{class_name(c)}\",{pc['precision'][j]:.6f},"
-                                   f"{pc['recall'][j]:.6f},{pc['f1'][j]:.6f},{pc['support'][j]},"
-                                   f"{'' if auc is None else f'{auc:.6f}'}")
-    write_text(run / "per_class.csv", "\n".join(pc_rows) + "\n")
+                rows.append({"fold": label, "split": s, "thresholds": t,
+                             **{k: summary[s][t][k][idx] for k in SCALAR_METRICS}})
+    write_csv(run / "metrics.csv", rows, ["fold", "split", "thresholds", *SCALAR_METRICS, "auc_classes_skipped",
+                                          "n_images"], float_format=".6f")
+    pc_rows = [{"fold": r["fold"], "split": s, "thresholds": t, "class": c, "name": class_name(c),
+                **{k: r[s][t]["per_class"][k][j] for k in ("precision", "recall", "f1", "support", "roc_auc")}}
+               for r in results for s in SPLITS for t in kinds for j, c in enumerate(classes)]
+    write_csv(run / "per_class.csv", pc_rows, ["fold", "split", "thresholds", "class", "name", "precision", "recall",
+                                               "f1", "support", "roc_auc"], float_format=".6f")
 
     th = np.array([r["thresholds"] for r in results])
     write_json(run / "thresholds.json", {

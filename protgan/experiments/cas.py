@@ -30,7 +30,9 @@ import numpy as np
 
 from protgan.classify.train import ClassifyConfig, run_classify
 from protgan.core.atomic import write_json, write_text
+from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.jobs import cpu_jobs, parallel_map
 from protgan.data import FOLDS_FILE, ImageSet, class_name, load_or_make_folds, open_dataset, write_label_table
 from protgan.data.provenance import check_fold
 from protgan.data.selection import check_select, select_class_ids
@@ -58,6 +60,7 @@ class CasConfig:
     seed: int = 0
     workers: int | None = 0
     device: str = "auto"
+    jobs: int = 0  # CPU: the two arms in this many processes, one thread each (0: one per core); GPU: 1
 
 
 @dataclass
@@ -179,9 +182,14 @@ def run_cas(cfg: CasConfig, log: Log = print, progress: Progress | None = None) 
                           cfg.fold, cfg.folds)
         log(f"cas {arm}: {len(arms[arm])} training images ({', '.join(f'{c}:{n}' for c, n in n_train.items())}), "
             f"{len(val_ids)} real validation images (fold {cfg.fold})")
-        # (classify's "other folds not done yet" hint is not for a one-fold CAS run)
-        run_classify(classify_config(cfg, out / arm), log=lambda m: None if "not done yet" in m else log(m),
-                     progress=progress)
+    jobs = cpu_jobs(cfg.jobs) if resolve_device(cfg.device).type == "cpu" else 1
+    # the two arms are independent classify runs (each resumable): side by side on a CPU's cores
+    tick = progress or (lambda label, done, total: None)
+    tick("cas: classifier arms", 0, len(ARMS))
+    configs = [asdict(classify_config(cfg, out / arm)) for arm in ARMS]
+    for k, _ in enumerate(parallel_map(_train_arm, configs, min(jobs, len(ARMS))), 1):
+        tick("cas: classifier arms", k, len(ARMS))
+    for arm in ARMS:
         res = json.loads((out / arm / "run" / f"fold_{cfg.fold}" / "result.json").read_text())
         val = res["val"]["tuned"]
         f1[arm] = [float(v) for v in val["per_class"]["f1"]]
@@ -189,6 +197,11 @@ def run_cas(cfg: CasConfig, log: Log = print, progress: Progress | None = None) 
     result = CasResult(list(cfg.classes), n_train, f1, macro, len(val_ids), cfg.fold, leakage)
     write_json(out / "cas.json", {"config": asdict(cfg), **asdict(result)})
     return result
+
+
+def _train_arm(config: dict) -> None:
+    """One arm's classify run (a process-pool job: picklable in, nothing out; result.json is the output)."""
+    run_classify(ClassifyConfig(**config), log=lambda m: None)
 
 
 def classify_config(cfg: CasConfig, arm_dir: Path) -> ClassifyConfig:

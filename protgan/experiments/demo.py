@@ -30,18 +30,20 @@ for intra-op parallelism, and busy OpenMP threads degrade badly when the cores a
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable
+
+import numpy as np
+import torch
 
 from protgan.core.atomic import write_json
+from protgan.core.jobs import parallel_map
 from protgan.core.runfolder import RunLock, check_out_path
 from protgan.core.errors import ProtganError
 from protgan.core.device import resolve_device
-from protgan.data import dataset_folds, open_dataset, resolve_subset
+from protgan.data import dataset_folds, open_dataset, resolve_subset, to_uint8_images, write_png
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
 from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
@@ -51,9 +53,9 @@ from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
 from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
 from protgan.gan.synth import SynthConfig, run_synth
-from protgan.gan.train import GanTrainer, TrainGanConfig
+from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid
 
-STAGES = ("data", "enhance", "gan", "synth", "fid", "evaluate", "compare", "report")
+STAGES = ("data", "enhance", "gan", "gan_beside", "synth", "fid", "evaluate", "compare", "report")
 STATE_FILE = "demo.json"
 
 Log = Callable[[str], None]
@@ -96,6 +98,10 @@ class DemoPlan:
     gan_fastgan_lr: float = 1e-3  # G and D (Adam); the paper's 2e-4 learns too little in ~100 CPU steps
     gan_eval_every: int = 0  # KID/FID of EMA samples against the class during training (train-gan --eval-every)
     gan_eval_images: int = 128
+    # the other generator (dcgan <-> fastgan) for one class, fold 0, at the CPU seconds its main generator
+    # took: the report shows both side by side with their KID (None: not trained)
+    beside_class: int | None = 23
+    beside_images: int = 128  # EMA samples per generator for the beside KID
     # all four arms (none, classic, gan, classic+gan): the paper's gan arm has no classic transforms, so
     # gan - classic alone mixes "GAN images" with "no classic augmentation"; the extra arms separate them
     all_arms: bool = True
@@ -119,7 +125,7 @@ PLANS: dict[str, DemoPlan] = {
     # the test's end-to-end run (--tiny, hidden): too few single-label images per class for `only`
     "tiny": DemoPlan("tiny", n=120, size=32, enhance_sample=12, gan_steps=6, gan_batch=4, gan_width=32,
                      gan_select="any", per_class=12, model="efficientnet_lite0", folds=2, seeds="0",
-                     epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16),
+                     epochs=1, batch_size=16, gan_eval_every=3, gan_eval_images=16, beside_images=16),
 }
 
 
@@ -133,35 +139,12 @@ class DemoResult:
 
 
 def paths(out: Path) -> dict[str, Path]:
-    return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "synthetic": out / "synthetic",
+    return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "gan_beside": out / "gan-beside",
+            "synthetic": out / "synthetic",
             "fid": out / "fid", "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
 
 
 # ------------------------------------------------------------------------------------ parallel jobs
-def _init_job() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _parallel(fn: Callable[[Any], Any], args: Sequence[Any], jobs: int) -> Iterable[Any]:
-    """fn(arg) for every arg, in `jobs` spawned processes (in this process when jobs == 1)."""
-    if jobs <= 1 or len(args) <= 1:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in the job processes: these tensors are too small to share out
-        try:
-            for a in args:
-                yield fn(a)
-        finally:
-            torch.set_num_threads(threads)
-        return
-    ctx = mp.get_context("spawn")  # torch and fork do not mix
-    with ctx.Pool(min(jobs, len(args)), initializer=_init_job) as pool:
-        yield from pool.imap_unordered(fn, args)
-
-
 def _file_log(path: Path) -> Log:
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -187,7 +170,32 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
     key = f"class {cfg.class_index}" + ("" if cfg.fold is None else f" fold {cfg.fold}")
     return {"key": key, "class_index": cfg.class_index, "fold": cfg.fold, "class_name": cfg.class_name, "status": result.status,
             "step": result.step, "n_images": result.n_images, "warnings": result.warnings,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "train_cpu_seconds": trainer.train_seconds}
+
+
+def _beside_job(args: tuple[dict, dict, int, int, str]) -> list[dict]:
+    """Train the beside run (its --max-minutes budget), then KID of both runs' EMA samples in one feature
+    space, on the same real images (same class, fold and --select), the same noise and the same subsets."""
+    main_cfg, beside_cfg, n_fake, seed, log_path = args
+    log = _file_log(Path(log_path))
+    trainer = GanTrainer(TrainGanConfig(**beside_cfg), warn=lambda m: log(f"warning: {m}"))
+    result = trainer.fit()
+    if result.status == "interrupted":
+        raise KeyboardInterrupt
+    main = GanTrainer(TrainGanConfig(**main_cfg))
+    main.prepare_run()  # loads the finished run's last checkpoint
+    evaluator = TrainingEval("efficientnet_lite0", n_fake=n_fake, seed=seed)
+    grid_z = torch.randn(6, main.cfg.z_dim, generator=torch.Generator().manual_seed(seed + 7))
+    rows, grids = [], [main.real_reference[:6].numpy()]
+    for t in (main, trainer):
+        score = evaluator(t, t.step)
+        rows.append({"arch": t.cfg.arch, "steps": t.step, "train_cpu_seconds": round(t.train_seconds, 1),
+                     "kid_x1e3": 1e3 * score["kid"], "kid_std_x1e3": 1e3 * score["kid_std"], "run": str(t.run)})
+        grids.append(to_uint8_images(t.generate(z=grid_z)).cpu().numpy())
+    # one row each: real | the demo's generator | the other one
+    write_png(Path(beside_cfg["out"]).parent / "beside.png",
+              np.concatenate([image_grid(g, main.cfg.channels, cols=6) for g in grids], axis=0))
+    return rows
 
 
 def _compare_job(args: tuple[dict, list[str], str]) -> int:
@@ -285,21 +293,23 @@ class Demo:
         root = self.p["gan"] if fold is None else fold_dir(self.p["gan"], fold)
         return root / f"class_{c:02d}"
 
-    def gan_config(self, c: int, fold: int | None = None) -> dict:
+    def gan_config(self, c: int, fold: int | None = None, arch: str | None = None) -> dict:
         plan = self.plan
-        fast = plan.gan_arch == "fastgan"
+        arch = arch or plan.gan_arch
+        fast = arch == "fastgan"
         steps = plan.gan_fastgan_steps if fast else plan.gan_steps
         width = plan.gan_fastgan_width if fast else plan.gan_width
         lr_g, lr_d = (plan.gan_fastgan_lr, plan.gan_fastgan_lr) if fast else (plan.gan_lr_g, plan.gan_lr_d)
         quarter = max(1, steps // 4)
         cfg = TrainGanConfig(
             data=str(self.p["enhanced"]), class_index=c, out=str(self.gan_run(c, fold)), size=plan.size,
-            fold=fold, folds=None if fold is None else plan.folds, arch=plan.gan_arch,
+            fold=fold, folds=None if fold is None else plan.folds, arch=arch,
             channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=steps,
             batch_size=plan.gan_batch, lr_g=lr_g, lr_d=lr_d, g_width=width,
             d_width=width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
             device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter,
             sample_every=quarter, log_every=max(1, min(25, quarter)),
+            time_clock="cpu",  # train_seconds in CPU seconds: the beside generator gets the same compute
         )
         return asdict(cfg)
 
@@ -319,12 +329,39 @@ class Demo:
                  f"jobs; logs in {logs}")
         runs = {}
         self.progress("train-gan (class x fold)", 0, len(args))
-        for k, r in enumerate(_parallel(_train_gan_job, args, self.jobs), 1):
+        for k, r in enumerate(parallel_map(_train_gan_job, args, self.jobs), 1):
             runs[r["key"]] = r
             self.progress("train-gan (class x fold)", k, len(args))
             self.log(f"  {r['key']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
                      f"({r['status']}, {r['seconds']:.0f} s)" + "".join(f"; warning: {w}" for w in r["warnings"]))
         return {"runs": runs, "folds": None if folds == [None] else len(folds)}
+
+    # -- 3b. the other generator for one class at the same CPU seconds, both scored by KID
+    def stage_gan_beside(self) -> dict:
+        """The demo's generator beside the other arch (dcgan <-> fastgan) for plan.beside_class, fold 0's
+        training part: the other one trains until it has used the CPU seconds the demo's took (train-gan
+        --max-minutes on --time-clock cpu), then both are scored by KID x1e3 of beside_images EMA samples
+        against their (shared) training images. OUT/gan-beside/ (not under gan/: synth must not use it)."""
+        plan, c = self.plan, self.plan.beside_class
+        if c is None or c not in self.classes():
+            return {"skipped": True}
+        fold = self.gan_folds()[0]
+        main = self.state["stages"]["gan"]["runs"][f"class {c}" + ("" if fold is None else f" fold {fold}")]
+        other = "dcgan" if plan.gan_arch == "fastgan" else "fastgan"
+        main_cfg = self.gan_config(c, fold)
+        # the same checkpoint / sample / log cadence as the main run (their cost is inside both budgets)
+        cadence = {k: main_cfg[k] for k in ("ckpt_every", "sample_every", "log_every")}
+        cfg = {**self.gan_config(c, fold, arch=other), **cadence, "out": str(self.p["gan_beside"] / f"class_{c:02d}"),
+               "steps": 1_000_000, "max_minutes": main.get("train_cpu_seconds", main["seconds"]) / 60}
+        self.log(f"  class {c}: {other} beside {plan.gan_arch}, at the CPU seconds of {plan.gan_arch}'s run")
+        job = parallel_map(_beside_job, [(main_cfg, cfg, plan.beside_images,
+                                       self.cfg.seed, str(self.p["logs"] / "gan_beside.log"))], 1)
+        rows = next(iter(job))
+        write_json(self.p["gan_beside"] / "beside.json", rows)
+        for r in rows:
+            self.log(f"  {r['arch']}: {r['steps']} steps, {r['train_cpu_seconds']:.1f} CPU s, KID x1e3 "
+                     f"{r['kid_x1e3']:.0f} ± {r['kid_std_x1e3']:.0f}")
+        return {"class": c, "rows": rows}
 
     # -- 4. synthetic images
     def stage_synth(self) -> dict:
@@ -383,7 +420,7 @@ class Demo:
             args = [(base, chunk, str(self.p["logs"] / f"compare_job{j}.log")) for j, chunk in enumerate(chunks)]
             done = 0
             self.progress("compare (cells)", 0, len(todo))
-            for n in _parallel(_compare_job, args, jobs):
+            for n in parallel_map(_compare_job, args, jobs):
                 done += n
                 self.progress("compare (cells)", done, len(todo))
         result = run_compare(cfg, log=_file_log(self.p["logs"] / "compare.log"), progress=self.progress)

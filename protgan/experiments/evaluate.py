@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
-from protgan.core.atomic import write_json, write_text
+from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError
+from protgan.core.tables import write_csv
 from protgan.data import ImageSet, class_name
 from protgan.data.cache import read_stack
 from protgan.evaluation.features import check_feature_spec, dataset_features, make_extractor
@@ -179,17 +179,9 @@ def csv_columns(names: Sequence[str]) -> list[str]:
     return cols
 
 
-def _csv_value(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    text = str(v)
-    return f'"{text}"' if "," in text else text
-
-
 def write_outputs(out: Path, cfg: EvaluateConfig, result: EvaluateResult) -> None:
     cols = csv_columns(result.metrics)
-    lines = [",".join(cols)] + [",".join(_csv_value(r.get(c, "")) for c in cols) for r in result.rows]
-    write_text(out / "evaluate.csv", "\n".join(lines) + "\n")
+    write_csv(out / "evaluate.csv", result.rows, cols)
     result.files.update(csv=str(out / "evaluate.csv"), json=str(out / "evaluate.json"))
     write_json(out / "evaluate.json", {"features": result.features, "channels": list(result.channels),
                                        "size": result.size, "metrics": result.metrics, "cas": result.cas,

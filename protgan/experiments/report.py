@@ -182,6 +182,38 @@ def gan_section(ctx: Ctx) -> list[Block]:
             b.append(Block("img", f"{title}: EMA generator samples at step {int(latest.stem.split('_')[-1])}", path=latest))
         if (run / "losses.png").is_file():
             b.append(Block("img", f"{title}: losses, D outputs and diversity", path=run / "losses.png"))
+    return b + beside_blocks(ctx)
+
+
+ARCH_NAMES = {"dcgan": "the paper's DCGAN", "fastgan": "FastGAN"}
+
+
+def beside_blocks(ctx: Ctx) -> list[Block]:
+    """The demo's generator beside the other arch for one class at the same CPU seconds (stage gan_beside)."""
+    info = ctx.state.get("stages", {}).get("gan_beside") or {}
+    if not info.get("rows"):
+        return []
+    rows = info["rows"]
+    c = info["class"]
+    main, other = rows[0], rows[1]
+    better = min(rows, key=lambda r: r["kid_x1e3"])
+    gap = abs(main["kid_x1e3"] - other["kid_x1e3"])
+    noise = max(main["kid_std_x1e3"], other["kid_std_x1e3"])
+    verdict = (f"{ARCH_NAMES[better['arch']]} is lower by {gap:.0f}" if gap > noise else
+               f"the two are within one std ({gap:.0f} apart, std up to {noise:.0f})")
+    b = [Block("h3", f"class {c} ({class_name(c)}): {ARCH_NAMES[main['arch']]} beside {ARCH_NAMES[other['arch']]} "
+                     f"at the same CPU seconds"),
+         Block("p", f"The demo trains {ARCH_NAMES[main['arch']]} (`--arch {main['arch']}`: the one measured best at "
+                    f"this budget, README train-gan). Beside it, fold 0's training part of class {c} trained "
+                    f"`--arch {other['arch']}` until it had used the same CPU seconds (`--max-minutes` on "
+                    f"`--time-clock cpu`). KID x1e3 of the EMA samples against the class's training images "
+                    f"(EfficientNet-Lite0): {verdict}."),
+         Block("table", header=("arch", "steps", "train CPU s", "KID x1e3"),
+               rows=[(r["arch"], str(r["steps"]), _num(r["train_cpu_seconds"], 1),
+                      _pm(r["kid_x1e3"], r["kid_std_x1e3"], 0)) for r in rows])]
+    png = ctx.p["gan"].parent / "gan-beside" / "beside.png"
+    if png.is_file():
+        b.append(Block("img", f"class {c}: real | {main['arch']} | {other['arch']} (same noise, EMA)", path=png))
     return b
 
 
