@@ -35,6 +35,9 @@ def synth_command(*, opts: Opts) -> None:
         table.add_row(str(e["class_index"]), e["class_name"], str(e["count"]), str(e["step"]),
                       Path(e["checkpoint"]).name, ftxt, _generator_text(e))
     console.print(table)
+    if manifest.get("labels"):
+        console.print(f"conditional runs: label sets --labels {manifest['labels']} (in {out / 'train.csv'})",
+                      highlight=False, soft_wrap=True)
     if manifest["skipped_classes"]:
         console.print(f"[yellow]skipped (no trained generator):[/] {', '.join(map(str, manifest['skipped_classes']))}")
 

@@ -40,6 +40,12 @@ def train_gan(
     for name in ("data", "out"):  # optional only for --job (a fan-out job reads them from its file)
         if opts[name] is None:
             raise ProtganError(f"--{name}: required")
+    if opts["conditional"] and class_ is None:  # one model for the subset (per fold with --folds K alone)
+        if opts["folds"] is not None and opts["fold"] is None:
+            _fan_out({**opts, "classes": opts["classes"] or "all"}, gpus, jobs, log_opts)
+        else:
+            _train_one(opts.build(TrainGanConfig, class_index=None, classes=opts["classes"] or "all"), log_opts)
+        return
     if class_ is None:
         if opts["classes"] is None:
             raise ProtganError("--class: required (or --classes top5|all|LIST without --class: one GAN per class)")
@@ -60,6 +66,10 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
     main = distributed.is_main()  # torchrun: rank 0 prints and reports progress
     warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
     eval_fn = TrainingEval(cfg.eval_features, n_fake=cfg.eval_images, seed=cfg.seed) if cfg.eval_every else None
+    if eval_fn is not None and cfg.conditional:  # KID per class: kid_cC columns, best.pt by their mean
+        from protgan.gan.conditional import PerClassEval
+
+        eval_fn = PerClassEval(lambda: TrainingEval(cfg.eval_features, n_fake=cfg.eval_images, seed=cfg.seed))
     with Reporter("train-gan", console, log_opts, unit="step", transient=False, enabled=main) as progress:
         def on_log(row: dict[str, float]) -> None:
             figures = {"D": row["loss_D"], "G": row["loss_G"], "D(x)": row["D_x"], "D(G(z))": row["D_G_z"],
@@ -70,8 +80,11 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
         trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=on_log,
                              on_step=lambda s: progress.update("train", s, cfg.steps), warn=warn)
         part = "every image" if cfg.fold is None else f"training part of fold {cfg.fold}/{cfg.folds}"
-        progress.log(f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images (--select {cfg.select}, "
-                     f"--classes {cfg.classes}, {part}), {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
+        what = (f"conditional, classes {','.join(map(str, cfg.class_subset))}: {cfg.n_images} images with a label "
+                f"of the subset ({trainer.n_unlabeled} without one dropped; --balance {cfg.balance}, {part})"
+                if cfg.conditional else f"class {cfg.class_index} ({cfg.class_name}): {cfg.n_images} images "
+                f"(--select {cfg.select}, --classes {cfg.classes}, {part})")
+        progress.log(f"{what}, {cfg.size} px {'+'.join(cfg.channels)} on {trainer.device}"
                      + (f", amp {str(trainer.amp_dtype).replace('torch.', '')}" if trainer.amp_dtype else ""))
         if distributed.active():
             progress.log(f"torchrun: {distributed.world_size()} processes x --batch-size {cfg.batch_size} = global "

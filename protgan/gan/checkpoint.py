@@ -27,6 +27,7 @@ from protgan.core.errors import ProtganError
 from protgan.core.safeload import load_weights
 from protgan.data import ImageSet, open_dataset, resolve_subset
 from protgan.data.selection import select_class_ids
+from protgan.gan.conditional import num_classes_of, subset_label_sets
 from protgan.gan.config import ARCHS
 from protgan.gan.fastgan import build_fastgan_discriminator, build_fastgan_generator
 from protgan.gan.models import build_discriminator, build_generator
@@ -78,21 +79,25 @@ def run_arch(config: dict[str, Any]) -> str:
 
 def generator_from_config(config: dict[str, Any]) -> nn.Module:
     """An (untrained) generator with the architecture a run's config describes: the one place that
-    rebuilds G (train-gan, synth, fid and the demo all call it). forward(z: B x z_dim) -> images in [-1, 1]."""
+    rebuilds G (train-gan, synth, fid and the demo all call it). forward(z: B x z_dim) -> images in [-1, 1];
+    a conditional run's (config "conditional"): forward(z, y: B x K multi-hot over its class_subset)."""
     size, channels, z_dim = int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100))
+    k = num_classes_of(config)
     if run_arch(config) == "fastgan":
-        return build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)))
+        return build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)), k)
     return build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
-                           str(config.get("g_upsample", "transposed")))
+                           str(config.get("g_upsample", "transposed")), k)
 
 
 def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
     """An (untrained) discriminator with the architecture a run's config describes (the one place for D).
-    dcgan: forward(x) -> logits (B,); fastgan: a tuple whose first element is the logits (B,)."""
+    dcgan: forward(x) -> logits (B,); fastgan: a tuple whose first element is the logits (B,). A conditional
+    run's D is a projection discriminator: forward(x, y=labels)."""
     size, channels = int(config["size"]), len(config["channels"])
+    k = num_classes_of(config)
     if run_arch(config) == "fastgan":
-        return build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)))
-    return build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)))
+        return build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
+    return build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)), k)
 
 
 def image_logits(output: torch.Tensor | tuple) -> torch.Tensor:
@@ -140,6 +145,9 @@ def training_set(config: dict[str, Any]) -> tuple[ImageSet, list[str]]:
         raise ProtganError(f"the run of class {config.get('class_index')} was trained on {data}, which is not "
                            f"readable any more (its training images are needed)")
     ds = open_dataset(data)
+    if config.get("conditional"):  # every image with a label of the subset (train_ids when recorded)
+        ids = list(config.get("train_ids") or subset_label_sets(ds.ids, ds.targets, config["class_subset"])[0])
+        return ds, ids
     if config.get("train_ids"):  # recorded by train-gan (per-fold runs: the fold's training part only)
         return ds, list(config["train_ids"])
     subset = resolve_subset(config.get("classes", "all"), ds.targets)
@@ -158,10 +166,12 @@ def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:
         p for p in root.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file())
     runs: dict[int, Path] = {}
     for run in candidates:
-        index = int(read_run_config(run)["class_index"])
-        if index in runs:
-            raise ProtganError(f"{root}: two runs for class {index}: {runs[index].name} and {run.name} (keep one)")
-        runs[index] = run
+        config = read_run_config(run)
+        # a conditional run (train-gan --conditional) is the run of every class of its subset
+        for index in (config["class_subset"] if config.get("conditional") else [int(config["class_index"])]):
+            if index in runs:
+                raise ProtganError(f"{root}: two runs for class {index}: {runs[index].name} and {run.name} (keep one)")
+            runs[int(index)] = run
     if not runs:
         raise ProtganError(f"{root}: no train-gan runs (sub-folders with a config.json)")
     return runs

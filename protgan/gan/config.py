@@ -18,6 +18,8 @@ from protgan.data.classes import class_name, resolve_class
 from protgan.data.selection import SELECT_CHOICES
 
 KEEP_CHOICES = ("last", "all")
+BALANCE_CHOICES = ("uniform", "real")  # --balance of --conditional (protgan.gan.conditional)
+LABEL_CHOICES = ("single", "follow-real")  # synth --labels on a conditional run
 ARCHS = ("dcgan", "fastgan")  # protgan.gan.models (the paper's) and protgan.gan.fastgan
 TIME_CLOCKS = ("wall", "cpu")  # --time-clock of --max-minutes
 # Per-arch defaults of options whose best value depends on the recipe (None / "auto" in the config).
@@ -63,6 +65,15 @@ class TrainGanConfig:
     classes: str = option("all", "Class subset that --select only is judged within: all (default), top5 or a comma "
                                  "list. Without --class: train one GAN per class of it, into OUT/class_N (fan-out: "
                                  "--gpus, --jobs).")
+    conditional: bool = option(False, "One conditional GAN for every class of --classes (instead of --class): G "
+                                      "takes the multi-hot label set (embedding + conditional batch norm), D is a "
+                                      "projection discriminator; trains on every image with a label of the subset, "
+                                      "with its real label set (--select does not apply). Refused with --class.")
+    balance: str = option("uniform", "--conditional: sampling of training images (and of fake label sets): uniform "
+                                     "(each class of the subset about equally often) or real (every image equally "
+                                     "often: the real class frequencies).", choices=BALANCE_CHOICES)
+    class_subset: list[int] = option(help="Filled in (--conditional): the classes of the label vector, in order.",
+                                     cli=None, factory=list)
     steps: int = option(20_000, "Training steps (one D and one G update each).")
     batch_size: int = option(64, "Images per minibatch (real and fake minibatches are separate). A class with fewer "
                                  "images draws its batches with replacement (a warning says so).")
@@ -152,14 +163,21 @@ class TrainGanConfig:
         if self.augment_p in ("auto", None, ""):
             self.augment_p = defaults["augment_p"]
         parse_augment_p(self.augment_p)
-        self.class_index = resolve_class(self.class_index)
-        self.class_name = class_name(self.class_index)
+        if self.conditional:
+            if self.class_index is not None:
+                raise ProtganError(f"--conditional with --class {self.class_index}: a conditional run covers every "
+                                   f"class of --classes; drop --class (or --conditional for one class's GAN)")
+            self.class_name = "conditional"
+        else:
+            self.class_index = resolve_class(self.class_index)
+            self.class_name = class_name(self.class_index)
         # a list from the CLI's comma list ("rgb" -> ["rgb"]) or a config.json: parsed as the text it was
         text = self.channels if isinstance(self.channels, str) else ",".join(self.channels)
         self.channels = list(parse_channels(text))
         self.betas_g = [float(b) for b in self.betas_g]
         checks = [
             (len(self.betas_g) == 2 and all(0 <= b < 1 for b in self.betas_g), f"betas_g {self.betas_g}: two values in [0, 1)"),
+            (self.balance in BALANCE_CHOICES, f"--balance {self.balance!r}: expected one of {', '.join(BALANCE_CHOICES)}"),
             (self.select in SELECT_CHOICES, f"--select {self.select!r}: expected one of {', '.join(SELECT_CHOICES)}"),
             (self.resume in ("auto", "never"), f"--resume {self.resume!r}: expected auto or never"),
             (self.keep in KEEP_CHOICES, f"--keep {self.keep!r}: expected one of {', '.join(KEEP_CHOICES)}"),
@@ -231,6 +249,10 @@ class SynthConfig:
     checkpoint: str = option("last", "last (checkpoints/last.pt) or best (checkpoints/best.pt, kept by train-gan "
                                      "--eval-every).", choices=SYNTH_CHECKPOINT_CHOICES)
     skip_missing: bool = option(False, "Skip classes without a trained generator instead of failing.")
+    labels: str = option("single", "Label sets of a conditional run's images (train-gan --conditional): single (the "
+                                   "class alone) or follow-real (each image of class C gets the label set of a real "
+                                   "training image carrying C, drawn uniformly: the real co-occurrence).",
+                         choices=LABEL_CHOICES)
     filter_by: Optional[str] = option(None, "Drop the least realistic samples: disc (the run's discriminator), "
                                             "ckpt:PATH (a protgan classifier's confidence for the class) or copies "
                                             "(the nearest to a training image first: drops near-copies).")

@@ -45,6 +45,8 @@ from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
 JOB_FILE = "job.json"
+CONDITIONAL_JOB = -1  # Job.class_index of a --conditional job (one model for the whole subset)
+CONDITIONAL_DIR = "conditional"  # its run folder: OUT/fold_F/conditional
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"class {self.class_index}" + ("" if self.fold is None else f" fold {self.fold}")
+        what = "conditional" if self.class_index == CONDITIONAL_JOB else f"class {self.class_index}"
+        return what + ("" if self.fold is None else f" fold {self.fold}")
 
 
 @dataclass
@@ -141,6 +144,8 @@ def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args
         dataset_folds(config["data"], ds.ids, ds.targets, k, root)
         wanted = [fold] if fold is not None else list(range(k))
     jobs = []
+    if config.get("conditional"):  # one conditional model per fold, into OUT/fold_F/conditional
+        return [_conditional_job(config, classes, fold_dir(root, f), f, k, args) for f in wanted if f is not None]
     for f in wanted:
         for c in subset:
             job_out = (root if f is None else fold_dir(root, f)) / f"class_{c}"
@@ -149,6 +154,14 @@ def plan_jobs(config: dict[str, Any], classes: str, out: str | os.PathLike, args
             cfg.validate()  # option errors here, once, not in every job's log
             jobs.append(Job(c, class_name(c), job_out, asdict(cfg), list(args), f))
     return jobs
+
+
+def _conditional_job(config: dict[str, Any], classes: str, folder: Path, fold: int, k: int,
+                     args: Sequence[str]) -> Job:
+    cfg = TrainGanConfig.from_dict({**config, "class_index": None, "out": str(folder / CONDITIONAL_DIR),
+                                    "classes": classes, "fold": fold, "folds": k})
+    cfg.validate()
+    return Job(CONDITIONAL_JOB, "conditional", Path(cfg.out), asdict(cfg), list(args), fold)
 
 
 def _last_step(run: Path) -> int | None:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protgan.core.errors import ProtganError
+from protgan.gan.conditional import Projection, batch_norm, run_layers
 
 MIN_SIZE, MAX_SIZE = 32, 1024
 MIN_WIDTH = 16
@@ -95,44 +96,51 @@ class SLE(nn.Module):
         return big * self.gate(small)
 
 
-def up_block(cin: int, cout: int) -> nn.Sequential:
+def up_block(cin: int, cout: int, num_classes: int = 0) -> nn.Sequential:
     return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), sn(nn.Conv2d(cin, cout * 2, 3, 1, 1, bias=False)),
-                         nn.BatchNorm2d(cout * 2), nn.GLU(dim=1))
+                         batch_norm(cout * 2, num_classes), nn.GLU(dim=1))
 
 
-def up_block_comp(cin: int, cout: int, res: int) -> nn.Sequential:
+def up_block_comp(cin: int, cout: int, res: int, num_classes: int = 0) -> nn.Sequential:
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="nearest"), sn(nn.Conv2d(cin, cout * 2, 3, 1, 1, bias=False)),
-        NoiseInjection(res), nn.BatchNorm2d(cout * 2), nn.GLU(dim=1),
-        sn(nn.Conv2d(cout, cout * 2, 3, 1, 1, bias=False)), NoiseInjection(res), nn.BatchNorm2d(cout * 2), nn.GLU(dim=1))
+        NoiseInjection(res), batch_norm(cout * 2, num_classes), nn.GLU(dim=1),
+        sn(nn.Conv2d(cout, cout * 2, 3, 1, 1, bias=False)), NoiseInjection(res), batch_norm(cout * 2, num_classes),
+        nn.GLU(dim=1))
 
 
 class FastganGenerator(nn.Module):
-    def __init__(self, size: int = 256, channels: int = 3, z_dim: int = Z_DIM, width: int = 256) -> None:
+    def __init__(self, size: int = 256, channels: int = 3, z_dim: int = Z_DIM, width: int = 256,
+                 num_classes: int = 0) -> None:
         super().__init__()
         check_size(size)
         self.size, self.channels, self.z_dim, self.width = size, channels, z_dim, width
+        self.num_classes = num_classes  # > 0: conditional on a K-class label vector (protgan.gan.conditional)
         self.init = nn.Sequential(sn(nn.ConvTranspose2d(z_dim, width * 2, 4, 1, 0, bias=False)),
-                                  nn.BatchNorm2d(width * 2), nn.GLU(dim=1))
+                                  batch_norm(width * 2, num_classes), nn.GLU(dim=1))
         self.resolutions = [2 ** k for k in range(3, int(math.log2(size)) + 1)]
         self.blocks = nn.ModuleDict()
         for r in self.resolutions:
             cin, cout = width_at(r // 2, width), width_at(r, width)
             comp = int(math.log2(r)) % 2 == 1
-            self.blocks[str(r)] = up_block_comp(cin, cout, r) if comp else up_block(cin, cout)
+            self.blocks[str(r)] = up_block_comp(cin, cout, r, num_classes) if comp else up_block(cin, cout, num_classes)
         self.pairs = sle_pairs(size)
         self.sle = nn.ModuleDict({str(t): SLE(width_at(s, width), width_at(t, width)) for s, t in self.pairs})
         self.to_img = nn.Sequential(sn(nn.Conv2d(width_at(size, width), channels, 3, 1, 1)), nn.Tanh())
+        if num_classes:  # y's embedding, added to z
+            self.embed = nn.Linear(num_classes, z_dim, bias=False)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         source_of = {t: s for s, t in self.pairs}
         keep = set(source_of.values())
         feats: dict[int, torch.Tensor] = {}
-        x = self.init(z.view(z.shape[0], -1, 1, 1))
+        if y is not None:
+            z = z + self.embed(y.to(z.dtype))
+        x = run_layers(self.init, z.view(z.shape[0], -1, 1, 1), y)
         if 4 in keep:
             feats[4] = x
         for r in self.resolutions:
-            x = self.blocks[str(r)](x)
+            x = run_layers(self.blocks[str(r)], x, y)
             if r in source_of:
                 x = self.sle[str(r)](feats.pop(source_of[r]), x)
             if r in keep:
@@ -179,7 +187,7 @@ def quadrant(x: torch.Tensor, q: int) -> torch.Tensor:
 
 
 class FastganDiscriminator(nn.Module):
-    def __init__(self, size: int = 256, channels: int = 3, width: int = 256) -> None:
+    def __init__(self, size: int = 256, channels: int = 3, width: int = 256, num_classes: int = 0) -> None:
         super().__init__()
         check_size(size)
         self.size, self.channels, self.width = size, channels, width
@@ -206,12 +214,16 @@ class FastganDiscriminator(nn.Module):
         self.decoder_big = simple_decoder(w(8), channels, self.rec, width)
         self.decoder_small = simple_decoder(w(8), channels, self.rec, width)
         self.decoder_part = simple_decoder(w(16), channels, self.rec, width)
+        if num_classes:  # projection discriminator (Miyato & Koyama 2018), one term per branch
+            self.proj_big = Projection(num_classes, w(8), spectral=True)
+            self.proj_small = Projection(num_classes, w(8), spectral=True)
 
-    def forward(self, x: torch.Tensor, recon: bool = False, part: int = 0):
+    def forward(self, x: torch.Tensor, recon: bool = False, part: int = 0, y: torch.Tensor | None = None):
         """(image logits B, patch logits B x 50, reconstructions or None).
 
         recon=True (D's step on real images): also {"big", "small", "part"} reconstructions, "part"
-        being quadrant `part` of the image (see `quadrant`)."""
+        being quadrant `part` of the image (see `quadrant`). Labels y (a conditional D): each branch's
+        projection term <embed(y), phi> is added to each of its patch logits."""
         feats = {self.size: self.stem(x)}
         h = feats[self.size]
         r = self.size
@@ -223,7 +235,10 @@ class FastganDiscriminator(nn.Module):
             feats[r] = h
         small_in = F.avg_pool2d(x, self.size // self.small_size) if self.small_size < self.size else x
         h_small = self.down_small(small_in)
-        patches = torch.cat([self.rf_big(h).flatten(1), self.rf_small(h_small).flatten(1)], dim=1)
+        big, small = self.rf_big(h).flatten(1), self.rf_small(h_small).flatten(1)
+        if y is not None:
+            big, small = big + self.proj_big(h, y)[:, None], small + self.proj_small(h_small, y)[:, None]
+        patches = torch.cat([big, small], dim=1)
         logits = patches.mean(dim=1)
         if not recon:
             return logits, patches, None
@@ -232,11 +247,12 @@ class FastganDiscriminator(nn.Module):
         return logits, patches, recs
 
 
-def build_fastgan_generator(size: int, channels: int, z_dim: int = Z_DIM, width: int = 256) -> FastganGenerator:
-    """forward(z: B x z_dim) -> B x channels x size x size in [-1, 1]."""
-    return FastganGenerator(size, channels, z_dim, width)
+def build_fastgan_generator(size: int, channels: int, z_dim: int = Z_DIM, width: int = 256,
+                            num_classes: int = 0) -> FastganGenerator:
+    """forward(z: B x z_dim[, y: B x num_classes]) -> B x channels x size x size in [-1, 1]."""
+    return FastganGenerator(size, channels, z_dim, width, num_classes)
 
 
-def build_fastgan_discriminator(size: int, channels: int, width: int = 256) -> FastganDiscriminator:
-    """forward(x) -> (logits B, patch logits B x 50, reconstructions | None); see FastganDiscriminator.forward."""
-    return FastganDiscriminator(size, channels, width)
+def build_fastgan_discriminator(size: int, channels: int, width: int = 256, num_classes: int = 0) -> FastganDiscriminator:
+    """forward(x[, y=labels]) -> (logits B, patch logits B x 50, reconstructions | None); see FastganDiscriminator.forward."""
+    return FastganDiscriminator(size, channels, width, num_classes)

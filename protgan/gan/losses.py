@@ -2,8 +2,9 @@
 the same for every arch and asks the loss for D's and G's losses and for the optimizers of its recipe.
 
     loss.optimizers(G, D, lr_g, lr_d, betas) -> (opt_G, opt_D)
-    loss.d_loss(D, real, fake, augment) -> DLoss(loss, logit_real, logit_fake, extras)
-    loss.g_loss(D, fake, augment) -> loss
+    loss.d_loss(D, real, fake, augment, y_real=None, y_fake=None) -> DLoss(loss, logit_real, logit_fake, extras)
+    loss.g_loss(D, fake, augment, y=None) -> loss
+The labels y (B x K multi-hot) are given for a conditional run only (a projection D: D(x, y=y)).
 `augment` is applied to every image D sees (protgan.gan.ada.AdaptiveAugment). Logits are per image (B,).
 `extras` is a 1-d tensor of further metrics, named by `extra_names`; nothing here syncs with the host.
 """
@@ -19,6 +20,11 @@ from torch import nn
 from protgan.gan.fastgan import quadrant
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+def labels(y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """D's keyword arguments: y=labels for a conditional run, none otherwise (the unconditional call as before)."""
+    return {} if y is None else {"y": y}
 
 
 class DLoss(NamedTuple):
@@ -51,16 +57,17 @@ class DcganLoss:
         fake_t = torch.where(torch.rand(b * self.world, device=device)[mine] < p, r, 0.0)
         return real_t, fake_t
 
-    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment) -> DLoss:
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
+               y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
         real_t, fake_t = self.targets(real.shape[0], real.device)
-        logit_real = D(augment(real))
-        logit_fake = D(augment(fake))
+        logit_real = D(augment(real), **labels(y_real))
+        logit_fake = D(augment(fake), **labels(y_fake))
         loss = (F.binary_cross_entropy_with_logits(logit_real.float(), real_t)
                 + F.binary_cross_entropy_with_logits(logit_fake.float(), fake_t))
         return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
 
-    def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment) -> torch.Tensor:
-        logit = D(augment(fake)).float()
+    def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
+        logit = D(augment(fake), **labels(y)).float()
         return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
 
 
@@ -96,17 +103,18 @@ class FastganLoss:
         return (torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
                 torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas)))
 
-    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment) -> DLoss:
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
+               y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
         part = int(torch.randint(4, (1,)))
         real_aug = augment(real)
-        logit_real, patches_real, recs = D(real_aug, recon=True, part=part)
-        logit_fake, patches_fake, _ = D(augment(fake))
+        logit_real, patches_real, recs = D(real_aug, recon=True, part=part, **labels(y_real))
+        logit_fake, patches_fake, _ = D(augment(fake), **labels(y_fake))
         rec = reconstruction_loss(real_aug, recs, part)  # D must describe the image it was shown
         loss = hinge_d(patches_real, patches_fake) + self.rec_weight * rec
         return DLoss(loss, logit_real, logit_fake, rec.detach()[None])
 
-    def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment) -> torch.Tensor:
-        _, patches, _ = D(augment(fake))
+    def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
+        _, patches, _ = D(augment(fake), **labels(y))
         return hinge_g(patches)
 
 

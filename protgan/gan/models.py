@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from protgan.core.errors import ProtganError
+from protgan.gan.conditional import Projection, batch_norm, run_layers
 
 BASE = 8  # the paper's 8 x 8 starting grid
 MIN_SIZE, MAX_SIZE = 32, 512
@@ -64,15 +65,16 @@ def generator_widths(size: int, width: int = 1024) -> list[int]:
 
 class Generator(nn.Module):
     def __init__(self, size: int = 512, channels: int = 3, z_dim: int = Z_DIM, width: int = 1024,
-                 bn_momentum: float = BN_MOMENTUM, upsample: str = "transposed") -> None:
+                 bn_momentum: float = BN_MOMENTUM, upsample: str = "transposed", num_classes: int = 0) -> None:
         super().__init__()
         check_upsample(upsample)
         self.size, self.channels, self.z_dim, self.width, self.upsample = size, channels, z_dim, width, upsample
+        self.num_classes = num_classes  # > 0: conditional on a K-class label vector (protgan.gan.conditional)
         widths = generator_widths(size, width)
         self.base_width = widths[0]
         # bias=False wherever BN follows: BN's shift makes a bias redundant.
         self.fc = nn.Linear(z_dim, BASE * BASE * widths[0], bias=False)
-        self.fc_bn = nn.BatchNorm2d(widths[0], momentum=bn_momentum)
+        self.fc_bn = batch_norm(widths[0], num_classes, momentum=bn_momentum)
         layers: list[nn.Module] = []
         outs = widths[1:] + [channels]
         for i, (cin, cout) in enumerate(zip(widths, outs)):
@@ -85,18 +87,22 @@ class Generator(nn.Module):
             if last:
                 layers.append(nn.Tanh())
             else:
-                layers += [nn.BatchNorm2d(cout, momentum=bn_momentum), nn.ReLU(inplace=True)]
+                layers += [batch_norm(cout, num_classes, momentum=bn_momentum), nn.ReLU(inplace=True)]
         self.net = nn.Sequential(*layers)
+        if num_classes:  # y's embedding, added to z
+            self.embed = nn.Linear(num_classes, z_dim, bias=False)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:
+            z = z + self.embed(y.to(z.dtype))
         x = self.fc(z).view(z.shape[0], self.base_width, BASE, BASE)
-        x = torch.relu(self.fc_bn(x))
-        return self.net(x)
+        x = torch.relu(self.fc_bn(x) if y is None else self.fc_bn(x, y))
+        return run_layers(self.net, x, y)
 
 
 class Discriminator(nn.Module):
     def __init__(self, size: int = 512, channels: int = 3, width: int = 1024, dropout: float = DROPOUT,
-                 bn_momentum: float = BN_MOMENTUM) -> None:
+                 bn_momentum: float = BN_MOMENTUM, num_classes: int = 0) -> None:
         super().__init__()
         self.size, self.channels, self.width = size, channels, width
         widths = list(reversed(generator_widths(size, width)))  # e.g. 32, 64, ..., 1024 at 8 x 8
@@ -111,10 +117,14 @@ class Discriminator(nn.Module):
             cin = cout
         self.net = nn.Sequential(*layers)
         self.fc = nn.Linear(cin * BASE * BASE, 1)
+        if num_classes:  # projection discriminator (Miyato & Koyama 2018) on the 8 x 8 features
+            self.projection = Projection(num_classes, cin)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (B,): sigmoid(logit) is the paper's D(x)."""
-        return self.fc(torch.flatten(self.net(x), 1)).squeeze(1)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B,): sigmoid(logit) is the paper's D(x); with labels y, plus the projection term."""
+        h = self.net(x)
+        logit = self.fc(torch.flatten(h, 1)).squeeze(1)
+        return logit if y is None else logit + self.projection(h, y)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -130,15 +140,16 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def build_generator(size: int, channels: int, z_dim: int = Z_DIM, width: int = 1024,
-                    upsample: str = "transposed") -> Generator:
-    """forward(z: B x z_dim) -> B x channels x size x size in [-1, 1]; DCGAN-initialised."""
-    g = Generator(size, channels, z_dim, width, upsample=upsample)
+                    upsample: str = "transposed", num_classes: int = 0) -> Generator:
+    """forward(z: B x z_dim[, y: B x num_classes]) -> B x channels x size x size in [-1, 1]; DCGAN-initialised."""
+    g = Generator(size, channels, z_dim, width, upsample=upsample, num_classes=num_classes)
     dcgan_init(g)
     return g
 
 
-def build_discriminator(size: int, channels: int, width: int = 1024, dropout: float = DROPOUT) -> Discriminator:
-    """forward(x: B x channels x size x size in [-1, 1]) -> B logits; DCGAN-initialised."""
-    d = Discriminator(size, channels, width, dropout)
+def build_discriminator(size: int, channels: int, width: int = 1024, dropout: float = DROPOUT,
+                        num_classes: int = 0) -> Discriminator:
+    """forward(x: B x channels x size x size in [-1, 1][, y]) -> B logits; DCGAN-initialised."""
+    d = Discriminator(size, channels, width, dropout, num_classes=num_classes)
     dcgan_init(d)
     return d

@@ -1,6 +1,7 @@
 """Synthetic images from trained per-class generators, written as a dataset (the paper: 1000 per class).
 
-    SYN/train.csv                   Id,Target  (Target = the class the generator was trained on)
+    SYN/train.csv                   Id,Target  (Target = the class the generator was trained on; a conditional
+                                    run's: the label set it was given, see below)
     SYN/train/{Id}_{channel}.png    the channels the GAN was trained on, 8-bit, the GAN's size
     SYN/manifest.json               checkpoints (path, sha256, step), seed, counts, truncation, filter, and per
                                     class the `generator` record: the fold it was trained on (None = every
@@ -8,6 +9,11 @@
     SYN/generator_ids.json          per class, the sorted real Ids its generator saw (checked against the
                                     manifest's sha256 by protgan.data.provenance before a fold uses them)
     SYN/config.json                 the options used
+
+A conditional run (`train-gan --conditional`) is the run of every class of its subset: N images per class,
+each generated with `--labels single` (the class alone) or `--labels follow-real` (the label set of a real
+training image of the run that carries the class, drawn uniformly from its own stream seeded by (seed,
+class): the real co-occurrence); the manifest records the mode ("labels") and train.csv the label sets.
 
 Per-fold runs (RUNS/fold_K/class_C, `train-gan --classes top5 --folds 5`) give one such set per fold,
 SYN/fold_K/, plus SYN/manifest.json (layout "per-fold") listing them.
@@ -55,7 +61,8 @@ from protgan.data import (
     write_png,
 )
 from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
-from protgan.gan.config import SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
+from protgan.gan import conditional
+from protgan.gan.config import LABEL_CHOICES, SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
 from protgan.gan.checkpoint import (
     CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, image_logits, last_checkpoint, load_checkpoint,
     read_run_config, training_set,
@@ -146,8 +153,10 @@ Scorer = Callable[[torch.Tensor], torch.Tensor]  # uint8 B x C x S x S on the de
 ScorerFactory = Callable[[str, int, Sequence[str], torch.device], Scorer]
 
 
-def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: torch.device, ckpt: Path) -> Scorer:
-    """The run's discriminator logit on the image as written (uint8 -> [-1, 1])."""
+def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: torch.device, ckpt: Path,
+                         labels: torch.Tensor | None = None) -> Scorer:
+    """The run's discriminator logit on the image as written (uint8 -> [-1, 1]); a conditional run's D
+    also gets each candidate's label vector (`labels`, in candidate order, consumed batch by batch)."""
     d_state = state.get("D")
     if d_state is None:
         raise ProtganError(f"{ckpt}: no discriminator (D) in the checkpoint for --filter-by disc")
@@ -155,9 +164,15 @@ def discriminator_scorer(state: dict[str, Any], config: dict[str, Any], device: 
     d.load_state_dict(d_state)
     d.eval().to(device)
 
+    done = [0]
+
     @torch.no_grad()
     def score(images: torch.Tensor) -> torch.Tensor:
-        return image_logits(d(to_signed_range(images))).float()
+        if labels is None:
+            return image_logits(d(to_signed_range(images))).float()
+        y = labels[done[0]:done[0] + images.shape[0]].to(device)
+        done[0] += images.shape[0]
+        return image_logits(d(to_signed_range(images), y=y)).float()
 
     return score
 
@@ -248,15 +263,19 @@ def validate(cfg: SynthConfig) -> None:
             raise ProtganError(f"--keep {cfg.keep}: must be in (0, 1]")
     if cfg.writers < 1:
         raise ProtganError(f"--writers {cfg.writers}: must be at least 1")
+    if cfg.labels not in LABEL_CHOICES:
+        raise ProtganError(f"--labels {cfg.labels!r}: expected one of {', '.join(LABEL_CHOICES)}")
 
 
-def _run_batches(g: nn.Module, z: torch.Tensor, batch: int, device: torch.device, amp: bool):
-    """Yield (start index, uint8 B x C x S x S on the device) for consecutive batches of z."""
+def _run_batches(g: nn.Module, z: torch.Tensor, batch: int, device: torch.device, amp: bool,
+                 y: torch.Tensor | None = None):
+    """Yield (start index, uint8 B x C x S x S on the device) for consecutive batches of z (and labels y of
+    a conditional generator)."""
     amp_dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
     for start in range(0, z.shape[0], batch):
         zb = z[start:start + batch].to(device, non_blocking=True)
         with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            x = g(zb)
+            x = g(zb) if y is None else g(zb, y[start:start + batch].to(device))
         yield start, to_uint8_images(x)
 
 
@@ -319,6 +338,9 @@ def _prepare_job(cfg: SynthConfig, progress: Callable[[str, int, int], None] | N
     runs = find_runs(runs_dir)
     plans, skipped = plan_classes(cfg, runs)
     configs = {p.class_index: read_run_config(p.run) for p in plans}
+    if cfg.labels != "single" and not any(c.get("conditional") for c in configs.values()):
+        raise ProtganError(f"--labels {cfg.labels}: needs a conditional run (train-gan --conditional); {runs_dir} holds "
+                           f"per-class runs, whose images carry their class alone")
     check_output_folder(out, runs_dir, runs, [Path(c["data"]) for c in configs.values() if c.get("data")])
     channels, size = _common_format(plans, configs)
     n_cand = math.ceil(cfg.per_class / cfg.keep) if cfg.filter_by else cfg.per_class
@@ -369,8 +391,26 @@ def _load_sampler(job: SynthJob, state: dict[str, Any]) -> tuple[nn.Module, str]
     return g, use_key
 
 
+def candidate_labels(job: SynthJob, c: int, n: int) -> tuple[torch.Tensor | None, list[tuple[int, ...]]]:
+    """(the label vectors G gets, None for a per-class run; each candidate's label set as class indices).
+    --labels single: class c alone; follow-real: real training label sets carrying c (conditional runs)."""
+    config = job.configs[c]
+    if not config.get("conditional"):
+        return None, [(c,)] * n
+    subset = [int(k) for k in config["class_subset"]]
+    if job.cfg.labels == "single":
+        sets = [(subset.index(c),)] * n
+    else:
+        ds, ids = training_set(config)
+        target_of = dict(zip(ds.ids, ds.targets))
+        _, real_sets, _ = conditional.subset_label_sets(ids, [target_of[i] for i in ids], subset)
+        rng = np.random.default_rng(class_seed(job.cfg.seed, c))  # its own stream: the noise z is unchanged
+        sets = conditional.follow_real_sets(real_sets, subset.index(c), n, rng)
+    return conditional.multi_hot(sets, len(subset)), [tuple(sorted(subset[k] for k in s)) for s in sets]
+
+
 def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn.Module,
-                       z: torch.Tensor) -> tuple[np.ndarray, dict[str, Any] | None]:
+                       z: torch.Tensor, y: torch.Tensor | None = None) -> tuple[np.ndarray, dict[str, Any] | None]:
     """(indices of the candidates to write, the filter's record): all of them without --filter-by,
     else the per_class best scored (ties to the lower index), in index order."""
     cfg, c = job.cfg, p.class_index
@@ -378,13 +418,13 @@ def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn
         return np.arange(job.n_cand), None
     tau = None
     if cfg.filter_by == "disc":
-        scorer = discriminator_scorer(state, job.configs[c], job.device, p.checkpoint)
+        scorer = discriminator_scorer(state, job.configs[c], job.device, p.checkpoint, y)
     elif cfg.filter_by == "copies":
         scorer, tau = copies_scorer(job.configs[c], job.device)
     else:
         scorer = job.classifier_scorer(cfg.filter_by[5:], c, job.channels, job.device)
     scores = []
-    for _, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp):
+    for _, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp, y):
         scores.append(scorer(imgs))
         job.tick(f"class {c} {class_name(c)}: scoring", imgs.shape[0])
     s = torch.cat(scores).cpu().numpy()
@@ -400,13 +440,13 @@ def _filter_candidates(job: SynthJob, p: ClassPlan, state: dict[str, Any], g: nn
 
 
 def _write_images(job: SynthJob, c: int, g: nn.Module, z: torch.Tensor, keep_idx: np.ndarray,
-                  pool: ThreadPoolExecutor) -> None:
+                  pool: ThreadPoolExecutor, y: torch.Tensor | None = None) -> None:
     """Generate the candidates again, batch by batch, and write the kept ones (PNG encoding in `pool`)."""
     cfg = job.cfg
     keep_mask = np.zeros(job.n_cand, bool)
     keep_mask[keep_idx] = True
     futures = []
-    for start, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp):
+    for start, imgs in _run_batches(g, z, cfg.batch, job.device, cfg.amp, y):
         arr = imgs.cpu().numpy()
         for j in np.flatnonzero(keep_mask[start:start + arr.shape[0]]):
             name = synth_id(c, cfg.seed, start + int(j))
@@ -438,13 +478,16 @@ def _generate_class(job: SynthJob, p: ClassPlan, sha: str, pool: ThreadPoolExecu
     state = load_checkpoint(p.checkpoint, map_location="cpu")
     g, use_key = _load_sampler(job, state)
     z = sample_noise(job.n_cand, int(job.configs[c].get("z_dim", 100)), cfg.seed, c, cfg.truncation)
-    keep_idx, filter_info = _filter_candidates(job, p, state, g, z)
-    _write_images(job, c, g, z, keep_idx, pool)
+    y, label_sets = candidate_labels(job, c, job.n_cand)
+    keep_idx, filter_info = _filter_candidates(job, p, state, g, z, y)
+    _write_images(job, c, g, z, keep_idx, pool, y)
+    mode = cfg.labels if y is not None else None
     generator, train_ids = generator_record(state["config"])  # the checkpoint's own record made these images
     return {"class_index": c, "class_name": class_name(c), "run": str(p.run), "checkpoint": str(p.checkpoint),
             "sha256": sha, "step": int(state["step"]), "weights": use_key, "count": int(len(keep_idx)),
             "filter": filter_info, "generator": generator, "ids": [synth_id(c, cfg.seed, int(k)) for k in keep_idx],
-            "generator_ids": train_ids}
+            "generator_ids": train_ids, "conditional": y is not None, "labels": mode,
+            "targets": [list(label_sets[int(k)]) for k in keep_idx]}
 
 
 def _remove_orphans(image_dir: Path, ids: Sequence[str], channels: Sequence[str]) -> None:
@@ -473,7 +516,9 @@ def _manifest(job: SynthJob, entries: Sequence[dict[str, Any]], total: int) -> d
         "total": total,
         "skipped_classes": job.skipped,
         "generator_ids": GENERATOR_IDS_FILE,
-        "classes": [{k: v for k, v in e.items() if k not in ("ids", "generator_ids")} for e in entries],
+        # --labels of the conditional runs' images (None: every class from a per-class run, its label alone)
+        "labels": cfg.labels if any(e.get("conditional") for e in entries) else None,
+        "classes": [{k: v for k, v in e.items() if k not in ("ids", "generator_ids", "targets")} for e in entries],
     }
 
 
@@ -513,7 +558,8 @@ def _write_synth(cfg: SynthConfig, job: SynthJob) -> dict[str, Any]:
         raise
     all_ids = [i for e in entries for i in e["ids"]]
     _remove_orphans(job.image_dir, all_ids, job.channels)
-    write_label_table(job.out / "train.csv", all_ids, [(e["class_index"],) for e in entries for _ in e["ids"]])
+    targets = [tuple(t) for e in entries for t in e.get("targets") or [(e["class_index"],)] * len(e["ids"])]
+    write_label_table(job.out / "train.csv", all_ids, targets)
     manifest = _manifest(job, entries, len(all_ids))
     write_json(job.out / GENERATOR_IDS_FILE, {str(e["class_index"]): e["generator_ids"] for e in entries
                                               if e.get("generator_ids") is not None})

@@ -54,6 +54,7 @@ from protgan.core.errors import ProtganError
 from protgan.data.folds import dataset_folds
 from protgan.data.provenance import ids_record
 from protgan.data.selection import select_class_ids
+from protgan.gan import conditional
 from protgan.gan.ada import AdaptiveAugment
 from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
 from protgan.gan.checkpoint import (
@@ -99,8 +100,9 @@ class EpochSampler(Sampler[int]):
     """A permutation that depends only on (seed, epoch), started at any position: a resumed run reads
     exactly the batches the uninterrupted one would have read."""
 
-    def __init__(self, n: int, seed: int, batch_size: int = 1) -> None:
+    def __init__(self, n: int, seed: int, batch_size: int = 1, weights: torch.Tensor | None = None) -> None:
         self.n, self.seed = n, seed
+        self.weights = weights  # --conditional --balance uniform: each epoch drawn with replacement by these
         # a class smaller than one batch: each "epoch" is one batch drawn with replacement
         self.length = max(n, batch_size)
         self.epoch, self.start = 0, 0
@@ -110,6 +112,8 @@ class EpochSampler(Sampler[int]):
 
     def permutation(self, epoch: int) -> list[int]:
         seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        if self.weights is not None:
+            return conditional.balanced_order(self.n, self.weights, seed, self.length)
         gen = torch.Generator().manual_seed(seed)
         if self.length > self.n:
             return torch.randint(self.n, (self.length,), generator=gen).tolist()
@@ -123,7 +127,7 @@ class EpochSampler(Sampler[int]):
 
 
 def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2, cols: int | None = None) -> np.ndarray:
-    """N x C x S x S uint8 -> one RGB grid (composite of the channels), as square as possible by default."""
+    """N x C x S x S uint8 -> one RGB grid (composite of the channels), as square as possible (or `cols` wide)."""
     n, _, s, _ = images.shape
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -178,14 +182,25 @@ class GanTrainer:
         self._setup_models()
 
     # ----------------------------------------------------------------------------------------- setup
-    def _setup_data(self) -> None:
+    def _select_ids(self, ds: Any) -> tuple[list[str], list[int]]:
+        """(the images of the run, the classes of its label vectors): --class's images by --select, or
+        (--conditional) every image with a label of --classes, the others counted in self.n_unlabeled."""
         cfg = self.cfg
-        ds = open_dataset(cfg.data)
         subset = resolve_subset(cfg.classes, ds.targets)
+        if cfg.conditional:
+            cfg.class_subset = [int(c) for c in subset]
+            ids, _, self.n_unlabeled = conditional.subset_label_sets(ds.ids, ds.targets, subset)
+            return ids, cfg.class_subset
         if cfg.class_index not in subset:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
                                f"({', '.join(map(str, subset))})")
-        ids = select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select)
+        return select_class_ids(ds.ids, ds.targets, cfg.class_index, subset, cfg.select), [cfg.class_index]
+
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        ds = open_dataset(cfg.data)
+        self.n_unlabeled = 0
+        ids, label_classes = self._select_ids(ds)
         part = ""
         if cfg.fold is not None:  # the training part of the fold: never its validation images
             folds, folds_path, _ = dataset_folds(cfg.data, ds.ids, ds.targets, cfg.folds, cfg.out)
@@ -197,6 +212,9 @@ class GanTrainer:
                                                                 record["n_train_ids"])
         cfg.n_images = len(ids)
         rule = "with only this label" if cfg.select == "only" else "with this label"
+        if not ids and cfg.conditional:
+            raise ProtganError(f"{ds.root}: --conditional --classes {cfg.classes}: no image{part} carries a label of "
+                               f"{', '.join(map(str, cfg.class_subset))} ({self.n_unlabeled} without one)")
         if not ids:
             raise ProtganError(f"{ds.root}: class {cfg.class_index} ({cfg.class_name}) has no images {rule}{part} "
                                f"(--select {cfg.select}, --classes {cfg.classes})")
@@ -205,8 +223,14 @@ class GanTrainer:
             # is drawn with replacement from the class (images repeat within a batch), said once
             self.warn(f"class {cfg.class_index} ({cfg.class_name}) has {len(ids)} images {rule}{part}, fewer than one "
                       f"batch (--batch-size {cfg.batch_size}): each batch is drawn with replacement")
-        self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, [cfg.class_index], ids=ids, cache="auto")
-        self.sampler = EpochSampler(len(ids), cfg.seed, cfg.batch_size)
+        self.dataset = ChannelStackDataset(ds, cfg.channels, cfg.size, label_classes, ids=ids, cache="auto")
+        weights = None
+        if cfg.conditional:  # fake label sets are drawn from the real ones, under --balance's weights
+            weights = conditional.balance_weights(self.dataset.labels, cfg.balance)
+            self.label_table = self.dataset.labels.to(self.device)
+            self.label_weights = weights.float().to(self.device)
+        self.sampler = EpochSampler(len(ids), cfg.seed, cfg.batch_size,
+                                    weights if cfg.conditional and cfg.balance != "real" else None)
         self.batches_per_epoch = self.sampler.length // cfg.batch_size
         if distributed.active():  # this rank's slice of each global batch (world x --batch-size images)
             global_batch = self.world * cfg.batch_size
@@ -250,6 +274,12 @@ class GanTrainer:
             torch.backends.cudnn.benchmark = True
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 1]).generate_state(1)[0]))
         self.fixed_z = torch.randn(cfg.n_samples, cfg.z_dim, generator=gen).to(self.device)
+        self.fixed_y = None
+        if cfg.conditional:  # the grid: one row per class (its label alone), the same noise in every row
+            k = len(cfg.class_subset)
+            self.grid_cols = conditional.grid_columns(cfg.n_samples, k)
+            self.fixed_z = self.fixed_z[:self.grid_cols].repeat(k, 1)
+            self.fixed_y = conditional.one_hot_rows(k, self.grid_cols).to(self.device)
         # loss_D, loss_G, D(x), D(G(z)), r_t and the loss's extras, summed since the last log
         self._sums = torch.zeros(5 + len(self.loss.extra_names), device=self.device)
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -332,22 +362,29 @@ class GanTrainer:
 
     # ------------------------------------------------------------------------------------- sampling
     @torch.no_grad()
-    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True) -> torch.Tensor:
-        """Images in [-1, 1] (n x C x S x S) from `z` or fresh noise, by the EMA generator by default."""
+    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] (n x C x S x S) from `z` or fresh noise, by the EMA generator by default;
+        a conditional run's with the label vectors y (default: the fixed grid's when z is the fixed noise)."""
         g = self.G_ema if use_ema else self.G
         if z is None:
             z = torch.randn(n or self.cfg.n_samples, self.cfg.z_dim, device=self.device)
+        if y is None and self.cfg.conditional:
+            if z is not self.fixed_z:
+                raise ValueError("a conditional generator needs labels y")
+            y = self.fixed_y
         was_training = g.training
         g.eval()
         with self._autocast():
-            out = g(z.to(self.device)).float()
+            out = (g(z.to(self.device)) if y is None else g(z.to(self.device), y.to(self.device))).float()
         g.train(was_training)
         return out
 
     def write_samples(self, step: int) -> Path:
         path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
         if distributed.is_main():
-            grid = image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels)
+            grid = image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels,
+                              cols=getattr(self, "grid_cols", None))
             write_png(path, grid)
             if self.tb is not None and step != getattr(self, "_tb_image_step", None):  # the end re-writes the last
                 self.tb.image("samples (fixed noise, EMA G)", grid, step)
@@ -355,18 +392,25 @@ class GanTrainer:
         return path
 
     # ---------------------------------------------------------------------------------- the hot loop
-    def train_step(self, real_u8: torch.Tensor) -> None:
+    def train_step(self, real_u8: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """One D update (real and fake minibatches in separate passes) then one G update; no host sync.
-        The arch's loss object computes both losses; every image D sees goes through self.augment."""
+        The arch's loss object computes both losses; every image D sees goes through self.augment.
+        A conditional run: D sees the real images' labels, G and D the fake label sets of `_fake_labels`."""
         cfg = self.cfg
         real = to_signed_range(real_u8.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
         b = real.shape[0]
         z = torch.randn(b * self.world, cfg.z_dim, device=self.device)[self.rank * b:(self.rank + 1) * b]
+        y_real = y_fake = None
+        g_in: tuple[torch.Tensor, ...] = (z,)
+        if cfg.conditional:
+            y_real = labels.to(self.device, non_blocking=True)
+            y_fake = self._fake_labels(b)
+            g_in = (z, y_fake)
 
         self.D.requires_grad_(True)
         with self._autocast():
-            fake = self.G_fwd(z)
-            d_out = self.loss.d_loss(self.D_fwd, real, fake.detach(), self.augment)
+            fake = self.G_fwd(*g_in)
+            d_out = self.loss.d_loss(self.D_fwd, real, fake.detach(), self.augment, y_real, y_fake)
         loss_d = d_out.loss
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
@@ -374,7 +418,7 @@ class GanTrainer:
 
         self.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
         with self._autocast():
-            loss_g = self.loss.g_loss(self.D_fwd, fake, self.augment)
+            loss_g = self.loss.g_loss(self.D_fwd, fake, self.augment, y_fake)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
         self.scaler.step(self.opt_G)
@@ -392,6 +436,12 @@ class GanTrainer:
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
         self.augment.update(self.step + 1)
+
+    def _fake_labels(self, b: int) -> torch.Tensor:
+        """b label sets of training images drawn by --balance's weights (torchrun: this rank's slice of the
+        global draw, as for the noise); on the device, no host sync."""
+        idx = torch.multinomial(self.label_weights, b * self.world, replacement=True)[self.rank * b:(self.rank + 1) * b]
+        return self.label_table[idx]
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -466,6 +516,13 @@ class GanTrainer:
         self.rows = [{k: (int(v) if k == "step" else float(v)) for k, v in r.items() if v not in ("", None)}
                      for r in rows if r.get("step") and int(r["step"]) <= self.step]
 
+    @property
+    def title(self) -> str:
+        """What the run learns, for the plots: a class, or a conditional run's classes."""
+        if self.cfg.conditional:
+            return f"conditional, classes {','.join(map(str, self.cfg.class_subset))}"
+        return f"class {self.cfg.class_index} ({self.cfg.class_name})"
+
     def plot_losses(self) -> Path | None:
         if not self.rows or not distributed.is_main():
             return None
@@ -509,7 +566,7 @@ class GanTrainer:
             ax.set_xlabel("step")
             ax.legend()
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{self.cfg.arch.upper() if self.cfg.arch == 'dcgan' else 'FastGAN'} class {self.cfg.class_index} ({self.cfg.class_name}), {self.cfg.size} px")
+        fig.suptitle(f"{self.cfg.arch.upper() if self.cfg.arch == 'dcgan' else 'FastGAN'} {self.title}, {self.cfg.size} px")
         return _save_figure(fig, self.run / LOSSES_PLOT)
 
     def plot_augment(self) -> Path | None:
@@ -531,7 +588,7 @@ class GanTrainer:
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.set_title(f"{self.cfg.arch} class {self.cfg.class_index} ({self.cfg.class_name}): --augment-p {self.cfg.augment_p}, "
+        ax.set_title(f"{self.cfg.arch} {self.title}: --augment-p {self.cfg.augment_p}, "
                      f"{self.cfg.n_images} images", fontsize=9)
         return _save_figure(fig, self.run / ADA_PLOT)
 
@@ -562,8 +619,10 @@ class GanTrainer:
         self.run.mkdir(parents=True, exist_ok=True)
         write_json(self.run / CONFIG_FILE, asdict(cfg))
         if self.step == 0:
+            real = (conditional.class_rows(self.dataset, len(cfg.class_subset), self.grid_cols) if cfg.conditional
+                    else self.real_reference.numpy())
             write_png(self.run / SAMPLES_DIR / "real.png",
-                      image_grid(self.real_reference.numpy(), cfg.channels))
+                      image_grid(real, cfg.channels, cols=getattr(self, "grid_cols", None)))
 
     def fit(self) -> TrainResult:
         """Claim RUN (not inside --data, writable, locked against a second run), then train or resume."""
@@ -596,9 +655,9 @@ class GanTrainer:
             while self.step < cfg.steps and self._stop_signal is None and not time_up:
                 epoch, batch = divmod(self.step, self.batches_per_epoch)
                 self.sampler.set_position(epoch, batch * cfg.batch_size)
-                for real_u8, _ in self.loader:
+                for real_u8, labels in self.loader:
                     self._in_update = True
-                    self.train_step(real_u8)
+                    self.train_step(real_u8, labels)
                     self.step += 1
                     self._in_update = False
                     self.on_step(self.step)

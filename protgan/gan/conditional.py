@@ -1,0 +1,197 @@
+"""One conditional GAN for a class subset (`train-gan --conditional`): the label pieces and the layers.
+
+Labels: a run covers the K classes of `--classes` (its `class_subset`, in that order); an image's label
+vector y is multi-hot over them (labels outside the subset are dropped, images left without one are
+not trained on). G takes (z, y): y is embedded by a linear map (no bias) added to z, and every batch
+norm of G is conditional: BN(x) * (1 + Linear(y)) + Linear(y) (de Vries et al. 2017; the BigGAN
+recipe). D is a projection discriminator (Miyato & Koyama 2018): logit(x, y) = psi(phi(x)) +
+<embed(y), phi(x)>, phi = D's last feature map averaged over space; fastgan adds each branch's
+projection to each of its patch logits, so the image logit (their mean) carries it too.
+
+Class balance (`--balance`) of the training images: `real` draws every image equally often (the real
+label frequencies); `uniform` weighs an image by the mean over its labels of 1 / count(label), so every
+class of the subset is drawn about equally often. Fake batches get label sets drawn from the training
+images' label sets under the same weights: G learns the real combinations, at the chosen balance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+BALANCE_CHOICES = ("uniform", "real")
+LABEL_MODES = ("single", "follow-real")  # synth --labels on a conditional run
+
+
+# ------------------------------------------------------------------------------------------ layers
+class ConditionalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose gain and shift also depend on the label vector: BN(x) * (1 + gain(y)) + shift(y).
+    With y None it is the plain BatchNorm2d (the labels' maps start at zero: a fresh layer is plain BN)."""
+
+    def __init__(self, num_features: int, num_classes: int, **kw: Any) -> None:
+        super().__init__(num_features, **kw)
+        self.gain = nn.Linear(num_classes, num_features, bias=False)
+        self.shift = nn.Linear(num_classes, num_features, bias=False)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        out = super().forward(x)
+        if y is None:
+            return out
+        y = y.to(out.dtype)
+        return out * (1 + self.gain(y)[:, :, None, None]) + self.shift(y)[:, :, None, None]
+
+
+def batch_norm(channels: int, num_classes: int = 0, **kw: Any) -> nn.BatchNorm2d:
+    """A plain BatchNorm2d (num_classes 0: the unconditional models, unchanged) or a conditional one."""
+    return ConditionalBatchNorm2d(channels, num_classes, **kw) if num_classes else nn.BatchNorm2d(channels, **kw)
+
+
+def run_layers(layers: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """A Sequential's forward that hands y to its conditional batch norms (y None: the Sequential's own)."""
+    if y is None:
+        return layers(x)
+    for layer in layers:
+        x = layer(x, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+    return x
+
+
+class Projection(nn.Module):
+    """Miyato & Koyama's projection term <embed(y), phi(x)>, phi = the feature map averaged over space."""
+
+    def __init__(self, num_classes: int, channels: int, spectral: bool = False) -> None:
+        super().__init__()
+        embed = nn.Linear(num_classes, channels, bias=False)
+        self.embed = nn.utils.spectral_norm(embed) if spectral else embed
+
+    def forward(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        phi = features.float().mean(dim=(2, 3))
+        return (self.embed(y.float()) * phi).sum(dim=1).to(features.dtype)
+
+
+def num_classes_of(config: dict[str, Any]) -> int:
+    """K of a run's config: the size of its class subset when conditional, else 0."""
+    return len(config.get("class_subset") or []) if config.get("conditional") else 0
+
+
+# ------------------------------------------------------------------------------------------ labels
+def subset_label_sets(ids: Sequence[str], targets: Sequence[Sequence[int]],
+                      subset: Sequence[int]) -> tuple[list[str], list[tuple[int, ...]], int]:
+    """(kept ids, their label sets restricted to `subset` as positions 0..K-1, how many were dropped
+    because no label of theirs is in the subset)."""
+    pos = {c: k for k, c in enumerate(subset)}
+    kept, sets = [], []
+    for i, t in zip(ids, targets):
+        labels = tuple(sorted({pos[c] for c in t if c in pos}))
+        if labels:
+            kept.append(i)
+            sets.append(labels)
+    return kept, sets, len(ids) - len(kept)
+
+
+def multi_hot(label_sets: Sequence[Sequence[int]], k: int) -> torch.Tensor:
+    """len(sets) x k float multi-hot matrix of positions."""
+    out = torch.zeros(len(label_sets), k)
+    for row, labels in enumerate(label_sets):
+        out[row, list(labels)] = 1.0
+    return out
+
+
+def balance_weights(labels: torch.Tensor, balance: str) -> torch.Tensor:
+    """Sampling weight of each image (N x K multi-hot): `real` 1 each; `uniform` the mean over its labels
+    of 1 / count(label), so each class is drawn about equally often."""
+    if balance == "real":
+        return torch.ones(labels.shape[0], dtype=torch.float64)
+    counts = labels.double().sum(dim=0).clamp_min(1)
+    return (labels.double() / counts).sum(dim=1) / labels.double().sum(dim=1).clamp_min(1)
+
+
+def balanced_order(n: int, weights: torch.Tensor, seed: int, length: int) -> list[int]:
+    """`length` image indices drawn with replacement by `weights`, from a generator seeded by `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.multinomial(weights.float(), length, replacement=True, generator=gen).tolist()
+
+
+def one_hot_rows(k: int, per_row: int) -> torch.Tensor:
+    """(k * per_row) x k: per_row copies of class position 0's one-hot, then position 1's, ... (one grid row each)."""
+    return torch.eye(k).repeat_interleave(per_row, dim=0)
+
+
+def grid_columns(n_samples: int, k: int) -> int:
+    """Columns of a conditional run's sample grid (one row per class): about n_samples images, 4..8 per row."""
+    return max(4, min(8, math.ceil(n_samples / k)))
+
+
+def class_rows(dataset: Any, k: int, cols: int) -> np.ndarray:
+    """(k * cols) x C x S x S uint8: per class position, the first `cols` training images carrying it (black
+    where a class has fewer): the real.png beside a conditional run's sample grids."""
+    first = dataset.image(0)
+    out = np.zeros((k * cols, *first.shape), first.dtype)
+    for position in range(k):
+        rows = torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
+        for j, row in enumerate(rows):
+            out[position * cols + j] = dataset.image(row)
+    return out
+
+
+def follow_real_sets(label_sets: Sequence[Sequence[int]], position: int, n: int,
+                     rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """n label sets (positions) for class `position`: each the label set of a training image carrying it,
+    drawn uniformly among those images (the real co-occurrence among the images that carry the class)."""
+    pool = [tuple(s) for s in label_sets if position in s]
+    if not pool:
+        return [(position,)] * n
+    return [pool[k] for k in rng.integers(0, len(pool), n)]
+
+
+class ProxyTrainer:
+    """What protgan.evaluation.fid.TrainingEval reads of a trainer, for one class of a conditional run:
+    the class's real images and a generator that writes that class alone (KID per class)."""
+
+    def __init__(self, trainer: Any, position: int, dataset: Any) -> None:
+        self.trainer, self.position, self.dataset = trainer, position, dataset
+        self.device, self.cfg = trainer.device, trainer.cfg
+
+    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True) -> torch.Tensor:
+        assert z is not None
+        y = torch.zeros(z.shape[0], len(self.cfg.class_subset))
+        y[:, self.position] = 1.0
+        return self.trainer.generate(z=z, y=y, use_ema=use_ema)
+
+
+class PerClassEval:
+    """eval_fn for a conditional run: one `make_eval()` evaluator per class of the subset, fed that class's
+    real training images and samples with that class's single label; metrics kid_cC, kid_std_cC and
+    fid_cC per class C, and "score" = the mean KID over classes (it picks checkpoints/best.pt)."""
+
+    def __init__(self, make_eval: Any) -> None:
+        self.make_eval = make_eval
+        self.evals: list[tuple[int, Any, ProxyTrainer]] = []
+
+    def _setup(self, trainer: Any) -> None:
+        data = trainer.dataset
+        for position, c in enumerate(trainer.cfg.class_subset):
+            ids = [i for i, row in zip(data.ids, data.labels) if row[position] > 0]
+            if not ids:
+                continue
+            sub = type(data)(data.ds, data.channels, data.size, data.classes, ids=ids,
+                             cache=data.cache if data.cache is not None else None)
+            self.evals.append((c, self.make_eval(), ProxyTrainer(trainer, position, sub)))
+
+    def __call__(self, trainer: Any, step: int) -> dict[str, float]:
+        if not self.evals:
+            self._setup(trainer)
+        out: dict[str, float] = {}
+        kids = []
+        for c, evaluate, proxy in self.evals:
+            res = evaluate(proxy, step)
+            kids.append(res["kid"])
+            out.update({f"kid_c{c}": res["kid"], f"kid_std_c{c}": res["kid_std"], f"fid_c{c}": res["fid"]})
+        out["kid"] = float(np.mean(kids))
+        out["score"] = out["kid"]
+        return out

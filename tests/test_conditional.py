@@ -1,0 +1,246 @@
+"""train-gan --conditional: one G/D for a class subset (protgan.gan.conditional), and synth --labels on it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from protgan.core.errors import ProtganError
+from PIL import Image
+
+from protgan.data import open_dataset
+from protgan.gan import conditional, load_checkpoint
+from protgan.gan.checkpoint import discriminator_from_config, find_runs, generator_from_config, image_logits
+from protgan.gan.conditional import ConditionalBatchNorm2d, PerClassEval, Projection
+from protgan.gan.synth import SynthConfig, run_synth
+from protgan.gan.train import EpochSampler, GanTrainer
+from tests.cli_helpers import assert_one_line_error, run_cli
+from tests.conftest import make_dataset, tiny_gan_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SUBSET = [0, 25, 2]
+# 0: 9 images (3 with 25, 1 with 2), 25: 7, 2: 4; 21 and 23 are outside the subset: img 17 keeps (0,),
+# images 18-19 have no label of the subset and are dropped
+TARGETS = ([(0,)] * 5 + [(25,)] * 4 + [(0, 25)] * 3 + [(2,)] * 3 + [(0, 2)] + [(2, 21)] + [(0, 23)]
+           + [(21,), (23, 21)])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("cond") / "d", TARGETS, size=32, channels=("red", "green", "blue"))
+
+
+def _config(data: Path, out: Path, **kw):
+    base = dict(class_index=None, conditional=True, classes=",".join(map(str, SUBSET)), arch="fastgan",
+                batch_size=4, steps=3)
+    return tiny_gan_config(data, out, **{**base, **kw})
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cond_run") / "run"
+    GanTrainer(_config(data, out, steps=2, sample_every=2)).fit()
+    return out
+
+
+def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_path: Path) -> None:
+    trainer = GanTrainer(_config(data, tmp_path / "r"))
+    ds = open_dataset(data)
+    expected = [i for i, t in zip(ds.ids, ds.targets) if set(t) & set(SUBSET)]
+    assert trainer.cfg.train_ids == sorted(expected) and len(expected) == 18
+    assert trainer.n_unlabeled == 2 and trainer.cfg.class_subset == SUBSET
+    target_of = dict(zip(ds.ids, ds.targets))
+    for i, row in zip(trainer.dataset.ids, trainer.dataset.labels.tolist()):  # 21 and 23 dropped from the label sets
+        assert row == [float(c in target_of[i]) for c in SUBSET], i
+
+
+@pytest.mark.parametrize("arch", ["fastgan", "dcgan"])
+def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str) -> None:
+    kw = dict(arch=arch, g_width=16, d_width=16) if arch == "fastgan" else dict(arch=arch, g_width=32, d_width=32)
+    if arch == "fastgan":
+        kw.update(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    GanTrainer(_config(data, straight, steps=7, **kw)).fit()
+    assert GanTrainer(_config(data, split, steps=6, **kw)).fit().step == 6  # mid-epoch (4 batches of 18 draws)
+    assert GanTrainer(_config(data, split, steps=7, **kw)).fit().step == 7
+    a, b = _metrics(straight), _metrics(split)
+    assert [r["step"] for r in b] == [str(s) for s in range(1, 8)]
+    for ra, rb in zip(a, b):
+        for key in ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), (ra["step"], key)
+    sa, sb = load_checkpoint(straight / "checkpoints" / "last.pt"), load_checkpoint(split / "checkpoints" / "last.pt")
+    assert sa["augment"]["p"] == pytest.approx(sb["augment"]["p"])
+    for key in ("G", "D", "G_ema"):
+        assert any("gain" in name for name in sa["G"])  # the conditional layers are in the state
+        for name, tensor in sa[key].items():
+            torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
+
+
+def _expected_sets(table: list[tuple[int, ...]], c: int) -> Counter:
+    carrying = [tuple(sorted(t)) for t in table if c in t]
+    return Counter({s: n / len(carrying) for s, n in Counter(carrying).items()})
+
+
+def test_follow_real_reproduces_the_pair_cooccurrence() -> None:
+    rng = np.random.default_rng(0)
+    k, n_draw = 5, 4000  # a table with real-like co-occurrence: pairs and a triple, imbalanced
+    table = [tuple(sorted(set(rng.choice(k, size=rng.choice([1, 1, 2, 3]), replace=True, p=[.4, .3, .15, .1, .05]))))
+             for _ in range(300)]
+    for c in range(k):
+        draws = conditional.follow_real_sets(table, c, n_draw, np.random.default_rng(c))
+        assert all(c in s for s in draws)
+        carrying = [t for t in table if c in t]
+        for other in range(k):  # P(other | c): binomial, 4 sigma
+            p = sum(other in t for t in carrying) / len(carrying)
+            got = sum(other in s for s in draws) / n_draw
+            assert abs(got - p) <= 4 * np.sqrt(p * (1 - p) / n_draw) + 1e-12, (c, other, got, p)
+
+
+def test_synth_follow_real_and_single(run: Path, data: Path, tmp_path: Path) -> None:
+    n = 300
+    m = run_synth(SynthConfig(runs=str(run), out=str(tmp_path / "fr"), per_class=n, labels="follow-real",
+                              device="cpu", writers=1))
+    assert m["labels"] == "follow-real" and {e["class_index"]: e["count"] for e in m["classes"]} == {c: n for c in SUBSET}
+    syn = open_dataset(tmp_path / "fr")
+    ds = open_dataset(data)
+    real = [tuple(sorted(c for c in t if c in SUBSET)) for t in ds.targets]
+    for c in SUBSET:  # each class's label sets follow the real ones carrying it (binomial, 4 sigma)
+        got = Counter(tuple(t) for i, t in zip(syn.ids, syn.targets) if i.startswith(f"syn-c{c:02d}"))
+        for labels, p in _expected_sets(real, c).items():
+            assert abs(got[labels] / n - p) <= 4 * np.sqrt(p * (1 - p) / n), (c, labels, got, p)
+        assert set(got) <= set(_expected_sets(real, c))
+    single = run_synth(SynthConfig(runs=str(run), out=str(tmp_path / "single"), per_class=4, device="cpu", writers=1))
+    assert single["labels"] == "single"
+    syn = open_dataset(tmp_path / "single")
+    assert [(i[:7], t) for i, t in zip(syn.ids, syn.targets)] == [(f"syn-c{c:02d}", (c,)) for c in sorted(SUBSET)
+                                                                  for _ in range(4)]  # the class alone
+    # provenance: each class's record is the run's training images (the leakage check reads it)
+    ids = json.loads((tmp_path / "single" / "generator_ids.json").read_text())
+    assert {int(c) for c in ids} == set(SUBSET)
+    assert all(v == load_checkpoint(run / "checkpoints" / "last.pt")["config"]["train_ids"] for v in ids.values())
+
+
+def test_find_runs_maps_every_class_of_a_conditional_run(run: Path) -> None:
+    assert find_runs(run) == {c: run for c in SUBSET}  # what synth --runs and compare --gan-runs look up
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
+    config = dict(arch=arch, size=32, channels=["red", "green", "blue"], g_width=32, d_width=32, z_dim=8)
+    torch.manual_seed(0)
+    d = discriminator_from_config({**config, "conditional": True, "class_subset": SUBSET}).eval()
+    projections = [m for m in d.modules() if isinstance(m, Projection)]
+    assert projections
+    for p in projections:  # a trained embedding (fresh ones of dcgan are tiny)
+        torch.nn.init.normal_(p.embed.weight if arch == "dcgan" else p.embed.weight_orig, 0, 1)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    y1, y2 = torch.eye(3)[[0, 0, 0]], torch.eye(3)[[1, 2, 1]]
+    with torch.no_grad():
+        l1, l2, l0 = image_logits(d(x, y=y1)), image_logits(d(x, y=y2)), image_logits(d(x))
+    assert l1.shape == (3,) and (l1 - l2).abs().min() > 1e-4 and (l1 - l0).abs().min() > 1e-4
+    if arch == "fastgan":  # the projection is added to every patch logit: the image logit is their mean
+        with torch.no_grad():
+            logits, patches, _ = d(x, y=y1)
+        torch.testing.assert_close(logits, patches.mean(1))
+    g = generator_from_config({**config, "conditional": True, "class_subset": SUBSET}).eval()
+    for m in g.modules():
+        if isinstance(m, ConditionalBatchNorm2d):
+            torch.nn.init.normal_(m.gain.weight, 0, 0.5)
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        assert (g(z, y1) - g(z, y2)).abs().max() > 1e-3
+    for plain in (generator_from_config(config), discriminator_from_config(config)):  # no conditional piece
+        assert not any(isinstance(m, (ConditionalBatchNorm2d, Projection)) for m in plain.modules())
+        assert not any(k for k in plain.state_dict() if "gain" in k or "shift" in k or "embed" in k or "proj" in k)
+
+
+def test_balance_uniform_draws_classes_equally(tmp_path: Path) -> None:
+    labels = conditional.multi_hot([(0,)] * 60 + [(1,)] * 12 + [(2,)] * 3, 3)  # imbalanced, 20:4:1
+    n = 30_000
+    for balance, rates in (("uniform", [1 / 3] * 3), ("real", [60 / 75, 12 / 75, 3 / 75])):
+        weights = conditional.balance_weights(labels, balance)
+        if balance == "uniform":
+            drawn = EpochSampler(len(labels), seed=1, batch_size=4, weights=weights)
+            order = [i for e in range(n // len(labels) + 1) for i in drawn.permutation(e)][:n]
+        else:
+            order = torch.multinomial(weights.float(), n, replacement=True).tolist()
+        counts = labels[order].sum(0) / n
+        for got, p in zip(counts.tolist(), rates):
+            assert abs(got - p) <= 4 * np.sqrt(p * (1 - p) / n), (balance, counts, rates)
+    # multi-label: each image weighs the mean of 1/count over its labels; single-label images 1/count exactly
+    w = conditional.balance_weights(conditional.multi_hot([(0,), (0, 1), (1,), (1,)], 2), "uniform")
+    torch.testing.assert_close(w, torch.tensor([1 / 2, (1 / 2 + 1 / 3) / 2, 1 / 3, 1 / 3], dtype=torch.float64))
+
+
+def test_fake_labels_follow_the_balance(data: Path, tmp_path: Path) -> None:
+    trainer = GanTrainer(_config(data, tmp_path / "r", balance="uniform"))
+    torch.manual_seed(0)
+    y = trainer._fake_labels(20_000)
+    rows = {tuple(r) for r in y.tolist()}
+    assert rows <= {tuple(r) for r in trainer.dataset.labels.tolist()}  # real label sets only
+    rate = y.sum(0) / y.sum()
+    assert (rate.max() - rate.min()) < 0.12, rate  # near equal (multi-label sets make it approximate)
+    real = GanTrainer(_config(data, tmp_path / "q", balance="real"))._fake_labels(20_000)
+    freq = trainer.dataset.labels.mean(0)  # real: the images' own frequencies
+    torch.testing.assert_close(real.mean(0), freq, atol=0.02, rtol=0)
+
+
+def test_grids_have_one_row_per_class(run: Path) -> None:
+    cols = conditional.grid_columns(4, len(SUBSET))  # tiny_gan_config's n_samples = 4
+    for name in ("real.png", "step_000002.png"):
+        grid = np.asarray(Image.open(run / "samples" / name))
+        assert grid.shape[:2] == (len(SUBSET) * 34 + 2, cols * 34 + 2), name  # 32 px + 2 px gaps
+
+
+def test_per_class_eval_columns_and_best_checkpoint(data: Path, tmp_path: Path) -> None:
+    seen: dict[int, int] = {}
+
+    def make_eval():
+        def evaluate(proxy, step):  # a stub KID: the class's position, after generating with its label
+            images = proxy.generate(z=torch.zeros(2, proxy.cfg.z_dim))
+            seen[proxy.position] = len(proxy.dataset)
+            return {"kid": float(proxy.position) + step, "kid_std": 0.1, "fid": 1.0 + images.shape[0]}
+        return evaluate
+
+    out = tmp_path / "r"
+    GanTrainer(_config(data, out, steps=2, eval_every=2), eval_fn=PerClassEval(make_eval)).fit()
+    row = _metrics(out)[-1]
+    assert float(row["kid_c0"]) == 2 and float(row["kid_c25"]) == 3 and float(row["kid_c2"]) == 4
+    assert float(row["score"]) == pytest.approx(3.0) and (out / "checkpoints" / "best.pt").is_file()
+    assert seen == {0: 10, 1: 7, 2: 5}  # each class's real images: every training image carrying it
+
+
+def test_bad_input_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ProtganError, match="no image carries a label of 5"):
+        GanTrainer(_config(data, tmp_path / "r", classes="5"))
+    with pytest.raises(ProtganError, match="--conditional with --class 0"):
+        GanTrainer(_config(data, tmp_path / "r", class_index=0))
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
+                            "--classes", "4,5", "--size", "32", "--device", "cpu"], capsys)
+    assert_one_line_error(code, err, "no image carries a label of 4, 5")
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
+                            "--class", "0", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--conditional with --class 0")
+
+
+def test_fanout_plans_one_conditional_job_per_fold(tmp_path: Path) -> None:
+    from protgan.gan.fanout import plan_jobs
+
+    data = make_dataset(tmp_path / "d", TARGETS, size=32, channels=("red", "green", "blue"))
+    base = {k: v for k, v in vars(_config(data, tmp_path / "runs")).items() if k != "class_index"}
+    jobs = plan_jobs({**base, "folds": 2, "fold": None}, "0,25,2", tmp_path / "runs")
+    assert [(j.label, j.out) for j in jobs] == [(f"conditional fold {f}", tmp_path / "runs" / f"fold_{f}" / "conditional")
+                                                for f in (0, 1)]
+    assert all(j.config["conditional"] and j.config["class_index"] is None and j.config["fold"] == j.fold for j in jobs)
