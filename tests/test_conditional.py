@@ -61,6 +61,8 @@ def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_pat
     expected = [i for i, t in zip(ds.ids, ds.targets) if set(t) & set(SUBSET)]
     assert trainer.cfg.train_ids == sorted(expected) and len(expected) == 18
     assert trainer.n_unlabeled == 2 and trainer.cfg.class_subset == SUBSET
+    every = GanTrainer(_config(data, tmp_path / "all", classes="all")).cfg.class_subset
+    assert every == [0, 2, 21, 23, 25]  # `all`: the classes with an image, not 28 label dimensions
     target_of = dict(zip(ds.ids, ds.targets))
     for i, row in zip(trainer.dataset.ids, trainer.dataset.labels.tolist()):  # 21 and 23 dropped from the label sets
         assert row == [float(c in target_of[i]) for c in SUBSET], i

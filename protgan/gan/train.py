@@ -187,9 +187,10 @@ class GanTrainer:
         (--conditional) every image with a label of --classes, the others counted in self.n_unlabeled."""
         cfg = self.cfg
         subset = resolve_subset(cfg.classes, ds.targets)
-        if cfg.conditional:
-            cfg.class_subset = [int(c) for c in subset]
-            ids, _, self.n_unlabeled = conditional.subset_label_sets(ds.ids, ds.targets, subset)
+        if cfg.conditional:  # the label vector: the classes of the subset that have an image (`all`: 28 otherwise)
+            present = {c for t in ds.targets for c in t}
+            cfg.class_subset = [int(c) for c in subset if c in present] or [int(c) for c in subset]
+            ids, _, self.n_unlabeled = conditional.subset_label_sets(ds.ids, ds.targets, cfg.class_subset)
             return ids, cfg.class_subset
         if cfg.class_index not in subset:
             raise ProtganError(f"--class {cfg.class_index} ({cfg.class_name}) is not in --classes {cfg.classes} "
