@@ -3,12 +3,13 @@ and `protgan evaluate`, with defaults and help texts (torch-free: the CLI is gen
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from protgan.classify.config import KEEP_CHECKPOINTS_CHOICES
 from protgan.core.errors import ProtganError
+from protgan.core.jobs import cpu_jobs
 from protgan.core.options import option
 from protgan.data.selection import SELECT_CHOICES
 
@@ -111,7 +112,14 @@ class DemoConfig:
                                         "LEAKY. For measuring how much of the GAN gain is leakage.")
 
     def resolved_jobs(self) -> int:
-        return self.jobs or os.cpu_count() or 1
+        return cpu_jobs(self.jobs)
+
+
+def demo_paths(out: Path) -> dict[str, Path]:
+    """The demo folder's stage folders: written by protgan.experiments.demo, read by its report."""
+    return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "gan_beside": out / "gan-beside",
+            "beside_grid": out / "gan-beside" / "beside.png", "synthetic": out / "synthetic", "fid": out / "fid",
+            "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
 
 
 @dataclass

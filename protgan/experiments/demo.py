@@ -51,7 +51,7 @@ from protgan.experiments.compare import CompareConfig, run_compare, selected_cel
 from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
-from protgan.experiments.config import DemoConfig  # noqa: F401  (re-exported)
+from protgan.experiments.config import DemoConfig, demo_paths  # DemoConfig re-exported
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid
 
@@ -138,12 +138,6 @@ class DemoResult:
     report_html: Path | None = None
 
 
-def paths(out: Path) -> dict[str, Path]:
-    return {"data": out / "data", "enhanced": out / "enhanced", "gan": out / "gan", "gan_beside": out / "gan-beside",
-            "synthetic": out / "synthetic",
-            "fid": out / "fid", "evaluate": out / "evaluate", "compare": out / "compare", "logs": out / "logs"}
-
-
 # ------------------------------------------------------------------------------------ parallel jobs
 def _file_log(path: Path) -> Log:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +167,11 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
             "seconds": time.perf_counter() - t0, "train_cpu_seconds": trainer.train_seconds}
 
 
-def _beside_job(args: tuple[dict, dict, int, int, str]) -> list[dict]:
+def _beside_job(args: tuple[dict, dict, int, int, str, str]) -> list[dict]:
     """Train the beside run (its --max-minutes budget), then KID of both runs' EMA samples in one feature
-    space, on the same real images (same class, fold and --select), the same noise and the same subsets."""
-    main_cfg, beside_cfg, n_fake, seed, log_path = args
+    space, on the same real images (same class, fold and --select), the same noise and the same subsets;
+    the grid real | main | beside into grid_path."""
+    main_cfg, beside_cfg, n_fake, seed, log_path, grid_path = args
     log = _file_log(Path(log_path))
     trainer = GanTrainer(TrainGanConfig(**beside_cfg), warn=lambda m: log(f"warning: {m}"))
     result = trainer.fit()
@@ -193,8 +188,7 @@ def _beside_job(args: tuple[dict, dict, int, int, str]) -> list[dict]:
                      "kid_x1e3": 1e3 * score["kid"], "kid_std_x1e3": 1e3 * score["kid_std"], "run": str(t.run)})
         grids.append(to_uint8_images(t.generate(z=grid_z)).cpu().numpy())
     # one row each: real | the demo's generator | the other one
-    write_png(Path(beside_cfg["out"]).parent / "beside.png",
-              np.concatenate([image_grid(g, main.cfg.channels, cols=6) for g in grids], axis=0))
+    write_png(Path(grid_path), np.concatenate([image_grid(g, main.cfg.channels, cols=6) for g in grids], axis=0))
     return rows
 
 
@@ -219,7 +213,7 @@ class Demo:
         self.cfg = cfg
         self.plan = PLANS[cfg.plan]
         self.out = Path(cfg.out)
-        self.p = paths(self.out)
+        self.p = demo_paths(self.out)
         self.log = log
         self.progress = progress or (lambda name, done, total: None)
         self.jobs = cfg.resolved_jobs()
@@ -352,11 +346,12 @@ class Demo:
         # the same checkpoint / sample / log cadence as the main run (their cost is inside both budgets)
         cadence = {k: main_cfg[k] for k in ("ckpt_every", "sample_every", "log_every")}
         cfg = {**self.gan_config(c, fold, arch=other), **cadence, "out": str(self.p["gan_beside"] / f"class_{c:02d}"),
-               "steps": 1_000_000, "max_minutes": main.get("train_cpu_seconds", main["seconds"]) / 60}
+               "steps": 1_000_000, "max_minutes": main["train_cpu_seconds"] / 60}
         self.log(f"  class {c}: {other} beside {plan.gan_arch}, at the CPU seconds of {plan.gan_arch}'s run")
-        job = parallel_map(_beside_job, [(main_cfg, cfg, plan.beside_images,
-                                       self.cfg.seed, str(self.p["logs"] / "gan_beside.log"))], 1)
-        rows = next(iter(job))
+        # in this process, one torch thread (as the main run had); unpacking runs the generator to its end
+        (rows,) = parallel_map(_beside_job, [(main_cfg, cfg, plan.beside_images, self.cfg.seed,
+                                             str(self.p["logs"] / "gan_beside.log"),
+                                             str(self.p["beside_grid"]))], 1)
         write_json(self.p["gan_beside"] / "beside.json", rows)
         for r in rows:
             self.log(f"  {r['arch']}: {r['steps']} steps, {r['train_cpu_seconds']:.1f} CPU s, KID x1e3 "

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from protgan.core.atomic import write_json
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError

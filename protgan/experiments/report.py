@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from protgan.core.atomic import atomic_path, write_text
 from protgan.data import class_name, open_dataset
+from protgan.experiments.config import demo_paths
 from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, leak_mark, verdict
 from protgan.experiments.evaluate import table as evaluate_table
 
@@ -69,7 +70,7 @@ class Ctx:
     state: dict
 
     def __post_init__(self) -> None:
-        self.p = {k: self.out / k for k in ("data", "enhanced", "gan", "synthetic", "fid", "evaluate", "compare")}
+        self.p = demo_paths(self.out)
         gan = self.p["gan"]
         self.all_runs = sorted(d for d in [*gan.iterdir(), *gan.glob("fold_*/*")] if (d / "config.json").is_file())
         self.run_cfg = {run: json.loads((run / "config.json").read_text()) for run in self.all_runs}
@@ -211,7 +212,7 @@ def beside_blocks(ctx: Ctx) -> list[Block]:
          Block("table", header=("arch", "steps", "train CPU s", "KID x1e3"),
                rows=[(r["arch"], str(r["steps"]), _num(r["train_cpu_seconds"], 1),
                       _pm(r["kid_x1e3"], r["kid_std_x1e3"], 0)) for r in rows])]
-    png = ctx.p["gan"].parent / "gan-beside" / "beside.png"
+    png = ctx.p["beside_grid"]
     if png.is_file():
         b.append(Block("img", f"class {c}: real | {main['arch']} | {other['arch']} (same noise, EMA)", path=png))
     return b
