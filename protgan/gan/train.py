@@ -275,7 +275,7 @@ class GanTrainer:
             torch.backends.cudnn.benchmark = True
         gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 1]).generate_state(1)[0]))
         self.fixed_z = torch.randn(cfg.n_samples, cfg.z_dim, generator=gen).to(self.device)
-        self.fixed_y = None
+        self.fixed_y, self.grid_cols = None, None  # None: the square grid of an unconditional run
         if cfg.conditional:  # the grid: one row per class (its label alone), the same noise in every row
             k = len(cfg.class_subset)
             self.grid_cols = conditional.grid_columns(cfg.n_samples, k)
@@ -385,7 +385,7 @@ class GanTrainer:
         path = self.run / SAMPLES_DIR / f"step_{step:06d}.png"
         if distributed.is_main():
             grid = image_grid(to_uint8_images(self.generate(z=self.fixed_z)).cpu().numpy(), self.cfg.channels,
-                              cols=getattr(self, "grid_cols", None))
+                              cols=self.grid_cols)
             write_png(path, grid)
             if self.tb is not None and step != getattr(self, "_tb_image_step", None):  # the end re-writes the last
                 self.tb.image("samples (fixed noise, EMA G)", grid, step)
@@ -623,7 +623,7 @@ class GanTrainer:
             real = (conditional.class_rows(self.dataset, len(cfg.class_subset), self.grid_cols) if cfg.conditional
                     else self.real_reference.numpy())
             write_png(self.run / SAMPLES_DIR / "real.png",
-                      image_grid(real, cfg.channels, cols=getattr(self, "grid_cols", None)))
+                      image_grid(real, cfg.channels, cols=self.grid_cols))
 
     def fit(self) -> TrainResult:
         """Claim RUN (not inside --data, writable, locked against a second run), then train or resume."""
