@@ -58,21 +58,26 @@ def run_one(args: argparse.Namespace, class_index: int, arch: str, evaluator: Tr
     return row, samples
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def add_run_arguments(ap: argparse.ArgumentParser, cpu_seconds_help: str = "per run") -> None:
+    """The options run_one reads (also bench/gan_conditional_kid.py's, which calls it)."""
     ap.add_argument("--data", required=True)
-    ap.add_argument("--classes", default="0,25,21,2,23")
     ap.add_argument("--subset", default="top5")
     ap.add_argument("--channels", default="red,green,blue")
-    ap.add_argument("--archs", default="dcgan,fastgan")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--cpu-seconds", type=float, default=120)
+    ap.add_argument("--cpu-seconds", type=float, default=120, help=cpu_seconds_help)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--grid", default="")
     ap.add_argument("--grid-n", type=int, default=6)
     ap.add_argument("--override", default="{}", help='JSON {"fastgan": {"lr_g": ...}} over the settings')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    add_run_arguments(ap)
+    ap.add_argument("--classes", default="0,25,21,2,23")
+    ap.add_argument("--archs", default="dcgan,fastgan")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gan_arch_kid import ARCH_SETTINGS, image_grid_row, run_one  # noqa: E402
+from gan_arch_kid import ARCH_SETTINGS, add_run_arguments, image_grid_row, run_one  # noqa: E402
 
 from protgan.data import ChannelStackDataset, open_dataset, resolve_subset, to_uint8_images, write_png  # noqa: E402
 from protgan.data.selection import select_class_ids  # noqa: E402
@@ -50,21 +50,11 @@ def train_conditional(args: argparse.Namespace, k: int) -> GanTrainer:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--subset", default="top5")
+    add_run_arguments(ap, cpu_seconds_help="per class; the conditional run: K x this")
     ap.add_argument("--arch", default="fastgan")
     ap.add_argument("--balance", default="uniform")
-    ap.add_argument("--channels", default="red,green,blue")
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--cpu-seconds", type=float, default=120, help="per class; the conditional run: K x this")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--grid", default="")
-    ap.add_argument("--grid-n", type=int, default=6)
     ap.add_argument("--conditional-only", action="store_true")
     ap.add_argument("--no-kid", action="store_true", help="only the grid (with --conditional-only)")
-    ap.add_argument("--override", default="{}", help='JSON {"fastgan": {"lr_g": ...}} over the settings')
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
