@@ -1,4 +1,5 @@
-"""protgan demo: the whole pipeline end to end (the hidden --tiny plan), its report, resume and bad input."""
+"""protgan demo: the whole pipeline end to end (the hidden --tiny plan), its report, resume and bad input;
+and once more with --gan conditional (one conditional generator per fold for the top-5 classes)."""
 
 from __future__ import annotations
 
@@ -35,22 +36,25 @@ def _numbers(cell: str) -> list[float]:
     return [float(x) for x in re.findall(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?|[-+]?\d+", cell)]
 
 
-@pytest.fixture(scope="module")
-def tiny_demo(tmp_path_factory) -> Path:
+def _run_tiny_demo(out: Path, *args: str) -> Path:
     import torch
 
     from protgan.cli import main
 
-    out = tmp_path_factory.mktemp("demo") / "run"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors; robust on a shared machine
     try:
         with pytest.raises(SystemExit) as exc:
-            main(["demo", "--tiny", "--out", str(out), "--jobs", "1", "--device", "cpu"])
+            main(["demo", "--tiny", "--out", str(out), "--jobs", "1", "--device", "cpu", *args])
     finally:
         torch.set_num_threads(threads)
     assert exc.value.code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory) -> Path:
+    return _run_tiny_demo(tmp_path_factory.mktemp("demo") / "run")
 
 
 def test_demo_tiny_end_to_end_report(tiny_demo: Path) -> None:
@@ -147,7 +151,80 @@ def test_demo_bad_input(tmp_path: Path, tiny_demo: Path, capsys) -> None:
     # a demo folder made with another plan
     code, _, err = run_cli(["demo", "--quick", "--out", str(tiny_demo)], capsys)
     assert_one_line_error(code, err, "other options")
+    # a per-class demo folder refuses the conditional mode (its identity, like the plan and seed)
+    code, _, err = run_cli(["demo", "--tiny", "--gan", "conditional", "--out", str(tiny_demo)], capsys)
+    assert_one_line_error(code, err, "other options", "--gan per-class")
+    code, _, err = run_cli(["demo", "--tiny", "--gan", "both", "--out", str(tmp_path / "z")], capsys)
+    assert_one_line_error(code, err, "--gan 'both'")
     code, _, err = run_cli(["demo", "--tiny", "--out", str(tmp_path / "x"), "--device", "tpu"], capsys)
     assert code != 0 and "Traceback" not in err
     code, _, err = run_cli(["demo", "--quick", "--tiny", "--out", str(tmp_path / "y")], capsys)
     assert_one_line_error(code, err, "--quick and --tiny")
+
+
+def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
+    """--gan conditional: one conditional run per fold (gan/fold_K/conditional, what train-gan's fan-out
+    writes), read unchanged by synth, fid, evaluate and compare; the report names the mode."""
+    from protgan.data import read_label_table
+    from protgan.data.folds import read_folds
+
+    out = _run_tiny_demo(tmp_path / "cond", "--gan", "conditional")
+    plan = PLANS["tiny"]
+    state = json.loads((out / "demo.json").read_text())
+    assert state["gan"] == "conditional" and list(state["stages"]) == list(STAGES)
+    assert state["stages"]["gan_beside"]["skipped"] and "--gan conditional" in state["stages"]["gan_beside"]["reason"]
+    assert not (out / "gan-beside").exists()
+    classes = sorted(json.loads((out / "gan" / "fold_0" / "conditional" / "config.json").read_text())["class_subset"])
+    assert classes == [0, 2, 21, 23, 25]  # the top-5 classes
+    fold_of = read_folds(out / "enhanced" / "folds.csv").fold_of
+    for k in range(plan.folds):
+        # one conditional generator per fold, nothing per class; 5 x the steps of one per-class generator
+        runs = sorted(p.name for p in (out / "gan" / f"fold_{k}").iterdir())
+        assert runs == ["conditional"], runs
+        run = out / "gan" / f"fold_{k}" / "conditional"
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["conditional"] and cfg["class_index"] is None and cfg["fold"] == k and cfg["balance"] == "uniform"
+        assert cfg["steps"] == 5 * plan.gan_steps and (run / "checkpoints" / "last.pt").is_file()
+        # synthetic images for every class, each with the leakage record of its fold: the run's training
+        # images, none of them in fold K's validation part
+        syn = out / "synthetic" / f"fold_{k}"
+        ids, targets = read_label_table(syn / "train.csv")
+        assert sorted(t for (t,) in targets) == sorted(c for c in classes for _ in range(plan.per_class))
+        assert all((syn / "train" / f"{i}_{ch}.png").is_file() for i in ids for ch in ("red", "green", "blue"))
+        manifest = json.loads((syn / "manifest.json").read_text())
+        assert manifest["labels"] == "single"
+        assert sorted(e["class_index"] for e in manifest["classes"]) == classes
+        generator_ids = json.loads((syn / "generator_ids.json").read_text())
+        for e in manifest["classes"]:
+            assert e["run"] == str(run) and e["conditional"]
+            assert e["generator"]["fold"] == k and e["generator"]["train_ids_sha256"] == cfg["train_ids_sha256"]
+            seen = generator_ids[str(e["class_index"])]
+            assert seen == cfg["train_ids"] and not any(fold_of[i] == k for i in seen)
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "GAN mode `conditional`" in md and "3. One conditional DCGAN for the top-5 classes" in md
+    assert "Skipped: --gan conditional" in md and "LEAKY" not in md
+    # stage timings, class counts, enhancement, GAN, FID, KID during training, quality, comparison, differences
+    timings, counts, enhance, gan, fid, kid, quality, table, diffs = _tables(md)
+    assert len(gan) == plan.folds
+    for k, r in enumerate(gan):
+        assert sorted(map(int, r[0].split(","))) == classes and r[1] == "conditional"
+        assert r[2] == f"{k} (training part)" and int(r[4]) == 5 * plan.gan_steps
+        assert all(math.isfinite(float(v)) for v in r[5:10])
+    assert sorted(int(r[0]) for r in fid) == classes
+    for r in fid:
+        assert int(r[3]) == plan.per_class and all(math.isfinite(v) for c in (r[4], r[5], r[7]) for v in _numbers(c))
+    # per class: KID of the class's label alone at both evaluations (5 x the per-class interval), and the floor
+    assert sorted(int(r[0]) for r in kid) == classes
+    for r in kid:
+        assert len(r) == 2 + 2 + 1 and all(math.isfinite(float(v)) for v in r[2:]), r
+    assert sorted(int(r[0]) for r in quality) == classes and all(len(r) == 11 for r in quality)
+    assert [r[1].split(" ")[0] for r in table] == ["none", "classic", "gan", "classic+gan"] and diffs
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    # enhancement, the conditional run (real, samples, losses), KID, most-copied images, comparison
+    assert len(images) == 1 + 3 + 1 + 1 + 1
+    assert all((out / rel).is_file() for rel in images)
+    assert html.count("src='data:image/png;base64,") == len(images)
+    # and the conditional folder refuses the per-class mode
+    code, _, err = run_cli(["demo", "--tiny", "--out", str(out)], capsys)
+    assert_one_line_error(code, err, "other options", "--gan conditional")

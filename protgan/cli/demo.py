@@ -20,8 +20,9 @@ def demo(
     tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Smallest end-to-end run, for the tests."),
     *, opts: Opts,
 ) -> None:
-    """demo-data -> enhance (CLAHE) -> train-gan per top-5 class -> synth -> fid -> compare (classic vs GAN
-    augmentation) -> OUT/report.md and OUT/report.html with every table and figure."""
+    """demo-data -> enhance (CLAHE) -> train-gan per top-5 class (or, --gan conditional, one conditional GAN for
+    the five) -> synth -> fid -> compare (classic vs GAN augmentation) -> OUT/report.md and OUT/report.html
+    with every table and figure."""
     from protgan.experiments.demo import run_demo
 
     if quick and tiny:

@@ -17,6 +17,7 @@ ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
 THRESHOLD_CHOICES = ("tuned", "0.5", "positive-proportion")  # the kinds classify reports
 DEMO_PLANS = ("default", "quick", "tiny")
+DEMO_GAN_MODES = ("per-class", "conditional")  # protgan demo --gan: one generator per class, or one for all
 ALL_METRICS = "fid,kid,pr,copies,cas"
 
 
@@ -105,11 +106,17 @@ class DemoConfig:
     plan: str = option("default", "default, quick or tiny.", cli=None, choices=DEMO_PLANS)
     seed: int = option(0, "Seed of every stage (data, enhancement sample, GANs, synthetic noise, folds are fixed).")
     device: str = option("auto", "auto, cpu or cuda.", affects_run=False)
-    jobs: int = option(0, "Processes for the per-class GANs and the classification cells (0: one per CPU core).",
+    jobs: int = option(0, "Processes for the GANs (per class and fold, or per fold) and the classification cells "
+                          "(0: one per CPU core).",
                        affects_run=False)
+    gan: str = option("per-class", "per-class: one generator per top-5 class (and fold), the paper's; conditional: one "
+                                   "conditional generator for the five classes per fold (train-gan --conditional "
+                                   "--balance uniform), with the steps of the five per-class runs together.",
+                      choices=DEMO_GAN_MODES)
     allow_leakage: bool = option(False, "One generator per class on every image (the paper's likely setup) instead of "
-                                        "one per class and fold; compare runs with --allow-leakage and the report says "
-                                        "LEAKY. For measuring how much of the GAN gain is leakage.")
+                                        "one per class and fold (with --gan conditional: one conditional generator on "
+                                        "every image); compare runs with --allow-leakage and the report says LEAKY. "
+                                        "For measuring how much of the GAN gain is leakage.")
 
     def resolved_jobs(self) -> int:
         return cpu_jobs(self.jobs)

@@ -6,6 +6,7 @@
 Each stage calls the stage's public Python API and writes into its own folder of DIR:
 
     DIR/data/  DIR/enhanced/  DIR/gan/fold_K/class_NN/  DIR/synthetic/fold_K/  DIR/fid/  DIR/evaluate/  DIR/compare/
+    (--gan conditional: DIR/gan/fold_K/conditional/, the folder train-gan --conditional --folds K writes)
     DIR/demo.json      the plan (sizes, steps, epochs) and, per finished stage, its wall-clock seconds
     DIR/logs/          what the parallel jobs printed
     DIR/report.md, DIR/report.html   every table and figure (protgan.experiments.report)
@@ -17,6 +18,12 @@ disguise. That costs folds x the GAN time; the plans split the GAN steps they ha
 generator per class on every image instead (DIR/gan/class_NN/, the paper's likely setup) and runs compare
 with --allow-leakage: the report then says LEAKY; running both with the same seed
 measures how much of the GAN gain was leakage (README, "Leakage").
+
+`gan` "conditional" (`--gan conditional`): one conditional generator for the top-5 classes per fold (or one
+on every image) instead of one per class, with the per-class recipe and K x its steps (K classes: the
+compute of the K per-class runs), `--balance uniform`. synth, fid, evaluate and compare read its run as
+the run of every class of the subset (protgan.gan.synth). The beside stage compares two per-class
+generators, so it is skipped in this mode.
 
 Resumable: a stage recorded in demo.json is skipped; an interrupted stage resumes with the stage's own
 resume (GAN checkpoints, finished classify cells, images already written).
@@ -51,7 +58,9 @@ from protgan.experiments.compare import CompareConfig, run_compare, selected_cel
 from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
-from protgan.experiments.config import DemoConfig, demo_paths  # DemoConfig re-exported
+from protgan.experiments.config import DEMO_GAN_MODES, DemoConfig, demo_paths  # DemoConfig re-exported
+from protgan.gan.conditional import PerClassEval
+from protgan.gan.fanout import CONDITIONAL_DIR
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid
 
@@ -138,6 +147,11 @@ class DemoResult:
     report_html: Path | None = None
 
 
+def gan_key(c: int | None, fold: int | None) -> str:
+    """The key of a generator in demo.json's gan stage: "class C[ fold K]", "conditional[ fold K]" (c None)."""
+    return ("conditional" if c is None else f"class {c}") + ("" if fold is None else f" fold {fold}")
+
+
 # ------------------------------------------------------------------------------------ parallel jobs
 def _file_log(path: Path) -> Log:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,14 +168,17 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
     log = _file_log(Path(log_path))
     t0 = time.perf_counter()
     cfg = TrainGanConfig(**cfg_dict)
-    eval_fn = TrainingEval("efficientnet_lite0", n_fake=eval_images, seed=cfg.seed) if cfg.eval_every else None
+    eval_fn = None
+    if cfg.eval_every:  # as train-gan's: a conditional run is scored per class (kid_cC), best.pt by their mean
+        make_eval = lambda: TrainingEval("efficientnet_lite0", n_fake=eval_images, seed=cfg.seed)  # noqa: E731
+        eval_fn = PerClassEval(make_eval) if cfg.conditional else make_eval()
     trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=lambda row: log(
         f"step {int(row['step'])}: loss_D {row['loss_D']:.3f} loss_G {row['loss_G']:.3f} D(x) {row['D_x']:.2f} "
         f"D(G(z)) {row['D_G_z']:.2f} diversity {row['diversity']:.2f}"), warn=lambda m: log(f"warning: {m}"))
     result = trainer.fit()
     if result.status == "interrupted":
         raise KeyboardInterrupt
-    key = f"class {cfg.class_index}" + ("" if cfg.fold is None else f" fold {cfg.fold}")
+    key = gan_key(cfg.class_index, cfg.fold)
     return {"key": key, "class_index": cfg.class_index, "fold": cfg.fold, "class_name": cfg.class_name, "status": result.status,
             "step": result.step, "n_images": result.n_images, "warnings": result.warnings,
             "seconds": time.perf_counter() - t0, "train_cpu_seconds": trainer.train_seconds}
@@ -208,6 +225,8 @@ class Demo:
             raise ProtganError(f"plan {cfg.plan!r}: expected one of {', '.join(PLANS)}")
         if cfg.jobs < 0:
             raise ProtganError(f"--jobs {cfg.jobs}: must be >= 0 (0 = one per core)")
+        if cfg.gan not in DEMO_GAN_MODES:
+            raise ProtganError(f"--gan {cfg.gan!r}: expected one of {', '.join(DEMO_GAN_MODES)}")
 
         resolve_device(cfg.device)  # a bad --device fails before any work
         self.cfg = cfg
@@ -222,13 +241,17 @@ class Demo:
 
     def _load_state(self) -> dict:
         path = self.out / STATE_FILE
-        ident = {"plan": asdict(self.plan), "seed": self.cfg.seed, "allow_leakage": self.cfg.allow_leakage}
+        ident = {"plan": asdict(self.plan), "seed": self.cfg.seed, "allow_leakage": self.cfg.allow_leakage,
+                 "gan": self.cfg.gan}
         if path.is_file():
             state = json.loads(path.read_text())
+            state.setdefault("gan", "per-class")  # a demo made before --gan existed: per-class generators
             if {k: state.get(k) for k in ident} != ident:
                 old = state.get("plan", {}).get("name")
                 raise ProtganError(f"{path}: this folder holds a demo made with other options (plan {old}, seed "
-                                   f"{state.get('seed')}); use another --out or delete {self.out}")
+                                   f"{state.get('seed')}, --gan {state['gan']}"
+                                   f"{', --allow-leakage' if state.get('allow_leakage') else ''}); use another "
+                                   f"--out or delete {self.out}")
             return state
         if self.out.exists() and any(self.out.iterdir()):
             raise ProtganError(f"--out {self.out}: folder is not empty and holds no demo ({STATE_FILE} missing)")
@@ -283,15 +306,25 @@ class Demo:
         """The folds the generators are trained for: every fold, or [None] (all images: leaky)."""
         return [None] if self.cfg.allow_leakage else list(range(self.plan.folds))
 
-    def gan_run(self, c: int, fold: int | None) -> Path:
-        root = self.p["gan"] if fold is None else fold_dir(self.p["gan"], fold)
-        return root / f"class_{c:02d}"
+    @property
+    def conditional(self) -> bool:
+        return self.cfg.gan == "conditional"
 
-    def gan_config(self, c: int, fold: int | None = None, arch: str | None = None) -> dict:
+    def gan_run(self, c: int | None, fold: int | None) -> Path:
+        """The run folder of class c's generator, or (c None) of the conditional one: the folders train-gan's
+        fan-out writes (RUNS/fold_K/class_C, RUNS/fold_K/conditional), which synth reads."""
+        root = self.p["gan"] if fold is None else fold_dir(self.p["gan"], fold)
+        return root / (CONDITIONAL_DIR if c is None else f"class_{c:02d}")
+
+    def gan_config(self, c: int | None, fold: int | None = None, arch: str | None = None) -> dict:
+        """The TrainGanConfig (as a dict) of class c's generator, or (c None) of the conditional generator
+        for the top-5 classes: the same recipe with K x the steps (and the evaluations K x as far apart, so
+        as many), K = the number of classes, the compute of the K per-class runs together."""
         plan = self.plan
         arch = arch or plan.gan_arch
         fast = arch == "fastgan"
-        steps = plan.gan_fastgan_steps if fast else plan.gan_steps
+        share = 1 if c is not None else len(self.classes())
+        steps = share * (plan.gan_fastgan_steps if fast else plan.gan_steps)
         width = plan.gan_fastgan_width if fast else plan.gan_width
         lr_g, lr_d = (plan.gan_fastgan_lr, plan.gan_fastgan_lr) if fast else (plan.gan_lr_g, plan.gan_lr_d)
         quarter = max(1, steps // 4)
@@ -299,9 +332,10 @@ class Demo:
             data=str(self.p["enhanced"]), class_index=c, out=str(self.gan_run(c, fold)), size=plan.size,
             fold=fold, folds=None if fold is None else plan.folds, arch=arch,
             channels=["red", "green", "blue"], select=plan.gan_select, classes="top5", steps=steps,
+            conditional=c is None, balance="uniform",  # (conditional) uniform: the rare classes as often as the rest
             batch_size=plan.gan_batch, lr_g=lr_g, lr_d=lr_d, g_width=width,
             d_width=width, g_upsample=plan.gan_upsample, ema_decay=plan.gan_ema, seed=self.cfg.seed,
-            device=self.cfg.device, workers=0, eval_every=plan.gan_eval_every, ckpt_every=quarter,
+            device=self.cfg.device, workers=0, eval_every=share * plan.gan_eval_every, ckpt_every=quarter,
             sample_every=quarter, log_every=max(1, min(25, quarter)),
             time_clock="cpu",  # train_seconds in CPU seconds: the beside generator gets the same compute
         )
@@ -313,20 +347,26 @@ class Demo:
         if folds != [None]:  # before the jobs: they must not race to write folds.csv (compare reads the same file)
             ds = open_dataset(self.p["enhanced"])
             dataset_folds(self.p["enhanced"], ds.ids, ds.targets, self.plan.folds, self.p["compare"])
+        # per class: one generator per class (and fold); conditional: one per fold, for every class (None)
+        generators = [None] if self.conditional else classes
         args = [(self.gan_config(c, f), self.plan.gan_eval_images,
-                 str(logs / (f"gan_class_{c:02d}.log" if f is None else f"gan_fold{f}_class_{c:02d}.log")))
-                for f in folds for c in classes]
-        steps = self.plan.gan_fastgan_steps if self.plan.gan_arch == "fastgan" else self.plan.gan_steps
+                 str(logs / ("gan" + ("" if f is None else f"_fold{f}")
+                             + ("_conditional" if c is None else f"_class_{c:02d}") + ".log")))
+                for f in folds for c in generators]
+        steps = args[0][0]["steps"]
         what = "every image (leaky)" if folds == [None] else f"the training part of each of {len(folds)} folds"
-        self.log(f"  {len(classes)} classes ({', '.join(map(str, classes))}) x {what}: {len(args)} generators, "
-                 f"{self.plan.gan_arch}, {steps} steps each at {self.plan.size} px, {min(self.jobs, len(args))} parallel "
-                 f"jobs; logs in {logs}")
+        who = (f"one conditional generator for {len(classes)} classes ({', '.join(map(str, classes))}, --balance "
+               f"uniform)" if self.conditional else f"{len(classes)} classes ({', '.join(map(str, classes))})")
+        self.log(f"  {who} x {what}: {len(args)} generators, {self.plan.gan_arch}, {steps} steps each at "
+                 f"{self.plan.size} px, {min(self.jobs, len(args))} parallel jobs; logs in {logs}")
         runs = {}
-        self.progress("train-gan (class x fold)", 0, len(args))
+        label = "train-gan (fold)" if self.conditional else "train-gan (class x fold)"
+        self.progress(label, 0, len(args))
         for k, r in enumerate(parallel_map(_train_gan_job, args, self.jobs), 1):
             runs[r["key"]] = r
-            self.progress("train-gan (class x fold)", k, len(args))
-            self.log(f"  {r['key']} ({r['class_name']}): {r['n_images']} images, step {r['step']} "
+            self.progress(label, k, len(args))
+            name = "" if r["class_index"] is None else f" ({r['class_name']})"
+            self.log(f"  {r['key']}{name}: {r['n_images']} images, step {r['step']} "
                      f"({r['status']}, {r['seconds']:.0f} s)" + "".join(f"; warning: {w}" for w in r["warnings"]))
         return {"runs": runs, "folds": None if folds == [None] else len(folds)}
 
@@ -339,9 +379,14 @@ class Demo:
         plan, c = self.plan, self.plan.beside_class
         if c is None or c not in self.classes():
             return {"skipped": True}
-        fold = self.gan_folds()[0]
-        main = self.state["stages"]["gan"]["runs"][f"class {c}" + ("" if fold is None else f" fold {fold}")]
         other = "dcgan" if plan.gan_arch == "fastgan" else "fastgan"
+        if self.conditional:  # the comparison is of two per-class generators at one class's CPU seconds
+            reason = (f"--gan conditional: the beside stage compares two per-class generators ({plan.gan_arch} and "
+                      f"{other}) for class {c}; this demo trained none")
+            self.log(f"  skipped: {reason}")
+            return {"skipped": True, "reason": reason}
+        fold = self.gan_folds()[0]
+        main = self.state["stages"]["gan"]["runs"][gan_key(c, fold)]
         main_cfg = self.gan_config(c, fold)
         # the same checkpoint / sample / log cadence as the main run (their cost is inside both budgets)
         cadence = {k: main_cfg[k] for k in ("ckpt_every", "sample_every", "log_every")}

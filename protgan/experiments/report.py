@@ -79,6 +79,21 @@ class Ctx:
         # figures and per-class tables: one generator per class (fold 0's when per fold); the GAN table: all
         self.runs = [run for run in self.all_runs if self.run_cfg[run].get("fold") in (None, 0)]
         self.fid = json.loads((self.p["fid"] / "fid.json").read_text())
+        # --gan conditional: one generator for every class (per fold); demo folders made before it: per class
+        self.conditional = self.state.get("gan", "per-class") == "conditional"
+        self.classes = list(dict.fromkeys(c for run in self.runs for c in run_classes(self.run_cfg[run])))
+
+
+def run_classes(config: dict) -> list[int]:
+    """The classes a train-gan run learned: its class, or a conditional run's subset (in its grid's row order)."""
+    return [int(c) for c in config["class_subset"]] if config.get("conditional") else [int(config["class_index"])]
+
+
+def run_title(config: dict) -> str:
+    """A run's name in the report: "class C (name)", or the conditional run's classes."""
+    if config.get("conditional"):
+        return f"conditional generator (classes {', '.join(map(str, run_classes(config)))}: one grid row each)"
+    return f"class {config['class_index']} ({config['class_name']})"
 
 
 def build_blocks(out: Path, plan: Any, state: dict) -> list[Block]:
@@ -102,13 +117,22 @@ def intro_section(ctx: Ctx) -> list[Block]:
     gan_steps = plan.gan_fastgan_steps if fast else plan.gan_steps
     gan_width = plan.gan_fastgan_width if fast else plan.gan_width
     leaky = bool(state.get("allow_leakage"))
-    gans = (f"one {gan_name} per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator of "
-            "fold K saw fold K's validation images, the paper's likely setup)" if leaky else
-            f"one {gan_name} per top-5 class and fold, each trained on its fold's training part only ({plan.folds} x "
-            f"the GAN time of one generator per class, so each runs fewer steps; no validation image reaches the "
-            f"classifier through a generator)")
+    if ctx.conditional:  # one generator for the 5 classes with the 5 per-class runs' steps together
+        gan_steps = ctx.run_cfg[ctx.runs[0]]["steps"]
+        gans = (f"one conditional {gan_name} for the top-5 classes (`--gan conditional`: `train-gan --conditional "
+                f"--balance uniform`, {len(ctx.classes)} x the steps of one per-class generator) "
+                + ("trained on every image (**LEAKY**, `--allow-leakage`: it saw every fold's validation images)"
+                   if leaky else "per fold, each trained on its fold's training part only, so no validation image "
+                                 "reaches the classifier through a generator"))
+    else:
+        gans = (f"one {gan_name} per top-5 class trained on every image (**LEAKY**, `--allow-leakage`: the generator "
+                "of fold K saw fold K's validation images, the paper's likely setup)" if leaky else
+                f"one {gan_name} per top-5 class and fold, each trained on its fold's training part only ({plan.folds} "
+                f"x the GAN time of one generator per class, so each runs fewer steps; no validation image reaches "
+                f"the classifier through a generator)")
     b.append(Block("p", (
-        f"Plan `{plan.name}` (seed {state.get('seed', 0)}): {plan.n} synthetic HPA-like images at {plan.size} px "
+        f"Plan `{plan.name}` (seed {state.get('seed', 0)}, GAN mode "
+        f"`{'conditional' if ctx.conditional else 'per-class'}`): {plan.n} synthetic HPA-like images at {plan.size} px "
         f"(`protgan demo-data`), CLAHE enhancement, {gans} ({gan_steps} steps, width "
         f"{gan_width}, batch {plan.gan_batch}), {plan.per_class} synthetic images per class, FID/KID, "
         f"precision/recall, near-copies and train-on-synthetic-test-on-real in the "
@@ -160,13 +184,28 @@ def gan_section(ctx: Ctx) -> list[Block]:
         cfg, metrics = ctx.run_cfg[run], ctx.run_metrics[run]
         last = metrics[-1] if metrics else {}
         fold = "all (leaky)" if cfg.get("fold") is None else f"{cfg['fold']} (training part)"
-        gan_rows.append((str(cfg["class_index"]), cfg["class_name"], fold, str(cfg["n_images"]), last.get("step", "-"),
+        gan_rows.append((",".join(map(str, run_classes(cfg))), cfg["class_name"], fold, str(cfg["n_images"]),
+                         last.get("step", "-"),
                          _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
                          _num(last.get("D_G_z"), 2), _num(last.get("diversity"), 2)))
-    b = [Block("h2", "3. One DCGAN per class (paper section 3.1.2)"),
-         Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "
-                    f"with `--select {plan.gan_select}`; values of the last logged step. diversity = spread of "
-                    f"a fixed batch of EMA samples over that of real images (about 1 healthy, near 0 on collapse).")]
+    diversity = ("values of the last logged step. diversity = spread of a fixed batch of EMA samples over that of "
+                 "real images (about 1 healthy, near 0 on collapse).")
+    if ctx.conditional:
+        b = [Block("h2", "3. One conditional DCGAN for the top-5 classes (instead of the paper's one per class, "
+                         "section 3.1.2)"),
+             Block("p", f"`--gan conditional`: the paper's DCGAN at {plan.size} px with the per-class recipe, made "
+                        f"conditional (`train-gan --conditional`: G takes the multi-hot label set, D is a projection "
+                        f"discriminator), trained on every image with a label of the top-5 classes with its real "
+                        f"label set (`--select` does not apply: the table's images are all of them), drawn with "
+                        f"`--balance uniform` so each class is seen about equally often, for {len(ctx.classes)} x "
+                        f"the steps of one per-class generator (the compute of the {len(ctx.classes)} per-class "
+                        f"runs). synth "
+                        f"gives each class's images the class's label alone. The grids have one row per class; "
+                        f"{diversity}")]
+    else:
+        b = [Block("h2", "3. One DCGAN per class (paper section 3.1.2)"),
+             Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "
+                        f"with `--select {plan.gan_select}`; {diversity}")]
     if len(ctx.runs) < len(ctx.all_runs):
         b.append(Block("p", "Generator of fold K = trained on the training part of fold K of the shared folds.csv; "
                             "its images join fold K's training part only. The figures below show fold 0's."))
@@ -174,7 +213,7 @@ def gan_section(ctx: Ctx) -> list[Block]:
                                 "diversity"), rows=gan_rows)]
     for run in ctx.runs:
         cfg = ctx.run_cfg[run]
-        title = f"class {cfg['class_index']} ({cfg['class_name']})"
+        title = run_title(cfg)
         b.append(Block("h3", title))
         if (run / "samples" / "real.png").is_file():
             b.append(Block("img", f"{title}: real training images", path=run / "samples" / "real.png"))
@@ -192,6 +231,8 @@ ARCH_NAMES = {"dcgan": "the paper's DCGAN", "fastgan": "FastGAN"}
 def beside_blocks(ctx: Ctx) -> list[Block]:
     """The demo's generator beside the other arch for one class at the same CPU seconds (stage gan_beside)."""
     info = ctx.state.get("stages", {}).get("gan_beside") or {}
+    if info.get("reason"):  # skipped, and why (--gan conditional)
+        return [Block("h3", "dcgan beside fastgan: not run"), Block("p", f"Skipped: {info['reason']}.")]
     if not info.get("rows"):
         return []
     rows = info["rows"]
@@ -240,10 +281,15 @@ def fid_section(ctx: Ctx) -> list[Block]:
 
 def kid_during_training_blocks(ctx: Ctx) -> list[Block]:
     plan, fid = ctx.plan, ctx.fid
-    kid_rows = {str(ctx.run_cfg[run]["class_index"]): [dict(r, class_name=ctx.run_cfg[run]["class_name"])
-                                                       for r in ctx.run_metrics[run] if r.get("kid") not in (None, "")]
-                for run in ctx.runs}
-    kid_rows = {c: rows for c, rows in kid_rows.items() if rows}
+    kid_rows: dict[str, list[dict]] = {}  # class -> its metrics rows with a KID, as {"step", "kid", "class_name"}
+    for run in ctx.runs:
+        cfg = ctx.run_cfg[run]
+        for c in run_classes(cfg):
+            column = f"kid_c{c}" if cfg.get("conditional") else "kid"  # a conditional run's "kid" is their mean
+            rows = [{"step": r["step"], "kid": r[column], "class_name": class_name(c)}
+                    for r in ctx.run_metrics[run] if r.get(column) not in (None, "")]
+            if rows:
+                kid_rows[str(c)] = rows
     if not kid_rows:
         return []
     kid_png = _plot_kid_during_training(kid_rows, fid, ctx.p["gan"] / "kid_during_training.png")
@@ -255,11 +301,14 @@ def kid_during_training_blocks(ctx: Ctx) -> list[Block]:
         table.append([c, rows[0]["class_name"]]
                      + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
                      + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"])
+    who = (f"Every {ctx.run_cfg[ctx.runs[0]]['eval_every']} steps the conditional trainer scored "
+           f"{plan.gan_eval_images} EMA samples per class (fixed noise, the class's label alone) against the "
+           f"class's real training images" if ctx.conditional else
+           f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} EMA samples "
+           f"(fixed noise) against the class's real images")
     return [Block("h3", "KID during training"),
-            Block("p", f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} "
-                       f"EMA samples (fixed noise) against the class's real images (`train-gan --eval-every`): "
-                       f"KID x1e3 in the same feature space; the floor is the real-vs-real KID above. Lower is "
-                       f"better; a GAN that learns moves down towards the floor."),
+            Block("p", f"{who} (`train-gan --eval-every`): KID x1e3 in the same feature space; the floor is the "
+                       f"real-vs-real KID above. Lower is better; a GAN that learns moves down towards the floor."),
             Block("table", header=["class", "name"] + [f"step {st}" for st in steps] + ["floor"], rows=table),
             Block("img", "KID of EMA samples vs real images during training, per class (dashed: real-vs-real floor)",
                   path=kid_png)]
