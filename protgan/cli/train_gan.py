@@ -60,16 +60,12 @@ def _train_one(cfg: TrainGanConfig, log_opts: LogOptions) -> None:
     cfg.validate()  # option errors before the engine (and torch) is imported
     from protgan.classify import embedding as _embedding  # noqa: F401  (registers --eval-features ckpt:PATH)
     from protgan.core import distributed
-    from protgan.evaluation.fid import TrainingEval
+    from protgan.gan.conditional import training_eval
     from protgan.gan.train import GanTrainer
 
     main = distributed.is_main()  # torchrun: rank 0 prints and reports progress
     warn = lambda message: main and err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)  # noqa: E731
-    eval_fn = TrainingEval(cfg.eval_features, n_fake=cfg.eval_images, seed=cfg.seed) if cfg.eval_every else None
-    if eval_fn is not None and cfg.conditional:  # KID per class: kid_cC columns, best.pt by their mean
-        from protgan.gan.conditional import PerClassEval
-
-        eval_fn = PerClassEval(lambda: TrainingEval(cfg.eval_features, n_fake=cfg.eval_images, seed=cfg.seed))
+    eval_fn = training_eval(cfg, cfg.eval_images, cfg.eval_features)
     with Reporter("train-gan", console, log_opts, unit="step", transient=False, enabled=main) as progress:
         def on_log(row: dict[str, float]) -> None:
             figures = {"D": row["loss_D"], "G": row["loss_G"], "D(x)": row["D_x"], "D(G(z))": row["D_G_z"],

@@ -59,7 +59,7 @@ from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
 from protgan.experiments.config import DEMO_GAN_MODES, DemoConfig, demo_paths  # DemoConfig re-exported
-from protgan.gan.conditional import PerClassEval
+from protgan.gan.conditional import training_eval
 from protgan.gan.fanout import CONDITIONAL_DIR
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid
@@ -168,10 +168,7 @@ def _train_gan_job(args: tuple[dict, int, str]) -> dict:
     log = _file_log(Path(log_path))
     t0 = time.perf_counter()
     cfg = TrainGanConfig(**cfg_dict)
-    eval_fn = None
-    if cfg.eval_every:  # as train-gan's: a conditional run is scored per class (kid_cC), best.pt by their mean
-        make_eval = lambda: TrainingEval("efficientnet_lite0", n_fake=eval_images, seed=cfg.seed)  # noqa: E731
-        eval_fn = PerClassEval(make_eval) if cfg.conditional else make_eval()
+    eval_fn = training_eval(cfg, eval_images)  # as train-gan's (a conditional run: kid_cC per class)
     trainer = GanTrainer(cfg, eval_fn=eval_fn, on_log=lambda row: log(
         f"step {int(row['step'])}: loss_D {row['loss_D']:.3f} loss_G {row['loss_G']:.3f} D(x) {row['D_x']:.2f} "
         f"D(G(z)) {row['D_G_z']:.2f} diversity {row['diversity']:.2f}"), warn=lambda m: log(f"warning: {m}"))

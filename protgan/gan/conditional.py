@@ -164,6 +164,17 @@ class ProxyTrainer:
         return self.trainer.generate(z=z, y=y, use_ema=use_ema)
 
 
+def training_eval(cfg: Any, n_fake: int, features: str = "efficientnet_lite0") -> Any:
+    """The eval_fn of train-gan --eval-every for a config: None when it is off, PerClassEval for a
+    conditional run (kid_cC per class, best.pt by their mean), else one TrainingEval of the class."""
+    if not cfg.eval_every:
+        return None
+    from protgan.evaluation.fid import TrainingEval  # lazy: feature networks
+
+    make_eval = lambda: TrainingEval(features, n_fake=n_fake, seed=cfg.seed)  # noqa: E731
+    return PerClassEval(make_eval) if cfg.conditional else make_eval()
+
+
 class PerClassEval:
     """eval_fn for a conditional run: one `make_eval()` evaluator per class of the subset, fed that class's
     real training images and samples with that class's single label; metrics kid_cC, kid_std_cC and
