@@ -4,6 +4,10 @@ class's real images in the EfficientNet-Lite0 space, beside the real-vs-real flo
     OMP_NUM_THREADS=1 python bench/gan_arch_kid.py --data DIR --classes 0,25,21,2,23 --cpu-seconds 120 \\
         --out RUNS [--channels rgb] [--archs dcgan,fastgan] [--grid assets/fastgan_demo_grid.png]
 
+    python bench/gan_arch_kid.py --data DIR --classes 0,1,3 --grid-from RUNS1,RUNS2 --grid assets/X.png
+
+--grid-from: no training, only the grid, from the last checkpoints of runs this script wrote before
+(RUNS/{arch}_class_{c} in any of the folders), with the same fixed noise.
 Each run stops by --max-minutes on the process CPU clock (train-gan --time-clock cpu), so both archs get
 the same compute whatever else the machine is doing. Prints one JSON line per run and writes RUNS/kid.json.
 Settings: dcgan = the demo's CPU recipe (width 64, lr 1e-3 / 2e-3, EMA 0.99, resize upsampling);
@@ -53,9 +57,25 @@ def run_one(args: argparse.Namespace, class_index: int, arch: str, evaluator: Tr
            "train_cpu_s": round(train_cpu, 1), "total_cpu_s": round(time.process_time() - t0, 1),
            "kid_x1e3": round(1e3 * scores["kid"], 2), "kid_std_x1e3": round(1e3 * scores["kid_std"], 2),
            "floor_kid_x1e3": round(1e3 * floor, 2), "fid": round(scores["fid"], 1), "settings": settings}
-    z = torch.Generator().manual_seed(7)
-    samples = to_uint8_images(trainer.generate(z=torch.randn(args.grid_n, cfg.z_dim, generator=z))).cpu().numpy()
-    return row, samples
+    return row, grid_samples(trainer, args.grid_n)
+
+
+def grid_samples(trainer: GanTrainer, n: int) -> np.ndarray:
+    """n EMA samples of fixed noise (seed 7), uint8: the grid's panel of a run."""
+    z = torch.randn(n, trainer.cfg.z_dim, generator=torch.Generator().manual_seed(7))
+    return to_uint8_images(trainer.generate(z=z)).cpu().numpy()
+
+
+def samples_of_run(folders: list[Path], arch: str, class_index: int, n: int) -> np.ndarray:
+    """grid_samples of the finished run {arch}_class_{class_index} found in one of the folders (loaded, not
+    resumed: the run folder is left as it is)."""
+    run = next((f / f"{arch}_class_{class_index}" for f in folders if (f / f"{arch}_class_{class_index}").is_dir()), None)
+    if run is None:
+        raise SystemExit(f"--grid-from: no {arch}_class_{class_index} in {', '.join(map(str, folders))}")
+    cfg = TrainGanConfig.from_dict({**json.loads((run / "config.json").read_text()), "workers": 0, "device": "cpu"})
+    trainer = GanTrainer(cfg)
+    trainer.load(run / "checkpoints" / "last.pt")
+    return grid_samples(trainer, n)
 
 
 def add_run_arguments(ap: argparse.ArgumentParser, cpu_seconds_help: str = "per run") -> None:
@@ -78,8 +98,14 @@ def main() -> None:
     add_run_arguments(ap)
     ap.add_argument("--classes", default="0,25,21,2,23")
     ap.add_argument("--archs", default="dcgan,fastgan")
+    ap.add_argument("--grid-from", default="", help="comma list of folders of earlier runs: only the --grid")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.grid_from:
+        folders = [Path(f) for f in args.grid_from.split(",")]
+        write_comparison_grid(args, [[samples_of_run(folders, a, int(c), args.grid_n) for a in args.archs.split(",")]
+                                     for c in args.classes.split(",")])
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, grid_rows = [], []
