@@ -165,6 +165,26 @@ def test_compare_with_per_fold_gan_runs_is_clean(world, tmp_path) -> None:
     assert {r["leakage"] for r in csv.DictReader(open(out / "cells.csv")) if r["arm"] == "gan"} == {"clean"}
 
 
+def test_compare_with_per_fold_conditional_runs_is_clean(world, tmp_path) -> None:
+    """compare --gan-runs takes train-gan --conditional's per-fold runs (RUNS/fold_K/conditional) for every class
+    of their subset: fold K's synthetic images of each class come from fold K's conditional generator."""
+    runs = tmp_path / "runs"
+    for k in (0, 1):
+        GanTrainer(_gan(world["data"], runs / f"fold_{k}" / "conditional", fold=k, class_index=None, conditional=True,
+                        classes="0,25")).fit()
+    out = tmp_path / "cmp"
+    run_compare(_compare(world, out, gan_runs=str(runs), per_class=3), log=lambda m: None)
+    for k in (0, 1):
+        man = json.loads((out / "synthetic" / f"fold_{k}" / "manifest.json").read_text())
+        assert sorted(e["class_index"] for e in man["classes"]) == [0, 25]
+        assert all(e["conditional"] for e in man["classes"])
+        assert {e["generator"]["fold"] for e in man["classes"]} == {k}
+        assert {Path(e["run"]).name for e in man["classes"]} == {"conditional"}
+        result = json.loads((out / "cells" / TINY / "gan" / "seed_0" / f"fold_{k}" / "result.json").read_text())
+        assert result["leakage"]["n_val_seen"] == 0
+    assert {r["leakage"] for r in csv.DictReader(open(out / "cells.csv")) if r["arm"] == "gan"} == {"clean"}
+
+
 def test_fold_options_resume_and_errors(world, tmp_path) -> None:
     with pytest.raises(ProtganError, match="fold=0, not 1"):  # a fold-0 run never resumes as fold 1
         GanTrainer(_gan(world["data"], world["run"], fold=1)).prepare_run()
