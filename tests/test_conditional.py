@@ -246,3 +246,29 @@ def test_fanout_plans_one_conditional_job_per_fold(tmp_path: Path) -> None:
     assert [(j.label, j.out) for j in jobs] == [(f"conditional fold {f}", tmp_path / "runs" / f"fold_{f}" / "conditional")
                                                 for f in (0, 1)]
     assert all(j.config["conditional"] and j.config["class_index"] is None and j.config["fold"] == j.fold for j in jobs)
+
+
+def test_collapse_indicator_is_per_class(data: Path, tmp_path: Path) -> None:
+    """One collapsed class among healthy ones: the conditional diversity is that class's ratio, and it warns."""
+    from protgan.gan.conditional import class_spreads
+
+    rows = torch.rand(3, 4, 3, 8, 8)
+    rows[1] = rows[1, :1]  # class position 1: four copies of one image
+    spreads = class_spreads(rows.flatten(0, 1), 3)
+    assert spreads[1] == 0 and bool((spreads[[0, 2]] > 0.2).all())
+    assert torch.allclose(spreads[0], rows[0].std(dim=0).mean())
+    trainer = GanTrainer(_config(data, tmp_path / "r"))
+    real = trainer.real_class_spreads
+    assert real.shape == (len(SUBSET),) and bool((real > 0).all())
+    healthy = trainer.generate  # the untrained G: every row spread out
+    trainer._collapse_armed = True
+    cols = trainer.grid_cols
+
+    def one_class_collapsed(**kw):
+        out = healthy(**kw).clone()
+        out[2 * cols:3 * cols] = out[2 * cols]  # the third class (position 2): one image repeated
+        return out
+
+    trainer.generate = one_class_collapsed
+    assert trainer.diversity() == 0.0
+    assert f"diversity (class {SUBSET[2]}) fell to 0.00" in trainer.warnings[-1]

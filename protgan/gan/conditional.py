@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from protgan.data import to_signed_range
+
 BALANCE_CHOICES = ("uniform", "real")
 LABEL_MODES = ("single", "follow-real")  # synth --labels on a conditional run
 
@@ -136,6 +138,25 @@ def class_rows(dataset: Any, k: int, cols: int) -> np.ndarray:
         rows = torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
         for j, row in enumerate(rows):
             out[position * cols + j] = dataset.image(row)
+    return out
+
+
+def class_spreads(images: torch.Tensor, k: int) -> torch.Tensor:
+    """Per class row of a conditional grid (k rows, the same number of images each): the per-pixel standard
+    deviation across the row's images, averaged over pixels (protgan.gan.train.spread, one value per class)."""
+    rows = images.float().reshape(k, -1, *images.shape[1:])
+    return rows.std(dim=1).flatten(1).mean(dim=1)
+
+
+def real_class_spreads(dataset: Any, k: int, cols: int, fallback: float) -> torch.Tensor:
+    """class_spreads of the real images: per class position its first `cols` training images (those of
+    class_rows); `fallback` (the spread of the mixed reference batch) for a class with fewer than 2."""
+    out = torch.full((k,), float(fallback))
+    for position in range(k):
+        rows = torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
+        if len(rows) >= 2:
+            images = torch.stack([torch.from_numpy(dataset.image(r)) for r in rows])
+            out[position] = class_spreads(to_signed_range(images), 1)[0]
     return out
 
 

@@ -281,6 +281,8 @@ class GanTrainer:
             self.grid_cols = conditional.grid_columns(cfg.n_samples, k)
             self.fixed_z = self.fixed_z[:self.grid_cols].repeat(k, 1)
             self.fixed_y = conditional.one_hot_rows(k, self.grid_cols).to(self.device)
+            # the collapse indicator per class: one class can collapse while the others train
+            self.real_class_spreads = conditional.real_class_spreads(self.dataset, k, self.grid_cols, self.real_spread)
         # loss_D, loss_G, D(x), D(G(z)), r_t and the loss's extras, summed since the last log
         self._sums = torch.zeros(5 + len(self.loss.extra_names), device=self.device)
         self._first_bad = torch.full((), -1, dtype=torch.int64, device=self.device)
@@ -479,8 +481,16 @@ class GanTrainer:
         return row
 
     def diversity(self) -> float:
-        """Spread of the fixed batch of EMA samples over the spread of a fixed real batch (~1 healthy, ~0 collapsed)."""
-        ratio = float(spread(self.generate(z=self.fixed_z))) / max(self.real_spread, 1e-8)
+        """Spread of the fixed batch of EMA samples over the spread of a fixed real batch (~1 healthy, ~0 collapsed);
+        a conditional run: the lowest over classes of that ratio per class (its grid row, its real images)."""
+        samples = self.generate(z=self.fixed_z)
+        which = ""
+        if self.cfg.conditional:  # the lowest class's ratio (its grid row against its real images)
+            ratios = conditional.class_spreads(samples, len(self.cfg.class_subset)).cpu() / self.real_class_spreads.clamp(min=1e-8)
+            low = int(ratios.argmin())
+            ratio, which = float(ratios[low]), f" (class {self.cfg.class_subset[low]})"
+        else:
+            ratio = float(spread(samples)) / max(self.real_spread, 1e-8)
         threshold = self.cfg.collapse_threshold
         # Hysteresis: a fresh G starts near 0 (no warning then); the warning is armed once the spread has
         # been clearly healthy (1.5x the threshold) and fires once per fall, not on every log near the line.
@@ -488,7 +498,7 @@ class GanTrainer:
             self._collapse_armed = True
         elif ratio < threshold and self._collapse_armed:
             self._collapse_armed = False
-            self.warn(f"step {self.step}: sample diversity fell to {ratio:.2f} of the real images' "
+            self.warn(f"step {self.step}: sample diversity{which} fell to {ratio:.2f} of the real images' "
                       f"(< {threshold}): possible mode collapse, look at {self.run / SAMPLES_DIR}")
         return ratio
 
