@@ -69,9 +69,10 @@ def grid_samples(trainer: GanTrainer, n: int) -> np.ndarray:
 def samples_of_run(folders: list[Path], arch: str, class_index: int, n: int) -> np.ndarray:
     """grid_samples of the finished run {arch}_class_{class_index} found in one of the folders (loaded, not
     resumed: the run folder is left as it is)."""
-    run = next((f / f"{arch}_class_{class_index}" for f in folders if (f / f"{arch}_class_{class_index}").is_dir()), None)
+    name = f"{arch}_class_{class_index}"
+    run = next((f / name for f in folders if (f / name).is_dir()), None)
     if run is None:
-        raise SystemExit(f"--grid-from: no {arch}_class_{class_index} in {', '.join(map(str, folders))}")
+        raise SystemExit(f"--grid-from: no {name} in {', '.join(map(str, folders))}")
     cfg = TrainGanConfig.from_dict({**json.loads((run / "config.json").read_text()), "workers": 0, "device": "cpu"})
     trainer = GanTrainer(cfg)
     trainer.load(run / "checkpoints" / "last.pt")

@@ -21,6 +21,7 @@ from protgan.data import class_name, open_dataset
 from protgan.experiments.config import demo_paths
 from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, leak_mark, verdict
 from protgan.experiments.evaluate import table as evaluate_table
+from protgan.gan.checkpoint import run_classes
 
 
 @dataclass
@@ -82,11 +83,6 @@ class Ctx:
         # --gan conditional: one generator for every class (per fold); demo folders made before it: per class
         self.conditional = self.state.get("gan", "per-class") == "conditional"
         self.classes = list(dict.fromkeys(c for run in self.runs for c in run_classes(self.run_cfg[run])))
-
-
-def run_classes(config: dict) -> list[int]:
-    """The classes a train-gan run learned: its class, or a conditional run's subset (in its grid's row order)."""
-    return [int(c) for c in config["class_subset"]] if config.get("conditional") else [int(config["class_index"])]
 
 
 def run_title(config: dict) -> str:
@@ -201,7 +197,8 @@ def gan_section(ctx: Ctx) -> list[Block]:
                         f"the steps of one per-class generator (the compute of the {len(ctx.classes)} per-class "
                         f"runs). synth "
                         f"gives each class's images the class's label alone. The grids have one row per class; "
-                        f"{diversity}")]
+                        f"{diversity} For this run the lowest class's ratio (its grid row against its real "
+                        f"images): one class can collapse while the others train.")]
     else:
         b = [Block("h2", "3. One DCGAN per class (paper section 3.1.2)"),
              Block("p", f"The paper's DCGAN at {plan.size} px (log2({plan.size}/8) up/down layers), images chosen "

@@ -154,6 +154,11 @@ def training_set(config: dict[str, Any]) -> tuple[ImageSet, list[str]]:
     return ds, select_class_ids(ds.ids, ds.targets, int(config["class_index"]), subset, config.get("select", "only"))
 
 
+def run_classes(config: dict[str, Any]) -> list[int]:
+    """The classes a train-gan run learned: its class, or a conditional run's subset (in its grid's row order)."""
+    return [int(c) for c in config["class_subset"]] if config.get("conditional") else [int(config["class_index"])]
+
+
 def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:
     """Class index -> run folder, for every sub-folder of RUNS holding a config.json (RUNS itself if it is a run).
 
@@ -167,11 +172,10 @@ def find_runs(runs_dir: str | os.PathLike) -> dict[int, Path]:
     runs: dict[int, Path] = {}
     for run in candidates:
         config = read_run_config(run)
-        # a conditional run (train-gan --conditional) is the run of every class of its subset
-        for index in (config["class_subset"] if config.get("conditional") else [int(config["class_index"])]):
+        for index in run_classes(config):  # a conditional run is the run of every class of its subset
             if index in runs:
                 raise ProtganError(f"{root}: two runs for class {index}: {runs[index].name} and {run.name} (keep one)")
-            runs[int(index)] = run
+            runs[index] = run
     if not runs:
         raise ProtganError(f"{root}: no train-gan runs (sub-folders with a config.json)")
     return runs

@@ -129,14 +129,18 @@ def grid_columns(n_samples: int, k: int) -> int:
     return max(4, min(8, math.ceil(n_samples / k)))
 
 
+def class_row_ids(dataset: Any, position: int, cols: int) -> list[int]:
+    """Dataset rows of the first `cols` training images carrying class position `position` (a grid row)."""
+    return torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
+
+
 def class_rows(dataset: Any, k: int, cols: int) -> np.ndarray:
     """(k * cols) x C x S x S uint8: per class position, the first `cols` training images carrying it (black
     where a class has fewer): the real.png beside a conditional run's sample grids."""
     first = dataset.image(0)
     out = np.zeros((k * cols, *first.shape), first.dtype)
     for position in range(k):
-        rows = torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
-        for j, row in enumerate(rows):
+        for j, row in enumerate(class_row_ids(dataset, position, cols)):
             out[position * cols + j] = dataset.image(row)
     return out
 
@@ -153,7 +157,7 @@ def real_class_spreads(dataset: Any, k: int, cols: int, fallback: float) -> torc
     class_rows); `fallback` (the spread of the mixed reference batch) for a class with fewer than 2."""
     out = torch.full((k,), float(fallback))
     for position in range(k):
-        rows = torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
+        rows = class_row_ids(dataset, position, cols)
         if len(rows) >= 2:
             images = torch.stack([torch.from_numpy(dataset.image(r)) for r in rows])
             out[position] = class_spreads(to_signed_range(images), 1)[0]

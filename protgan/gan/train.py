@@ -486,7 +486,8 @@ class GanTrainer:
         samples = self.generate(z=self.fixed_z)
         which = ""
         if self.cfg.conditional:  # the lowest class's ratio (its grid row against its real images)
-            ratios = conditional.class_spreads(samples, len(self.cfg.class_subset)).cpu() / self.real_class_spreads.clamp(min=1e-8)
+            rows = conditional.class_spreads(samples, len(self.cfg.class_subset)).cpu()
+            ratios = rows / self.real_class_spreads.clamp(min=1e-8)
             low = int(ratios.argmin())
             ratio, which = float(ratios[low]), f" (class {self.cfg.class_subset[low]})"
         else:
