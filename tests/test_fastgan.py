@@ -264,3 +264,57 @@ def test_bad_arch_and_size() -> None:
     with pytest.raises(ProtganError, match="--size 1024"):
         _validated(TrainGanConfig(data="d", class_index=0, out="o", size=1024))  # dcgan stops at 512
     _validated(TrainGanConfig(data="d", class_index=0, out="o", size=1024, arch="fastgan"))
+
+
+def test_intensity_power_round_trip_and_finite_gradient_at_black() -> None:
+    from protgan.data.ranges import from_intensity_power, to_intensity_power
+
+    x = torch.linspace(-1, 1, 11)
+    torch.testing.assert_close(to_intensity_power(x[1:], 0.5), ((x[1:] + 1) / 2).sqrt() * 2 - 1)  # sqrt of [0, 1]
+    torch.testing.assert_close(from_intensity_power(to_intensity_power(x, 0.5), 0.5), x, atol=1e-5, rtol=0)
+    # intensity 0.01 (a dim pixel) -> 0.1: the dark end is spread out for D
+    assert to_intensity_power(torch.tensor([-0.98]), 0.5).item() == pytest.approx(-0.8)
+    t = torch.full((3,), -1.0, requires_grad=True)  # G's tanh saturated at black: no NaN through D's input
+    to_intensity_power(from_intensity_power(t, 0.5), 0.5).sum().backward()
+    assert torch.isfinite(t.grad).all()
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+def test_intensity_gamma_models_are_the_linear_ones_composed_with_the_power(arch: str) -> None:
+    from protgan.data.ranges import from_intensity_power, to_intensity_power
+
+    config = {"arch": arch, "size": 32, "channels": ["green"], "z_dim": 8, "g_width": 16, "d_width": 16}
+    g1, d1 = generator_from_config(config), discriminator_from_config(config)
+    g5, d5 = (f({**config, "intensity_gamma": 0.5}) for f in (generator_from_config, discriminator_from_config))
+    g5.load_state_dict(g1.state_dict())  # the same weights: the power is no parameter
+    d5.load_state_dict(d1.state_dict())
+    for m in (g1, d1, g5, d5):
+        m.eval()
+    z, x = torch.randn(3, 8), torch.rand(3, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(g5(z), from_intensity_power(g1(z), 0.5))  # G's output is made linear
+        out1, out5 = d1(to_intensity_power(x, 0.5)), d5(x)  # D sees the power of what it is given
+        plain = d1(x)
+    logits = [o[0] if isinstance(o, tuple) else o for o in (out1, out5, plain)]
+    torch.testing.assert_close(logits[0], logits[1])
+    assert not torch.allclose(logits[1], logits[2])  # the power did change what D sees
+
+
+def test_intensity_gamma_run_is_saved_resumed_and_sampled_linear(data: Path, tmp_path: Path) -> None:
+    from protgan.data.ranges import from_intensity_power
+
+    run = tmp_path / "run"
+    GanTrainer(_config(data, run, steps=3, intensity_gamma=0.5)).fit()
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["config"]["intensity_gamma"] == 0.5
+    g, _ = load_generator(run)  # synth / fid / the demo rebuild G with its power
+    plain = generator_from_config({**state["config"], "intensity_gamma": 1.0}).eval()
+    plain.load_state_dict(state["G_ema"])
+    z = torch.randn(4, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(g(z), from_intensity_power(plain(z), 0.5))
+    with pytest.raises(ProtganError, match="intensity_gamma"):  # a resume with another power is another run
+        GanTrainer(_config(data, run, steps=5, intensity_gamma=1.0)).fit()
+    assert GanTrainer(_config(data, run, steps=5, intensity_gamma=0.5)).fit().step == 5
+    with pytest.raises(ProtganError, match="--intensity-gamma 0"):
+        _validated(TrainGanConfig(data="d", class_index=0, out="o", intensity_gamma=0.0))

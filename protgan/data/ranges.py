@@ -70,6 +70,20 @@ def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
     return ((x.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
 
 
+def to_intensity_power(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """[-1, 1] images of intensity u -> [-1, 1] images of u**gamma (what a --intensity-gamma D sees). u is
+    floored at 1e-6 so the gradient stays finite where a generated pixel is exactly black."""
+    u = ((x + 1.0) * 0.5).clamp(min=1e-6)  # out of place throughout: G's gradient flows through it
+    return u.pow(gamma) * 2.0 - 1.0
+
+
+def from_intensity_power(t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """The inverse of `to_intensity_power`: [-1, 1] images of u**gamma (a --intensity-gamma G's tanh output)
+    -> [-1, 1] images of u."""
+    v = ((t + 1.0) * 0.5).clamp(min=0.0)
+    return v.pow(1.0 / gamma) * 2.0 - 1.0
+
+
 def unit_range_at(batch: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 batch -> float [0, 1] at `size` x `size` (bilinear, antialiased when shrinking)."""
     x = to_unit_range(batch)

@@ -8,7 +8,7 @@
 
 A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
 "rng" (every RNG state: python, numpy, torch CPU and CUDA, as plain lists and tensors), "config" (the
-dict; "arch" selects dcgan or fastgan, absent = dcgan), "best_score", "augment" (ADA's p and r_t
+dict; "arch" selects dcgan or fastgan, absent = dcgan; "intensity_gamma", absent = 1), "best_score", "augment" (ADA's p and r_t
 accumulator) and "train_seconds": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
 """
 
@@ -26,6 +26,7 @@ from protgan.core.atomic import atomic_path
 from protgan.core.errors import ProtganError
 from protgan.core.safeload import load_weights
 from protgan.data import ImageSet, open_dataset, resolve_subset
+from protgan.data.ranges import from_intensity_power, to_intensity_power
 from protgan.data.selection import select_class_ids
 from protgan.gan.conditional import num_classes_of, subset_label_sets
 from protgan.gan.config import ARCHS
@@ -84,9 +85,14 @@ def generator_from_config(config: dict[str, Any]) -> nn.Module:
     size, channels, z_dim = int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100))
     k = num_classes_of(config)
     if run_arch(config) == "fastgan":
-        return build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)), k)
-    return build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
-                           str(config.get("g_upsample", "transposed")), k)
+        g = build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)), k)
+    else:
+        g = build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
+                            str(config.get("g_upsample", "transposed")), k)
+    gamma = float(config.get("intensity_gamma", 1.0))
+    if gamma != 1.0:  # G's tanh makes intensity**gamma; every caller gets linear images (a hook: no new weights)
+        g.register_forward_hook(lambda _module, _args, out: from_intensity_power(out, gamma))
+    return g
 
 
 def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
@@ -96,8 +102,13 @@ def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
     size, channels = int(config["size"]), len(config["channels"])
     k = num_classes_of(config)
     if run_arch(config) == "fastgan":
-        return build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
-    return build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)), k)
+        d = build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
+    else:
+        d = build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)), k)
+    gamma = float(config.get("intensity_gamma", 1.0))
+    if gamma != 1.0:  # D is handed linear images and sees intensity**gamma (fastgan's decoders still rebuild linear)
+        d.register_forward_pre_hook(lambda _module, args: (to_intensity_power(args[0], gamma), *args[1:]))
+    return d
 
 
 def image_logits(output: torch.Tensor | tuple) -> torch.Tensor:

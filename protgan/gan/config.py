@@ -90,6 +90,9 @@ class TrainGanConfig:
     d_width: int = option(1024, "D channels at its last 8x8 conv, halving towards the input (1024 mirrors G).")
     g_upsample: str = option("transposed", "G's upsampling: transposed (the paper's 3x3 stride-2 transposed convs) or "
                                            "resize (nearest 2x + 3x3 conv: no checkerboard artifacts).")
+    intensity_gamma: float = option(1.0, "G and D work on intensity**GAMMA (images in [0, 1]): 1 = linear (the paper); "
+                                         "0.5 = square root, which spreads the dark values of dim fluorescence "
+                                         "fields (and stabilises photon-count noise). Samples come out linear.")
     dropout: float = option(0.25, "Dropout of D.", cli=None)
     ema_decay: float = option(0.999, "Decay of the EMA generator used for samples (0: a copy of G).")
     amp: bool = option(True, "Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32.",
@@ -192,6 +195,7 @@ class TrainGanConfig:
             (self.amp_dtype in ("auto", "bf16", "fp16"), f"amp_dtype {self.amp_dtype!r}: expected auto, bf16 or fp16"),
             (self.z_dim >= 1 and self.g_width >= 1 and self.d_width >= 1, "z_dim, g_width and d_width must be >= 1"),
             (0 <= self.dropout < 1, f"dropout {self.dropout}: must be in [0, 1)"),
+            (0.1 <= self.intensity_gamma <= 10, f"--intensity-gamma {self.intensity_gamma}: must be in [0.1, 10]"),
             (self.n_samples >= 2, f"n_samples {self.n_samples}: must be >= 2"),
             (self.workers is None or self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
             (self.eval_images >= 2, f"--eval-images {self.eval_images}: must be >= 2"),
