@@ -355,6 +355,21 @@ def test_fanout_runs_one_job_per_slot_at_a_time(tmp_path, monkeypatch):
     assert sum(1 for kind, *_ in events if kind == "start") == 5
 
 
+def test_default_worker_counts_follow_the_cpu_affinity(monkeypatch):
+    """A SLURM job or taskset granted 3 cores of a 64-core node: every default worker count is 3-based."""
+    from protgan.core import jobs
+    from protgan.data.loader import default_workers
+    from protgan.gan import fanout
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6}, raising=False)
+    assert jobs.available_cores() == 3 and jobs.cpu_jobs() == 3 and jobs.cpu_jobs(None) == 3
+    assert jobs.cpu_jobs(5) == 5 and jobs.cpu_jobs(0, cap=2) == 2 and default_workers() == 3
+    assert fanout.make_slots(None, "cpu", 1)[0].env["OMP_NUM_THREADS"] == "3"
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS / Windows: the machine's count
+    assert jobs.available_cores() == 64 and default_workers() == 8
+
+
 def test_fanout_options_and_errors(tmp_path):
     from protgan.gan import fanout
 

@@ -18,9 +18,20 @@ def _init_job() -> None:
     torch.set_num_threads(1)
 
 
-def cpu_jobs(requested: int = 0) -> int:
-    """`requested`, or one per core when 0."""
-    return requested if requested > 0 else max(1, os.cpu_count() or 1)
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity (what SLURM, taskset or a container grant; a 128-core
+    node's os.cpu_count() is not a 4-core job's), else os.cpu_count(). Every default worker count uses it."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_jobs(requested: int | None = 0, cap: int | None = None) -> int:
+    """`requested`, or (when 0 or None) one per available core, at most `cap`."""
+    if requested:
+        return requested
+    return min(available_cores(), cap) if cap else available_cores()
 
 
 def parallel_map(fn: Callable[[Any], Any], args: Sequence[Any], jobs: int) -> Iterable[Any]:

@@ -23,6 +23,7 @@ from protgan.data.dataset import ImageSet
 from protgan.data.imageio import read_channel
 from protgan.core.errors import ProtganError
 from protgan.core.runfolder import check_out_path
+from protgan.core.jobs import cpu_jobs
 
 CACHE_SUBDIR = "cache"
 
@@ -121,7 +122,7 @@ def build_cache(
         arr = np.load(partial, mmap_mode="r+")
     else:
         arr = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = cpu_jobs(workers, cap=8)
     if progress:
         progress(done, len(ds.ids))
     with ThreadPoolExecutor(max_workers=workers) as pool:  # cv2 releases the GIL while decoding

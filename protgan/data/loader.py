@@ -7,7 +7,6 @@ loop converts on the device (`to_unit_range`, `to_signed_range`).
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from typing import Callable, Sequence
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from protgan.data.cache import PackedCache, find_cache, read_stack
 from protgan.data.dataset import ImageSet
 from protgan.core.errors import ProtganError
+from protgan.core.jobs import cpu_jobs
 
 
 class ChannelStackDataset(Dataset):
@@ -110,7 +110,7 @@ def collate(data: list | CollatedBatch):
 
 
 def default_workers() -> int:
-    return min(8, os.cpu_count() or 1)
+    return cpu_jobs(0, cap=8)
 
 
 class PrefetchLoader:

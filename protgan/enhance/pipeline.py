@@ -44,6 +44,7 @@ from protgan.enhance.report import (
 from protgan.core.errors import ProtganError
 from protgan.core.tables import write_csv
 from protgan.enhance.config import APPLY_CHOICES, EnhanceConfig  # noqa: F401  (re-exported)
+from protgan.core.jobs import cpu_jobs
 
 NO_CHANNEL = "-"  # folder mode: a file whose name carries no channel
 FOLDER_IMAGE_SUBDIR = "images"
@@ -153,7 +154,7 @@ def _write(path: Path, img: np.ndarray) -> None:
 
 def _run_jobs(jobs: list[tuple[Item, bool, Optional[str]]], config: EnhanceConfig) -> Iterator[tuple[str, Optional[dict], int]]:
     """Results of `_process` over `jobs`, in worker processes when more than one worker is asked for."""
-    workers = config.workers or os.cpu_count() or 1
+    workers = cpu_jobs(config.workers)
     workers = max(1, min(workers, len(jobs)))
     init_args = (tuple(config.methods), config.clip_limit, config.tile_grid)
     if workers == 1:

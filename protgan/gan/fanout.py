@@ -41,6 +41,7 @@ from protgan.data import class_name, dataset_folds, open_dataset, resolve_subset
 from protgan.data.provenance import fold_dir
 from protgan.core.errors import ProtganError
 from protgan.gan.config import DEFAULT_FOLDS, TrainGanConfig
+from protgan.core.jobs import available_cores
 
 FANOUT_FILE = "fanout.json"
 LOG_FILE = "train.log"
@@ -118,7 +119,7 @@ def make_slots(gpus: str | None, device: str, jobs: int) -> list[Slot]:
             return [Slot(f"cuda {g}", "cuda", {"CUDA_VISIBLE_DEVICES": g}) for g in ids]
         if device == "cuda":
             raise ProtganError("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, available_cores() // jobs)
     cpu_env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     return [Slot(f"cpu {k}" if jobs > 1 else "cpu", "cpu", dict(cpu_env)) for k in range(jobs)]
 

@@ -25,6 +25,7 @@ from protgan.data.demo.render import MAX_SIZE, MIN_SIZE, render_sample
 from protgan.data.imageio import write_png
 from protgan.core.runfolder import check_out_path
 from protgan.core.errors import ProtganError
+from protgan.core.jobs import cpu_jobs
 
 GENERATOR_VERSION = "protgan-demo-1"  # bump when the pictures change: old folders are then refused
 CONFIG_FILE = "config.json"
@@ -126,7 +127,7 @@ def generate_demo_dataset(
     validate_options(n, size, seed, workers)
     cls = resolve_demo_classes(classes)
     out = Path(out)
-    workers = workers or os.cpu_count() or 1
+    workers = cpu_jobs(workers)
     cfg = DemoDataConfig(out=str(out), n=n, size=size, seed=seed, classes=cls, workers=workers)
     resuming = _claim(out, cfg)
     image_dir = out / IMAGE_SUBDIR
