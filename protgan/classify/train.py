@@ -33,7 +33,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from protgan.core import distributed
 from protgan.core.atomic import atomic_path, write_json
-from protgan.classify.config import RECIPE_FIELDS, SELECT_CHOICES, ClassifyConfig  # noqa: F401  (re-exported)
+from protgan.classify.config import SELECT_CHOICES, ClassifyConfig
 from protgan.core.runfolder import RunLock, check_same_options, claim_run_folder, read_saved_options
 from protgan.core.safeload import load_weights, plain, rng_state, set_rng_state
 from protgan.data.problems import require_readable

@@ -8,9 +8,10 @@ import it from here. The names are loaded on first use (protgan.core.lazy): the 
 from protgan.core.lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "protgan.enhance.methods": "METHODS ahe clahe equalize_lut get_method he parse_methods",
+    "protgan.enhance.config": "APPLY_CHOICES METHODS EnhanceConfig",
+    "protgan.enhance.methods": "ahe clahe equalize_lut get_method he parse_methods",
     "protgan.enhance.metrics": "SSIMScorer data_range_of entropy mse psnr rms_contrast ssim ssim_many",
-    "protgan.enhance.pipeline": "APPLY_CHOICES EnhanceConfig EnhanceResult run_enhance score_image",
+    "protgan.enhance.pipeline": "EnhanceResult run_enhance score_image",
     "protgan.enhance.report": "CRITERIA select_best summarize",
 })
 __all__ = sorted(_EXPORTS)

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from protgan.core.errors import ProtganError
-from protgan.enhance.config import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHODS  # noqa: F401  (re-exported)
+from protgan.enhance.config import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHODS
 
 
 

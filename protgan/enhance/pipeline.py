@@ -43,7 +43,7 @@ from protgan.enhance.report import (
 )
 from protgan.core.errors import ProtganError
 from protgan.core.tables import write_csv
-from protgan.enhance.config import APPLY_CHOICES, EnhanceConfig  # noqa: F401  (re-exported)
+from protgan.enhance.config import EnhanceConfig
 from protgan.core.jobs import cpu_jobs
 
 NO_CHANNEL = "-"  # folder mode: a file whose name carries no channel

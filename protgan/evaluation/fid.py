@@ -23,7 +23,7 @@ from protgan.core.runfolder import check_inputs, check_out_path
 from protgan.core.tables import write_csv
 from protgan.data import (
     NUM_CLASSES, ChannelStackDataset, ImageSet, class_name, make_loader, open_dataset, parse_channels,
-    resolve_subset, to_three_channels, to_uint8_images,  # noqa: F401  (to_three_channels: re-exported)
+    resolve_subset, to_uint8_images,
 )
 from protgan.data.selection import check_select, select_class_ids
 from protgan.evaluation.distances import (  # noqa: F401  (re-exported: protgan.evaluation.fid's names)
@@ -37,7 +37,7 @@ from protgan.evaluation.features import (  # noqa: F401  (re-exported)
     inception_extractor, load_efficientnet_lite0, make_extractor, random_fid_inception_state,
     register_feature_space, torch_hub_checkpoint_dir,
 )
-from protgan.evaluation.config import FidConfig  # noqa: F401  (re-exported)
+from protgan.evaluation.config import FidConfig
 from protgan.evaluation.memorisation import copy_threshold
 from protgan.evaluation.metrics import MetricInputs, compute_metrics
 

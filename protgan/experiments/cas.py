@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from protgan.classify.train import ClassifyConfig, run_classify
+from protgan.classify.config import ClassifyConfig
+from protgan.classify.train import run_classify
 from protgan.core.atomic import write_json, write_text
 from protgan.core.device import resolve_device
 from protgan.core.errors import ProtganError

@@ -42,13 +42,15 @@ from protgan.core.runfolder import check_same_options, claim_run_folder, read_sa
 from protgan.core.tables import write_csv
 from protgan.classify.metrics import SCALAR_METRICS
 from protgan.classify.models import get_spec
-from protgan.classify.train import ClassifyConfig, run_classify
+from protgan.classify.config import ClassifyConfig
+from protgan.classify.train import run_classify
 from protgan.core.options import per_invocation
-from protgan.experiments.config import ALL_ARMS, ARMS, THRESHOLD_CHOICES, CompareConfig  # noqa: F401  (re-exported)
+from protgan.experiments.config import THRESHOLD_CHOICES, CompareConfig
 from protgan.data import FOLDS_FILE, dataset_folds, load_or_make_folds, open_dataset, resolve_subset
 from protgan.data.provenance import LEAKAGE_FLAG, check_fold, fold_dir, per_fold_folders
 from protgan.gan import find_runs
-from protgan.gan.synth import MANIFEST, SynthConfig, run_synth
+from protgan.gan.config import SynthConfig
+from protgan.gan.synth import MANIFEST, run_synth
 
 # (arm, baseline): the differences reported; the first is the paper's claim
 # gan - none: the GAN images alone, without the classic transforms the paper's gan arm also lacks

@@ -53,16 +53,19 @@ from protgan.core.device import resolve_device
 from protgan.data import dataset_folds, open_dataset, resolve_subset, to_uint8_images, write_png
 from protgan.data.demo import generate_demo_dataset
 from protgan.enhance import EnhanceConfig, run_enhance
-from protgan.evaluation.fid import FidConfig, TrainingEval, run_fid
-from protgan.experiments.compare import CompareConfig, run_compare, selected_cells, shared_folds
+from protgan.evaluation.config import FidConfig
+from protgan.evaluation.fid import TrainingEval, run_fid
+from protgan.experiments.config import CompareConfig
+from protgan.experiments.compare import run_compare, selected_cells, shared_folds
 from protgan.experiments.evaluate import EvaluateConfig, run_evaluate
 from protgan.experiments.report import write_report
 from protgan.data.provenance import fold_dir
 from protgan.experiments.config import DEMO_GAN_MODES, DemoConfig, demo_paths  # DemoConfig re-exported
 from protgan.gan.conditional import training_eval
 from protgan.gan.fanout import CONDITIONAL_DIR
-from protgan.gan.synth import SynthConfig, run_synth
-from protgan.gan.train import GanTrainer, TrainGanConfig, image_grid
+from protgan.gan.config import SynthConfig, TrainGanConfig
+from protgan.gan.synth import run_synth
+from protgan.gan.train import GanTrainer, image_grid
 
 STAGES = ("data", "enhance", "gan", "gan_beside", "synth", "fid", "evaluate", "compare", "report")
 STATE_FILE = "demo.json"

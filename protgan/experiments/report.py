@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 from protgan.core.atomic import atomic_path, write_text
 from protgan.data import class_name, open_dataset
-from protgan.experiments.config import demo_paths
-from protgan.experiments.compare import ALL_ARMS, TABLE_METRICS, collect, leak_mark, verdict
+from protgan.experiments.config import ALL_ARMS, demo_paths
+from protgan.experiments.compare import TABLE_METRICS, collect, leak_mark, verdict
 from protgan.experiments.evaluate import table as evaluate_table
 from protgan.gan.checkpoint import run_classes
 

@@ -62,7 +62,7 @@ from protgan.data import (
 )
 from protgan.data.provenance import GENERATOR_IDS_FILE, MANIFEST, fold_dir, per_fold_folders
 from protgan.gan import conditional
-from protgan.gan.config import LABEL_CHOICES, SYNTH_CHECKPOINT_CHOICES, SynthConfig  # noqa: F401  (re-exported)
+from protgan.gan.config import LABEL_CHOICES, SYNTH_CHECKPOINT_CHOICES, SynthConfig
 from protgan.gan.checkpoint import (
     CONFIG_FILE, best_checkpoint, discriminator_from_config, find_runs, generator_from_config, image_logits, last_checkpoint, load_checkpoint,
     read_run_config, training_set,

@@ -56,7 +56,7 @@ from protgan.data.provenance import ids_record
 from protgan.data.selection import select_class_ids
 from protgan.gan import conditional
 from protgan.gan.ada import AdaptiveAugment
-from protgan.gan.config import TrainGanConfig  # noqa: F401  (re-exported: its old home)
+from protgan.gan.config import TrainGanConfig
 from protgan.gan.checkpoint import (
     ADA_PLOT, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
