@@ -147,7 +147,8 @@ def class_rows(dataset: Any, k: int, cols: int) -> np.ndarray:
 
 def class_spreads(images: torch.Tensor, k: int) -> torch.Tensor:
     """Per class row of a conditional grid (k rows, the same number of images each): the per-pixel standard
-    deviation across the row's images, averaged over pixels (protgan.gan.train.spread, one value per class)."""
+    deviation across the row's images, averaged over pixels (one value per class; protgan.gan.train.spread is
+    the one-row case)."""
     rows = images.float().reshape(k, -1, *images.shape[1:])
     return rows.std(dim=1).flatten(1).mean(dim=1)
 

@@ -140,8 +140,9 @@ def image_grid(images: np.ndarray, channels: Sequence[str], gap: int = 2, cols: 
 
 
 def spread(x: torch.Tensor) -> torch.Tensor:
-    """Per-pixel standard deviation across the batch, averaged over pixels: ~0 for a collapsed generator."""
-    return x.float().std(dim=0).mean()
+    """Per-pixel standard deviation across the batch, averaged over pixels: ~0 for a collapsed generator
+    (the batch as one row of conditional.class_spreads)."""
+    return conditional.class_spreads(x, 1)[0]
 
 
 class GanTrainer:
