@@ -105,10 +105,15 @@ def main() -> None:
 
 
 def write_grid(path: Path, lines_of_panels: list[list[np.ndarray]], channels: list[str]) -> None:
-    """One row per class: its panels (real | per-class | conditional) side by side, white gaps between."""
+    """One row per class: its panels (real | per-class | conditional) side by side, white gaps between; each
+    panel padded to its column's width (a class with fewer real images than --grid-n keeps the columns aligned)."""
     lines = []
-    for panels in lines_of_panels:
-        strips = [image_grid_row(p, channels) for p in panels]
+    strips_of_lines = [[image_grid_row(p, channels) for p in panels] for panels in lines_of_panels]
+    widths = [max(strips[k].shape[1] for strips in strips_of_lines if len(strips) > k)
+              for k in range(max(map(len, strips_of_lines)))]
+    for strips in strips_of_lines:
+        strips = [np.pad(x, ((0, 0), (0, widths[k] - x.shape[1]), (0, 0)), constant_values=255)
+                  for k, x in enumerate(strips)]
         line = strips[0]
         for s in strips[1:]:
             line = np.concatenate([line, np.full((line.shape[0], 12, 3), 255, np.uint8), s], axis=1)
