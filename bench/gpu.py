@@ -6,7 +6,7 @@
 Parts (each through the project's own code path, each with its reference measured in the same run):
   gan        DCGAN G+D training step (GanTrainer.train_step) img/s at 256 and 512 px: fp32 NCHW (the
              reference), bf16 autocast + channels_last, and the same with torch.compile;
-             the newer generator likewise when protgan.gan has arch="fastgan".
+             every other --arch likewise (fastgan, projected: its frozen EfficientNet-Lite0 D at the image side).
   classify   train_epoch img/s (focal loss, bf16 + channels_last) for resnet50 and inception_v4 at 512 px,
              against the same model in fp32 (the reference).
   loader     samples/s of the packed uint8 cache through make_loader (4-channel samples), against
@@ -44,7 +44,7 @@ from protgan.classify.models import create_model  # noqa: E402
 from protgan.classify.train import Accel, train_epoch  # noqa: E402
 from protgan.core.device import resolve_device  # noqa: E402
 from protgan.data import ChannelStackDataset, build_cache, make_loader, open_dataset, write_label_table, write_png  # noqa: E402
-from protgan.gan.config import TrainGanConfig  # noqa: E402
+from protgan.gan.config import ARCHS, TrainGanConfig  # noqa: E402
 from protgan.gan.train import GanTrainer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -91,7 +91,7 @@ def make_data(root: Path, n: int, size: int, channels=("red", "green", "blue")) 
 # -------------------------------------------------------------------------------------------- parts
 def part_gan(p: argparse.Namespace, device: torch.device, tmp: Path) -> list[dict]:
     data = make_data(tmp / "gan-data", 4, 32)
-    archs = ["dcgan"] + (["fastgan"] if "arch" in TrainGanConfig.__dataclass_fields__ else [])
+    archs = list(ARCHS)  # dcgan, fastgan, projected
     variants = [("fp32", dict(amp=False, channels_last=False, compile=False)),
                 ("bf16+channels_last", dict(amp=True, amp_dtype="bf16", channels_last=True, compile=False))]
     if p.compile:

@@ -238,13 +238,13 @@ def test_fastgan_resume_matches_uninterrupted_run_with_ada(data: Path, tmp_path:
             torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "projected"])
 def test_max_minutes_stops_cleanly_and_a_larger_budget_continues(data: Path, tmp_path: Path, arch: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = iter(range(10_000))
     monkeypatch.setitem(train_module.CLOCKS, "wall", lambda: float(next(ticks)))  # one second per reading
     run = tmp_path / "run"
-    extra = {} if arch == "fastgan" else {"g_width": 32, "d_width": 32}
+    extra = {"dcgan": {"g_width": 32, "d_width": 32}, "fastgan": {}, "projected": {"projected_input": 64}}[arch]
     result = GanTrainer(_config(data, run, steps=50, arch=arch, max_minutes=3 / 60, **extra)).fit()
     assert result.status == "time-limit" and result.step == 3  # one clock reading per step: 3 s after 3 steps
     state = load_checkpoint(run / "checkpoints" / "last.pt")
@@ -279,7 +279,7 @@ def test_intensity_power_round_trip_and_finite_gradient_at_black() -> None:
     assert torch.isfinite(t.grad).all()
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "projected"])
 def test_intensity_gamma_models_are_the_linear_ones_composed_with_the_power(arch: str) -> None:
     from protgan.data.ranges import from_intensity_power, to_intensity_power
 

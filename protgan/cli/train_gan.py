@@ -31,7 +31,9 @@ def train_gan(
 ) -> None:
     """Train one class's GAN. --arch dcgan (default, Verma et al. 2020): G 100-d noise -> 8x8x1024 -> 3x3
     stride-2 transposed convs -> tanh; D 3x3 stride-2 convs + BN + dropout -> one logit; Adam for G, SGD
-    for D, 5% label flips, label smoothing. --arch fastgan (Liu et al. 2021): for a few dozen images. Resumes OUT automatically; Ctrl-C saves a checkpoint and stops."""
+    for D, 5% label flips, label smoothing. --arch fastgan (Liu et al. 2021): for a few dozen images. --arch projected (Sauer et al. 2021):
+    FastGAN's G, D on frozen EfficientNet-Lite0 features. Resumes OUT automatically; Ctrl-C saves a checkpoint
+    and stops."""
     log_opts = opts.build(LogOptions)
     if job is not None:  # a fan-out job: the parent serialised the whole config
         cfg = TrainGanConfig.from_dict(json.loads(job.read_text()))

@@ -163,12 +163,18 @@ def load_efficientnet_lite0() -> nn.Module:
     return model.eval()
 
 
-def _prepare_effnet(batch: torch.Tensor, channels: Sequence[str]) -> torch.Tensor:
+def effnet_input(batch: torch.Tensor, channels: Sequence[str], side: int = EFFNET_SIZE) -> torch.Tensor:
+    """[0, 255] images (uint8, or float: differentiable) -> EfficientNet-Lite0's input: the RGB composite,
+    bilinear to side x side (antialiased when shrinking), in [-1, 1]. Also the input of train-gan --arch
+    projected's frozen feature network (protgan.gan.projected)."""
     x = to_three_channels(batch, channels)
-    if x.shape[-1] != EFFNET_SIZE or x.shape[-2] != EFFNET_SIZE:
-        x = F.interpolate(x, size=(EFFNET_SIZE, EFFNET_SIZE), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > EFFNET_SIZE)
+    if x.shape[-1] != side or x.shape[-2] != side:
+        x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=x.shape[-1] > side)
     return x * 2.0 - 1.0  # the TF Lite models' input scaling: (v - 127.5) / 127.5
+
+
+def _prepare_effnet(batch: torch.Tensor, channels: Sequence[str]) -> torch.Tensor:
+    return effnet_input(batch, channels)
 
 
 def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:

@@ -8,8 +8,10 @@
 
 A checkpoint is a dict with keys "G", "D", "G_ema" (state_dicts), "opt_G", "opt_D", "scaler", "step",
 "rng" (every RNG state: python, numpy, torch CPU and CUDA, as plain lists and tensors), "config" (the
-dict; "arch" selects dcgan or fastgan, absent = dcgan; "intensity_gamma", absent = 1), "best_score", "augment" (ADA's p and r_t
+dict; "arch" selects dcgan, fastgan or projected, absent = dcgan; "intensity_gamma", absent = 1), "best_score", "augment" (ADA's p and r_t
 accumulator) and "train_seconds": only tensors and plain containers, so `torch.load(weights_only=True)` reads it.
+A projected run's "D" holds its heads and fixed random projections, not the frozen EfficientNet-Lite0 trunk
+(rebuilt from the package's weights by discriminator_from_config).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from protgan.gan.conditional import num_classes_of, subset_label_sets
 from protgan.gan.config import ARCHS
 from protgan.gan.fastgan import build_fastgan_discriminator, build_fastgan_generator
 from protgan.gan.models import build_discriminator, build_generator
+from protgan.gan.projected import build_projected_discriminator, input_side
 
 CONFIG_FILE = "config.json"
 CKPT_DIR = "checkpoints"
@@ -84,7 +87,7 @@ def generator_from_config(config: dict[str, Any]) -> nn.Module:
     a conditional run's (config "conditional"): forward(z, y: B x K multi-hot over its class_subset)."""
     size, channels, z_dim = int(config["size"]), len(config["channels"]), int(config.get("z_dim", 100))
     k = num_classes_of(config)
-    if run_arch(config) == "fastgan":
+    if run_arch(config) in ("fastgan", "projected"):  # the Projected GAN paper's G is FastGAN's
         g = build_fastgan_generator(size, channels, z_dim, int(config.get("g_width", 256)), k)
     else:
         g = build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
@@ -97,11 +100,16 @@ def generator_from_config(config: dict[str, Any]) -> nn.Module:
 
 def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
     """An (untrained) discriminator with the architecture a run's config describes (the one place for D).
-    dcgan: forward(x) -> logits (B,); fastgan: a tuple whose first element is the logits (B,). A conditional
-    run's D is a projection discriminator: forward(x, y=labels)."""
+    dcgan: forward(x) -> logits (B,); fastgan and projected: a tuple whose first element is the logits (B,).
+    A conditional run's D is a projection discriminator: forward(x, y=labels)."""
     size, channels = int(config["size"]), len(config["channels"])
     k = num_classes_of(config)
-    if run_arch(config) == "fastgan":
+    arch = run_arch(config)
+    if arch == "projected":  # its random projections are drawn from the run's seed (and saved in "D")
+        d = build_projected_discriminator(config["channels"], int(config.get("d_width", 256)),
+                                          input_side(size, int(config.get("projected_input", 0))),
+                                          bool(config.get("projected_csm", True)), int(config.get("seed", 0)))
+    elif arch == "fastgan":
         d = build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
     else:
         d = build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)), k)
@@ -112,7 +120,7 @@ def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
 
 
 def image_logits(output: torch.Tensor | tuple) -> torch.Tensor:
-    """The per-image logits (B,) of any discriminator's output (fastgan's D returns a tuple)."""
+    """The per-image logits (B,) of any discriminator's output (fastgan's and projected's D return a tuple)."""
     return output[0] if isinstance(output, tuple) else output
 
 

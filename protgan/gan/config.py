@@ -20,11 +20,13 @@ from protgan.data.selection import SELECT_CHOICES
 KEEP_CHOICES = ("last", "all")
 BALANCE_CHOICES = ("uniform", "real")  # --balance of --conditional (protgan.gan.conditional)
 LABEL_CHOICES = ("single", "follow-real")  # synth --labels on a conditional run
-ARCHS = ("dcgan", "fastgan")  # protgan.gan.models (the paper's) and protgan.gan.fastgan
+ARCHS = ("dcgan", "fastgan", "projected")  # protgan.gan.models (the paper's), .fastgan and .projected
+ARCH_TITLES = {"dcgan": "DCGAN", "fastgan": "FastGAN", "projected": "Projected GAN"}  # plot titles
 TIME_CLOCKS = ("wall", "cpu")  # --time-clock of --max-minutes
 # Per-arch defaults of options whose best value depends on the recipe (None / "auto" in the config).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"dcgan": {"lr_d": 0.01, "augment_p": "off"},
-                                            "fastgan": {"lr_d": 2e-4, "augment_p": "ada:0.6"}}
+                                            "fastgan": {"lr_d": 2e-4, "augment_p": "ada:0.6"},
+                                            "projected": {"lr_d": 2e-4, "augment_p": "ada:0.6"}}
 
 
 def parse_augment_p(spec: str) -> tuple[str, float]:
@@ -53,11 +55,14 @@ class TrainGanConfig:
                                    "--classes LIST trains one GAN per class (fan-out).", cli="--class")
     out: str = option(help="Run folder: config.json, checkpoints/, samples/, metrics.csv, losses.png.")
     class_name: str = option("", "Filled in from the class index.", cli=None)
-    arch: str = option("dcgan", "Models and recipe: dcgan (the paper's DCGAN, BCE, Adam/SGD) or fastgan (Liu et al. "
+    arch: str = option("dcgan", "Models and recipe: dcgan (the paper's DCGAN, BCE, Adam/SGD), fastgan (Liu et al. "
                                 "2021: skip-layer excitation G, self-supervised D, hinge loss, Adam; for a few dozen "
-                                "images and small compute).", choices=ARCHS)
+                                "images and small compute) or projected (Sauer et al. 2021: FastGAN's G, D = small "
+                                "heads on frozen ImageNet EfficientNet-Lite0 features through fixed random "
+                                "projections, hinge loss, Adam; evaluate it with --eval-features ckpt:PATH).",
+                       choices=ARCHS)
     size: int = option(512, "Image side: a power of two 32..512 (paper: 512; log2(size/8) up/down layers); fastgan "
-                            "32..1024.")
+                            "and projected 32..1024.")
     channels: list[str] = option(help="green, rgb (the paper's) or rgby, or a comma list of channels.",
                                  factory=lambda: ["red", "green", "blue"])
     select: str = option("only", "only: images whose only label within --classes is the class (synthetic labels "
@@ -80,8 +85,8 @@ class TrainGanConfig:
     lr_g: float = option(2e-4, "Adam learning rate of G (betas 0.5, 0.999).")
     betas_g: list[float] = option(help="Adam betas of G (the DCGAN paper's values).", cli=None,
                                   factory=lambda: [0.5, 0.999])
-    lr_d: Optional[float] = option(None, "Learning rate of D; default: dcgan 0.01 (SGD, momentum 0.9), fastgan 2e-4 "
-                                         "(Adam, G's betas).")
+    lr_d: Optional[float] = option(None, "Learning rate of D; default: dcgan 0.01 (SGD, momentum 0.9), fastgan and "
+                                         "projected 2e-4 (Adam, G's betas).")
     momentum_d: float = option(0.9, "SGD momentum of D.", cli=None)
     label_flip: float = option(0.05, "Fraction of D's labels flipped (real <-> fake), the paper's 5%.", cli=None)
     real_label: float = option(0.9, "One-sided label smoothing: D's target for real images (fake stays 0).", cli=None)
@@ -94,6 +99,12 @@ class TrainGanConfig:
                                          "0.5 = square root, which spreads the dark values of dim fluorescence "
                                          "fields (and stabilises photon-count noise). Samples come out linear.")
     dropout: float = option(0.25, "Dropout of D.", cli=None)
+    projected_input: int = option(0, "--arch projected: side the images are resized to (bilinear) for D's frozen "
+                                     "EfficientNet-Lite0; 0 = auto: the image side, at least 128 (4x4 maps at stride "
+                                     "32). A multiple of 32, 64..1024.")
+    projected_csm: bool = option(True, "--arch projected: cross-scale mixing of the random feature projections (the "
+                                       "paper's CSM): each scale also sees the coarser ones.",
+                                 cli="--projected-csm/--no-projected-csm")
     ema_decay: float = option(0.999, "Decay of the EMA generator used for samples (0: a copy of G).")
     amp: bool = option(True, "Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32.",
                        cli="--amp/--no-amp")
@@ -110,7 +121,7 @@ class TrainGanConfig:
                                     "given, always), fixed:P, or ada:TARGET (adaptive, Karras et al. 2020: p follows "
                                     "r_t = E[sign D(real)] towards TARGET). Policy: --diffaug, or "
                                     "color,translation,cutout. auto: off for dcgan (the paper's recipe), ada:0.6 for "
-                                    "fastgan.")
+                                    "fastgan and projected.")
     ada_kimg: float = option(10.0, "ADA speed: thousands of images for p to move from 0 to 1 (stylegan2-ada: 500, "
                                    "for runs of millions of images; these runs see 10-1000 thousand).")
     ada_interval: int = option(4, "ADA: steps between p updates.")
@@ -167,6 +178,9 @@ class TrainGanConfig:
             self.augment_p = defaults["augment_p"]
         parse_augment_p(self.augment_p)
         if self.conditional:
+            if self.arch == "projected":
+                raise ProtganError("--conditional with --arch projected: its discriminator heads take no labels; "
+                                   "use --arch fastgan or dcgan for a conditional GAN")
             if self.class_index is not None:
                 raise ProtganError(f"--conditional with --class {self.class_index}: a conditional run covers every "
                                    f"class of --classes; drop --class (or --conditional for one class's GAN)")
@@ -221,8 +235,10 @@ class TrainGanConfig:
         from protgan.gan.diffaug import parse_policy  # lazy: imports torch
         from protgan.gan.fastgan import check_size as check_fastgan_size  # lazy: imports torch
         from protgan.gan.models import check_size, check_upsample  # lazy: imports torch
+        from protgan.gan.projected import check_input_side  # lazy: imports torch
 
-        (check_fastgan_size if self.arch == "fastgan" else check_size)(self.size)
+        (check_size if self.arch == "dcgan" else check_fastgan_size)(self.size)
+        check_input_side(self.projected_input)
         check_upsample(self.g_upsample)
         self.diffaug = list(parse_policy(self.diffaug))
         if self.lr_scaling not in LR_SCALING_CHOICES:

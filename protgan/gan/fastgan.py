@@ -44,7 +44,7 @@ REC_MAX = 128  # the decoders' output side (the paper's 128), at most the image 
 
 def check_size(size: int) -> None:
     if not (MIN_SIZE <= size <= MAX_SIZE and size & (size - 1) == 0):
-        raise ProtganError(f"--size {size}: must be a power of two from {MIN_SIZE} to {MAX_SIZE} for --arch fastgan")
+        raise ProtganError(f"--size {size}: must be a power of two from {MIN_SIZE} to {MAX_SIZE} for --arch fastgan and projected")
 
 
 def width_at(res: int, width: int) -> int:

@@ -118,8 +118,33 @@ class FastganLoss:
         return hinge_g(patches)
 
 
+class ProjectedLoss:
+    """Projected GAN (Sauer et al. 2021): the hinge loss on every head's patch logits, each head weighted
+    equally (the paper's mean over all heads' logits, whose heads have equal patch counts); Adam for both.
+    D's parameters are its heads only: the feature network and the random projections never train."""
+
+    extra_names: tuple[str, ...] = ()
+
+    def optimizers(self, G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
+        return (torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
+                torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas)))
+
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
+               y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
+        logit_real, heads_real = D(augment(real))
+        logit_fake, heads_fake = D(augment(fake))
+        loss = sum(hinge_d(r, f) for r, f in zip(heads_real, heads_fake)) / len(heads_real)
+        return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
+
+    def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
+        _, heads = D(augment(fake))
+        return sum(hinge_g(h) for h in heads) / len(heads)
+
+
 def make_loss(arch: str, label_flip: float, real_label: float, momentum_d: float, world: int = 1, rank: int = 0):
     """The loss object of an architecture (see the module docstring)."""
     if arch == "fastgan":
         return FastganLoss()
+    if arch == "projected":
+        return ProjectedLoss()
     return DcganLoss(label_flip, real_label, momentum_d, world, rank)

@@ -1,8 +1,9 @@
 """Training one GAN per class: the config (a dataclass whose fields are the options) and the Trainer.
 
-`arch` picks the models and their recipe: "dcgan" (the paper's, the default, described below) or
-"fastgan" (Liu et al. 2021, protgan.gan.fastgan: hinge loss, a self-supervised D, Adam for both). The
-loop is one loop for both: the recipe's losses and optimizers come from a loss object
+`arch` picks the models and their recipe: "dcgan" (the paper's, the default, described below),
+"fastgan" (Liu et al. 2021, protgan.gan.fastgan: hinge loss, a self-supervised D, Adam for both) or
+"projected" (Sauer et al. 2021, protgan.gan.projected: FastGAN's G, D on frozen pretrained features). The
+loop is one loop for all: the recipe's losses and optimizers come from a loss object
 (protgan.gan.losses), D's inputs go through the augmentation of `--augment-p` (protgan.gan.ada: off,
 fixed or adaptive), and `max_minutes` stops a run cleanly at a step boundary after a time budget.
 
@@ -56,7 +57,7 @@ from protgan.data.provenance import ids_record
 from protgan.data.selection import select_class_ids
 from protgan.gan import conditional
 from protgan.gan.ada import AdaptiveAugment
-from protgan.gan.config import TrainGanConfig
+from protgan.gan.config import ARCH_TITLES, TrainGanConfig
 from protgan.gan.checkpoint import (
     ADA_PLOT, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -181,6 +182,10 @@ class GanTrainer:
         self._in_update = False
         self._setup_data()
         self._setup_models()
+        if config.arch == "projected" and config.eval_every and config.eval_features.strip().lower().replace(
+                "-", "_") == "efficientnet_lite0":  # its D matches these very features: the KID would flatter it
+            self.warn("--arch projected scored in --eval-features efficientnet_lite0, the feature space its D was "
+                      "trained on: the KID flatters it (pass --eval-features ckpt:PATH, a protgan classifier)")
 
     # ----------------------------------------------------------------------------------------- setup
     def _select_ids(self, ds: Any) -> tuple[list[str], list[int]]:
@@ -579,7 +584,7 @@ class GanTrainer:
             ax.set_xlabel("step")
             ax.legend()
             ax.grid(alpha=0.3)
-        fig.suptitle(f"{self.cfg.arch.upper() if self.cfg.arch == 'dcgan' else 'FastGAN'} {self.title}, {self.cfg.size} px")
+        fig.suptitle(f"{ARCH_TITLES[self.cfg.arch]} {self.title}, {self.cfg.size} px")
         return _save_figure(fig, self.run / LOSSES_PLOT)
 
     def plot_augment(self) -> Path | None:
