@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from protgan.data import composite_rgb, write_label_table, write_png
+from protgan.data import composite_rgb, to_three_channels, write_label_table, write_png
 from protgan.core.errors import ProtganError
 from protgan.evaluation import fid as F
 from tests.cli_helpers import assert_one_line_error, run_cli
@@ -99,13 +99,13 @@ def test_kid_is_near_zero_for_same_distribution_and_positive_for_shift():
 def test_three_channel_rule():
     """Yellow goes half into red and half into green, clipped: the HPA viewer's composite, worked by hand."""
     stack = torch.tensor([[[[200]], [[100]], [[50]], [[100]]]], dtype=torch.uint8)  # r, g, b, y
-    out = F.to_three_channels(stack, ("red", "green", "blue", "yellow"))
+    out = to_three_channels(stack, ("red", "green", "blue", "yellow"))
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([250, 150, 50]) / 255.0, atol=1e-6)
     display = composite_rgb(stack[0].numpy(), ("red", "green", "blue", "yellow"))
     assert display[0, 0].tolist() == [250, 150, 50]
     bright = torch.tensor([[[[250]], [[0]], [[0]], [[200]]]], dtype=torch.uint8)
-    assert F.to_three_channels(bright, ("red", "green", "blue", "yellow"))[0, 0, 0, 0].item() == 1.0  # clipped
-    grey = F.to_three_channels(stack[:, 1:2], ("green",))
+    assert to_three_channels(bright, ("red", "green", "blue", "yellow"))[0, 0, 0, 0].item() == 1.0  # clipped
+    grey = to_three_channels(stack[:, 1:2], ("green",))
     assert grey.shape == (1, 3, 1, 1) and torch.allclose(grey, torch.full((1, 3, 1, 1), 100 / 255))
 
 
