@@ -41,7 +41,8 @@ def train_conditional(args: argparse.Namespace, k: int) -> GanTrainer:
         data=args.data, class_index=None, conditional=True, balance=args.balance, classes=args.subset,
         out=str(Path(args.out) / f"conditional_{args.arch}"), size=args.size, channels=args.channels.split(","),
         steps=1_000_000, batch_size=args.batch, arch=args.arch, max_minutes=k * args.cpu_seconds / 60,
-        time_clock="cpu", log_every=10, sample_every=0, ckpt_every=0, workers=0, device="cpu", resume="never",
+        time_clock="cpu", log_every=10, sample_every=0, ckpt_every=0, workers=0, device="cpu",
+        resume="auto" if args.resume else "never",
         seed=args.seed, **settings)
     trainer = GanTrainer(cfg)
     trainer.fit()
@@ -55,6 +56,8 @@ def main() -> None:
     ap.add_argument("--balance", default="uniform")
     ap.add_argument("--conditional-only", action="store_true")
     ap.add_argument("--no-kid", action="store_true", help="only the grid (with --conditional-only)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue RUNS/conditional_ARCH (a finished run is only loaded: grid/KID again)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -82,7 +85,8 @@ def main() -> None:
         print(json.dumps(rows[c]), flush=True)
     trainer = train_conditional(args, len(subset))
     z = torch.randn(args.grid_n, trainer.cfg.z_dim, generator=torch.Generator().manual_seed(7))
-    for position, c in enumerate(subset):
+    # the label vector holds the classes present (trainer.cfg.class_subset), not every class of --subset
+    for position, c in enumerate(trainer.cfg.class_subset):
         if c not in evaluators:
             continue
         class_set = ChannelStackDataset(ds, channels, args.size, [c], ids=only[c], cache=None)
