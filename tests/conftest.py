@@ -113,3 +113,29 @@ def register_tiny_classifier(name: str) -> str:
             """Tiny test network."""
             return TinyNet(in_chans)
     return name
+
+
+def assert_same_gan_runs(straight: Path, split: Path, keys: Sequence[str]) -> dict:
+    """A resumed train-gan run (`split`) equals the uninterrupted one: metrics.csv's `keys` per step, ADA's p,
+    and every tensor of G, D and G_ema. Returns the straight run's last checkpoint (for further checks)."""
+    import csv
+
+    import torch
+
+    from protgan.gan import load_checkpoint
+
+    rows = []
+    for run in (straight, split):
+        with (run / "metrics.csv").open() as f:
+            rows.append(list(csv.DictReader(f)))
+    a, b = rows
+    assert [r["step"] for r in b] == [r["step"] for r in a]
+    for ra, rb in zip(a, b):
+        for key in keys:
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), (ra["step"], key)
+    sa, sb = (load_checkpoint(run / "checkpoints" / "last.pt") for run in (straight, split))
+    assert sa["augment"]["p"] == pytest.approx(sb["augment"]["p"]) and sa["augment"]["n"] == sb["augment"]["n"]
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in sa[key].items():
+            torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
+    return sa

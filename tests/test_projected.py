@@ -18,7 +18,7 @@ from protgan.gan.projected import FEATURE_CHANNELS, ProjectedDiscriminator, inpu
 from protgan.gan.synth import discriminator_scorer
 from protgan.gan.train import GanTrainer, TrainGanConfig
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import make_dataset, tiny_gan_config
+from tests.conftest import assert_same_gan_runs, make_dataset, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -173,17 +173,9 @@ def test_resume_matches_uninterrupted_run_with_ada(data: Path, tmp_path: Path) -
     split = tmp_path / "split"
     assert GanTrainer(_config(data, split, steps=3, **kw)).fit().step == 3  # mid-epoch and mid-ADA-interval
     assert GanTrainer(_config(data, split, steps=5, **kw)).fit().step == 5
-    a, b = _metrics(straight), _metrics(split)
-    assert [r["step"] for r in b] == [str(s) for s in range(1, 6)]
-    assert any(float(r["aug_p"]) > 0 for r in a)  # p did move
-    for ra, rb in zip(a, b):
-        for key in ("loss_D", "loss_G", "D_x", "D_G_z", "r_t", "aug_p", "diversity"):
-            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), (ra["step"], key)
-    sa, sb = load_checkpoint(straight / "checkpoints" / "last.pt"), load_checkpoint(split / "checkpoints" / "last.pt")
-    assert sa["augment"]["p"] == pytest.approx(sb["augment"]["p"])
-    for key in ("G", "D", "G_ema"):
-        for name, tensor in sa[key].items():
-            torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
+    assert [r["step"] for r in _metrics(split)] == [str(s) for s in range(1, 6)]
+    assert any(float(r["aug_p"]) > 0 for r in _metrics(straight))  # p did move
+    assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "r_t", "aug_p", "diversity"))
 
 
 def test_defaults_and_refused_combinations(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
