@@ -130,7 +130,7 @@ def test_efficientnet_lite0_extractor_loads_the_real_imagenet_weights():
     for img, good in ((skimage.data.chelsea(), {281, 282, 283, 284, 285}), (skimage.data.coffee(), {967, 968, 504})):
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
         with torch.no_grad():
-            top = int(model(F._prepare_effnet(x, ("red", "green", "blue"))).argmax())
+            top = int(model(F.effnet_input(x, ("red", "green", "blue"))).argmax())
         assert top in good
     ext = F.efficientnet_lite0_extractor(torch.device("cpu"))
     feats = ext(torch.randint(0, 255, (2, 1, 40, 40), dtype=torch.uint8), ("green",))

@@ -89,6 +89,12 @@ def reconstruction_loss(real: torch.Tensor, recs: dict[str, torch.Tensor], part:
             + F.l1_loss(recs["part"].float(), crop))
 
 
+def adam_pair(G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
+    """Adam for G and for D with the same betas (the FastGAN and Projected GAN recipes)."""
+    return (torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
+            torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas)))
+
+
 class FastganLoss:
     """FastGAN (Liu et al. 2021): hinge loss on D's patch logits, plus on real images the self-supervised
     reconstruction loss of D's decoders (weight `rec_weight`); Adam for both (the paper's betas 0.5, 0.999).
@@ -100,8 +106,7 @@ class FastganLoss:
         self.rec_weight = rec_weight
 
     def optimizers(self, G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
-        return (torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
-                torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas)))
+        return adam_pair(G, D, lr_g, lr_d, betas)
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
                y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
@@ -126,8 +131,7 @@ class ProjectedLoss:
     extra_names: tuple[str, ...] = ()
 
     def optimizers(self, G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
-        return (torch.optim.Adam(G.parameters(), lr=lr_g, betas=tuple(betas)),
-                torch.optim.Adam(D.parameters(), lr=lr_d, betas=tuple(betas)))
+        return adam_pair(G, D, lr_g, lr_d, betas)
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
                y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
