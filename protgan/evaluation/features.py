@@ -198,6 +198,11 @@ def _prefixed(spec: str) -> tuple[str, str] | None:
     return (prefix, arg) if sep else None
 
 
+def is_efficientnet_lite0(spec: str) -> bool:
+    """Whether a --features / --eval-features spec names the EfficientNet-Lite0 space (either spelling)."""
+    return spec.strip().lower() in ("efficientnet_lite0", "efficientnet-lite0")
+
+
 def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike | None = None) -> FeatureExtractor:
     """`inception`, `efficientnet_lite0` or `ckpt:PATH`."""
     key = spec.strip()
@@ -205,7 +210,7 @@ def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike |
         return inception_extractor(weights, device)
     if weights is not None:
         raise ProtganError(f"--weights applies to --features inception only, not {spec!r}")
-    if key.lower() in ("efficientnet_lite0", "efficientnet-lite0"):
+    if is_efficientnet_lite0(key):
         return efficientnet_lite0_extractor(device)
     pre = _prefixed(key)
     if pre is not None and pre[0] == "ckpt":

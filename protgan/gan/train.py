@@ -55,6 +55,7 @@ from protgan.core.errors import ProtganError
 from protgan.data.folds import dataset_folds
 from protgan.data.provenance import ids_record
 from protgan.data.selection import select_class_ids
+from protgan.evaluation.features import is_efficientnet_lite0
 from protgan.gan import conditional
 from protgan.gan.ada import AdaptiveAugment
 from protgan.gan.config import ARCH_TITLES, TrainGanConfig
@@ -182,8 +183,8 @@ class GanTrainer:
         self._in_update = False
         self._setup_data()
         self._setup_models()
-        if config.arch == "projected" and config.eval_every and config.eval_features.strip().lower().replace(
-                "-", "_") == "efficientnet_lite0":  # its D matches these very features: the KID would flatter it
+        if config.arch == "projected" and config.eval_every and is_efficientnet_lite0(config.eval_features):
+            # its D matches these very features: the KID would flatter it
             self.warn("--arch projected scored in --eval-features efficientnet_lite0, the feature space its D was "
                       "trained on: the KID flatters it (pass --eval-features ckpt:PATH, a protgan classifier)")
 
