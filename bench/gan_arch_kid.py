@@ -58,15 +58,10 @@ def run_one(args: argparse.Namespace, class_index: int, arch: str, evaluator: Tr
     trainer = GanTrainer(cfg)
     result = trainer.fit()
     train_cpu = trainer.train_seconds
-    scores = evaluator(trainer, result.step)
-    real = evaluator.real
-    half = np.arange(len(real)) % 2 == 0
-    floor, _ = kernel_inception_distance(real[half], real[~half], 50, 1000, 0)
+    scores = score_row(trainer, result.step, evaluator, args.eval_features)
     row = {"class": class_index, "arch": arch, "n_images": cfg.n_images, "steps": result.step,
-           "train_cpu_s": round(train_cpu, 1), "total_cpu_s": round(time.process_time() - t0, 1),
-           "kid_x1e3": round(1e3 * scores["kid"], 2), "kid_std_x1e3": round(1e3 * scores["kid_std"], 2),
-           "floor_kid_x1e3": round(1e3 * floor, 2), "fid": round(scores["fid"], 1), "settings": settings,
-           "features": getattr(args, "eval_features", "efficientnet_lite0")}
+           "train_cpu_s": round(train_cpu, 1), "total_cpu_s": round(time.process_time() - t0, 1), **scores,
+           "settings": settings}
     return row, grid_samples(trainer, args.grid_n)
 
 
@@ -76,17 +71,43 @@ def grid_samples(trainer: GanTrainer, n: int) -> np.ndarray:
     return to_uint8_images(trainer.generate(z=z)).cpu().numpy()
 
 
-def samples_of_run(folders: list[Path], arch: str, class_index: int, n: int) -> np.ndarray:
-    """grid_samples of the finished run {arch}_class_{class_index} found in one of the folders (loaded, not
-    resumed: the run folder is left as it is)."""
+def finished_run(folders: list[Path], arch: str, class_index: int, option: str) -> GanTrainer:
+    """The finished run {arch}_class_{class_index} found in one of the folders, loaded from its last checkpoint
+    (not resumed: the run folder is left as it is)."""
     name = f"{arch}_class_{class_index}"
     run = next((f / name for f in folders if (f / name).is_dir()), None)
     if run is None:
-        raise SystemExit(f"--grid-from: no {name} in {', '.join(map(str, folders))}")
+        raise SystemExit(f"{option}: no {name} in {', '.join(map(str, folders))}")
     cfg = TrainGanConfig.from_dict({**json.loads((run / "config.json").read_text()), "workers": 0, "device": "cpu"})
     trainer = GanTrainer(cfg)
     trainer.load(run / "checkpoints" / "last.pt")
-    return grid_samples(trainer, n)
+    return trainer
+
+
+def score_row(trainer: GanTrainer, step: int, evaluator: TrainingEval, features: str) -> dict:
+    """KID x1e3 of the run's EMA samples and the real-vs-real floor (two halves of the class) in one space."""
+    scores = evaluator(trainer, step)
+    real = evaluator.real
+    half = np.arange(len(real)) % 2 == 0
+    floor, _ = kernel_inception_distance(real[half], real[~half], 50, 1000, 0)
+    return {"kid_x1e3": round(1e3 * scores["kid"], 2), "kid_std_x1e3": round(1e3 * scores["kid_std"], 2),
+            "floor_kid_x1e3": round(1e3 * floor, 2), "fid": round(scores["fid"], 1), "features": features}
+
+
+def rescore(args: argparse.Namespace, folders: list[Path]) -> None:
+    """--score-from: KID of finished runs in --eval-features (e.g. a classifier embedding), one JSON line each."""
+    rows = []
+    for c in [int(x) for x in args.classes.split(",")]:
+        evaluator = TrainingEval(args.eval_features, n_fake=256, seed=args.seed)
+        for arch in args.archs.split(","):
+            trainer = finished_run(folders, arch, c, "--score-from")
+            step = int(trainer.step)
+            rows.append({"class": c, "arch": arch, "steps": step, "train_cpu_s": round(trainer.train_seconds, 1),
+                         **score_row(trainer, step, evaluator, args.eval_features)})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "kid_rescored.json").write_text(json.dumps(rows, indent=1))
 
 
 def add_run_arguments(ap: argparse.ArgumentParser, cpu_seconds_help: str = "per run") -> None:
@@ -102,6 +123,9 @@ def add_run_arguments(ap: argparse.ArgumentParser, cpu_seconds_help: str = "per 
     ap.add_argument("--grid", default="")
     ap.add_argument("--grid-n", type=int, default=6)
     ap.add_argument("--override", default="{}", help='JSON {"fastgan": {"lr_g": ...}} over the settings')
+    ap.add_argument("--eval-features", default="efficientnet_lite0",
+                    help="KID's feature space: efficientnet_lite0, inception or ckpt:PATH (a protgan classifier's "
+                         "embedding: the honest one for projected, whose D sees EfficientNet-Lite0)")
 
 
 def main() -> None:
@@ -109,16 +133,19 @@ def main() -> None:
     add_run_arguments(ap)
     ap.add_argument("--classes", default="0,25,21,2,23")
     ap.add_argument("--archs", default="dcgan,fastgan", help="comma list of dcgan, fastgan, projected")
-    ap.add_argument("--eval-features", default="efficientnet_lite0",
-                    help="KID's feature space: efficientnet_lite0, inception or ckpt:PATH (a protgan classifier's "
-                         "embedding: the honest one for --archs projected, whose D sees EfficientNet-Lite0)")
     ap.add_argument("--grid-from", default="", help="comma list of folders of earlier runs: only the --grid")
+    ap.add_argument("--score-from", default="",
+                    help="comma list of folders of earlier runs: no training, their KID in --eval-features "
+                         "(written to OUT/kid_rescored.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.score_from:
+        rescore(args, [Path(f) for f in args.score_from.split(",")])
+        return
     if args.grid_from:
         folders = [Path(f) for f in args.grid_from.split(",")]
-        write_comparison_grid(args, [[samples_of_run(folders, a, int(c), args.grid_n) for a in args.archs.split(",")]
-                                     for c in args.classes.split(",")])
+        write_comparison_grid(args, [[grid_samples(finished_run(folders, a, int(c), "--grid-from"), args.grid_n)
+                                      for a in args.archs.split(",")] for c in args.classes.split(",")])
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """One conditional GAN (train-gan --conditional) against one GAN per class at the same TOTAL CPU seconds: per class,
 KID x1e3 of 256 EMA samples (the conditional one given the class's label alone) against the class's real images
 (those whose only label within the subset is the class: what both models are asked to make), in the
-EfficientNet-Lite0 space, beside the real-vs-real floor (two halves of those images).
+EfficientNet-Lite0 space (or --eval-features ckpt:PATH, a classifier's embedding: the one for --arch projected),
+beside the real-vs-real floor (two halves of those images).
 
     OMP_NUM_THREADS=1 python bench/gan_conditional_kid.py --data DIR --subset top5 --cpu-seconds 120 \\
         --out RUNS [--arch fastgan] [--balance uniform] [--grid assets/conditional_demo_grid.png] [--conditional-only]
@@ -68,7 +69,7 @@ def main() -> None:
     only = {c: select_class_ids(ds.ids, ds.targets, c, subset, "only") for c in subset}
     rows: dict[int, dict] = {}
     panels: dict[int, list[np.ndarray]] = {}
-    evaluators = {c: TrainingEval("efficientnet_lite0", n_fake=256, seed=args.seed) for c in subset if len(only[c]) >= 4}
+    evaluators = {c: TrainingEval(args.eval_features, n_fake=256, seed=args.seed) for c in subset if len(only[c]) >= 4}
     if args.no_kid:  # the grid of every class with an image of its own
         args.conditional_only = True
         evaluators = {c: None for c in subset if only[c]}
@@ -101,7 +102,7 @@ def main() -> None:
         row = rows.setdefault(c, {"class": c, "n_only": len(only[c]), "floor_kid_x1e3": round(1e3 * floor, 2)})
         row.update(conditional_steps=trainer.step, conditional_cpu_s=round(trainer.train_seconds, 1),
                    n_conditional_images=trainer.cfg.n_images, conditional_kid_x1e3=round(1e3 * scores["kid"], 2),
-                   conditional_kid_std_x1e3=round(1e3 * scores["kid_std"], 2))
+                   conditional_kid_std_x1e3=round(1e3 * scores["kid_std"], 2), features=args.eval_features)
         print(json.dumps(row), flush=True)
     (out / "conditional_kid.json").write_text(json.dumps(list(rows.values()), indent=1))
     if args.grid:

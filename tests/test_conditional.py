@@ -68,11 +68,13 @@ def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_pat
         assert row == [float(c in target_of[i]) for c in SUBSET], i
 
 
-@pytest.mark.parametrize("arch", ["fastgan", "dcgan"])
+@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected"])
 def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str) -> None:
-    kw = dict(arch=arch, g_width=16, d_width=16) if arch == "fastgan" else dict(arch=arch, g_width=32, d_width=32)
-    if arch == "fastgan":
+    kw = dict(arch=arch, g_width=32, d_width=32) if arch == "dcgan" else dict(arch=arch, g_width=16, d_width=16)
+    if arch != "dcgan":
         kw.update(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)
+    if arch == "projected":
+        kw.update(projected_input=64)
     straight, split = tmp_path / "straight", tmp_path / "split"
     GanTrainer(_config(data, straight, steps=7, **kw)).fit()
     assert GanTrainer(_config(data, split, steps=6, **kw)).fit().step == 6  # mid-epoch (4 batches of 18 draws)
@@ -130,9 +132,10 @@ def test_find_runs_maps_every_class_of_a_conditional_run(run: Path) -> None:
     assert find_runs(run) == {c: run for c in SUBSET}  # what synth --runs and compare --gan-runs look up
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "projected"])
 def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
-    config = dict(arch=arch, size=32, channels=["red", "green", "blue"], g_width=32, d_width=32, z_dim=8)
+    config = dict(arch=arch, size=32, channels=["red", "green", "blue"], g_width=32, d_width=32, z_dim=8,
+                  projected_input=64)
     torch.manual_seed(0)
     d = discriminator_from_config({**config, "conditional": True, "class_subset": SUBSET}).eval()
     projections = [m for m in d.modules() if isinstance(m, Projection)]
@@ -148,6 +151,16 @@ def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
         with torch.no_grad():
             logits, patches, _ = d(x, y=y1)
         torch.testing.assert_close(logits, patches.mean(1))
+    if arch == "projected":  # per head: the same patch logits as unconditional, each shifted by its projection
+        with torch.no_grad():
+            _, plain_heads = d(x)
+            logits, heads = d(x, y=y1)
+        assert len(projections) == len(heads) == 4
+        for h, p in zip(heads, plain_heads):
+            shift = h - p  # an untrained D's logits are large (up to ~1e5): float32 rounding scales with them
+            torch.testing.assert_close(shift, shift[:, :1].expand_as(shift), rtol=0, atol=1e-6 * float(p.abs().max()))
+            assert shift.abs().min() > 1e-3
+        torch.testing.assert_close(logits, torch.stack([h.mean(1) for h in heads], 1).mean(1))
     g = generator_from_config({**config, "conditional": True, "class_subset": SUBSET}).eval()
     for m in g.modules():
         if isinstance(m, ConditionalBatchNorm2d):

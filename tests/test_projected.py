@@ -187,5 +187,5 @@ def test_defaults_and_refused_combinations(data: Path, tmp_path: Path, capsys: p
     with pytest.raises(ProtganError, match="--projected-input 100"):
         TrainGanConfig(data="d", class_index=0, out="o", arch="projected", size=64, projected_input=100).validate()
     code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--arch", "projected",
-                            "--conditional", "--classes", "0"], capsys)
-    assert_one_line_error(code, err, "--conditional with --arch projected")
+                            "--class", "0", "--projected-input", "100"], capsys)
+    assert_one_line_error(code, err, "--projected-input 100")

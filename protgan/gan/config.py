@@ -178,9 +178,6 @@ class TrainGanConfig:
             self.augment_p = defaults["augment_p"]
         parse_augment_p(self.augment_p)
         if self.conditional:
-            if self.arch == "projected":
-                raise ProtganError("--conditional with --arch projected: its discriminator heads take no labels; "
-                                   "use --arch fastgan or dcgan for a conditional GAN")
             if self.class_index is not None:
                 raise ProtganError(f"--conditional with --class {self.class_index}: a conditional run covers every "
                                    f"class of --classes; drop --class (or --conditional for one class's GAN)")

@@ -135,13 +135,13 @@ class ProjectedLoss:
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
                y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
-        logit_real, heads_real = D(augment(real))
-        logit_fake, heads_fake = D(augment(fake))
+        logit_real, heads_real = D(augment(real), **labels(y_real))
+        logit_fake, heads_fake = D(augment(fake), **labels(y_fake))
         loss = sum(hinge_d(r, f) for r, f in zip(heads_real, heads_fake)) / len(heads_real)
         return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
-        _, heads = D(augment(fake))
+        _, heads = D(augment(fake), **labels(y))
         return sum(hinge_g(h) for h in heads) / len(heads)
 
 

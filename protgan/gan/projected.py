@@ -19,6 +19,10 @@ D = a frozen feature network, fixed random projections, and small trainable head
    widths: `width` channels at 8x8, halving per doubling), then a conv4x4 (at most the map's side) to a
    map of patch logits. The image's logit (`forward(x)[0]`: synth's `--filter-by disc`, D(x) in the
    metrics and ADA's r_t) is the mean over heads of each head's mean patch logit.
+4. Conditional (`train-gan --conditional`, `num_classes` K > 0): each head is a projection discriminator
+   (Miyato & Koyama 2018, as the other archs' D, protgan.gan.conditional): <embed_k(y), phi_k> is added to
+   each of head k's patch logits, phi_k = the head's 8x8 map (before its logit conv) averaged over space.
+   StyleGAN-XL conditions Projected GAN's heads the same way (a projection on the head's features).
 
 Evaluating such a model in EfficientNet-Lite0's space (train-gan --eval-every's default) measures it in
 the space its D was trained to match: use a classifier embedding (--eval-features ckpt:PATH) instead.
@@ -36,6 +40,7 @@ from torch import nn
 
 from protgan.core.errors import ProtganError
 from protgan.evaluation.features import effnet_input, load_efficientnet_lite0
+from protgan.gan.conditional import Projection
 from protgan.gan.fastgan import sn, width_at
 
 # the paper's split of EfficientNet-Lite0's blocks into stages (stem + blocks 0-1, 2, 3-4, 5-6)
@@ -105,7 +110,8 @@ class FixedConv1x1(nn.Module):
 
 
 def head(cin: int, res: int, width: int) -> nn.Sequential:
-    """A scale's discriminator: conv4x4 s2 + BN + LeakyReLU down to HEAD_END, then a patch-logit conv."""
+    """A scale's discriminator: conv4x4 s2 + BN + LeakyReLU down to HEAD_END, then a patch-logit conv (the last
+    layer; `head[:-1]` is the body whose output a conditional D projects the labels on)."""
     layers: list[nn.Module] = []
     while res > HEAD_END:
         res //= 2
@@ -118,7 +124,7 @@ def head(cin: int, res: int, width: int) -> nn.Sequential:
 
 class ProjectedDiscriminator(nn.Module):
     def __init__(self, channel_names: Sequence[str], width: int = 256, side: int = AUTO_MIN_SIDE, csm: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, num_classes: int = 0) -> None:
         super().__init__()
         check_input_side(side)
         self.channel_names, self.side, self.width = tuple(channel_names), side, width
@@ -134,6 +140,9 @@ class ProjectedDiscriminator(nn.Module):
             self.csm = nn.ModuleList(FixedConv1x1(ccm[k], outs[k], gen) for k in range(4))
             channels, strides = outs, [s // 2 for s in strides]
         self.heads = nn.ModuleList(head(c, side // s, width) for c, s in zip(channels, strides))
+        self.num_classes = num_classes
+        if num_classes:  # one projection per head, on its body's output (unconditional D: no such weights)
+            self.proj = nn.ModuleList(Projection(num_classes, body_channels(h), spectral=True) for h in self.heads)
 
     def _apply(self, fn, recurse: bool = True):  # .to(device / dtype / memory_format) moves the trunk too
         super()._apply(fn, recurse)
@@ -154,14 +163,27 @@ class ProjectedDiscriminator(nn.Module):
             mixed.insert(0, h)
         return mixed
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(image logits B, per head its patch logits B x N_k)."""
-        patches = [h(f).flatten(1) for h, f in zip(self.heads, self.projected_features(x))]
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(image logits B, per head its patch logits B x N_k). Labels y (B x K, a conditional D): each head's
+        projection term is added to each of its patch logits."""
+        feats = self.projected_features(x)
+        if y is None:
+            patches = [h(f).flatten(1) for h, f in zip(self.heads, feats)]
+        else:
+            patches = []
+            for k, (h, f) in enumerate(zip(self.heads, feats)):
+                body = h[:-1](f)
+                patches.append(h[-1](body).flatten(1) + self.proj[k](body, y)[:, None])
         logits = torch.stack([p.mean(1) for p in patches], dim=1).mean(1)
         return logits, patches
 
 
+def body_channels(h: nn.Sequential) -> int:
+    """Channels of a head's body output (the input of its last, patch-logit conv)."""
+    return int(h[-1].in_channels)
+
+
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,
-                                  seed: int = 0) -> ProjectedDiscriminator:
-    """forward(x: B x C x S x S in [-1, 1]) -> (logits B, [patch logits B x N_k per head])."""
-    return ProjectedDiscriminator(channel_names, width, side, csm, seed)
+                                  seed: int = 0, num_classes: int = 0) -> ProjectedDiscriminator:
+    """forward(x: B x C x S x S in [-1, 1][, y=labels B x K]) -> (logits B, [patch logits B x N_k per head])."""
+    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes)
