@@ -8,8 +8,12 @@ real-vs-real floor (two halves of the class).
 
     python bench/gan_arch_kid.py --data DIR --classes 0,1,3 --grid-from RUNS1,RUNS2 --grid assets/X.png
 
+    python bench/gan_arch_kid.py --data DIR --classes 2 --archs dcgan,projected --score-from RUNS1,RUNS2 \
+        --eval-features ckpt:CLASSIFIER.pt --out RESCORED
+
 --grid-from: no training, only the grid, from the last checkpoints of runs this script wrote before
-(RUNS/{arch}_class_{c} in any of the folders), with the same fixed noise.
+(RUNS/{arch}_class_{c} in any of the folders), with the same fixed noise. --score-from: no training, the KID of
+such runs in --eval-features (another feature space than the one they were scored in while training).
 Each run stops by --max-minutes on the process CPU clock (train-gan --time-clock cpu), so both archs get
 the same compute whatever else the machine is doing. Prints one JSON line per run and writes RUNS/kid.json.
 Settings: dcgan = the demo's CPU recipe (width 64, lr 1e-3 / 2e-3, EMA 0.99, resize upsampling);
