@@ -22,7 +22,8 @@ D = a frozen feature network, fixed random projections, and small trainable head
 4. Conditional (`train-gan --conditional`, `num_classes` K > 0): each head is a projection discriminator
    (Miyato & Koyama 2018, as the other archs' D, protgan.gan.conditional): <embed_k(y), phi_k> is added to
    each of head k's patch logits, phi_k = the head's 8x8 map (before its logit conv) averaged over space.
-   StyleGAN-XL conditions Projected GAN's heads the same way (a projection on the head's features).
+   (StyleGAN-XL projects a class embedding onto each head's output per patch; this is the spatially pooled
+   form the fastgan and dcgan D use, one term per image and head.)
 
 Evaluating such a model in EfficientNet-Lite0's space (train-gan --eval-every's default) measures it in
 the space its D was trained to match: use a classifier embedding (--eval-features ckpt:PATH) instead.
