@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,8 +89,9 @@ def finished_run(folders: list[Path], arch: str, class_index: int, option: str) 
     return trainer
 
 
-def score_row(trainer: GanTrainer, step: int, evaluator: TrainingEval, features: str) -> dict:
-    """KID x1e3 of the run's EMA samples and the real-vs-real floor (two halves of the class) in one space."""
+def score_row(trainer: Any, step: int, evaluator: TrainingEval, features: str) -> dict:
+    """KID x1e3 of the run's EMA samples and the real-vs-real floor (two halves of the class) in one space
+    (trainer: a GanTrainer, or a conditional run's ProxyTrainer of one class)."""
     scores = evaluator(trainer, step)
     real = evaluator.real
     half = np.arange(len(real)) % 2 == 0

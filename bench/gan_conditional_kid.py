@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gan_arch_kid import ARCH_SETTINGS, add_run_arguments, image_grid_row, run_one  # noqa: E402
+from gan_arch_kid import ARCH_SETTINGS, add_run_arguments, image_grid_row, run_one, score_row  # noqa: E402
 
 from protgan.data import ChannelStackDataset, open_dataset, resolve_subset, to_uint8_images, write_png  # noqa: E402
 from protgan.data.selection import select_class_ids  # noqa: E402
-from protgan.evaluation.fid import TrainingEval, kernel_inception_distance  # noqa: E402
+from protgan.evaluation.fid import TrainingEval  # noqa: E402
 from protgan.gan.conditional import ProxyTrainer  # noqa: E402
 from protgan.gan.train import GanTrainer, TrainGanConfig  # noqa: E402
 
@@ -95,14 +95,11 @@ def main() -> None:
         panels[c].append(to_uint8_images(proxy.generate(z=z)).cpu().numpy())
         if args.no_kid:
             continue
-        scores = evaluators[c](proxy, trainer.step)
-        real = evaluators[c].real
-        half = np.arange(len(real)) % 2 == 0
-        floor, _ = kernel_inception_distance(real[half], real[~half], 50, 1000, 0)
-        row = rows.setdefault(c, {"class": c, "n_only": len(only[c]), "floor_kid_x1e3": round(1e3 * floor, 2)})
+        scores = score_row(proxy, trainer.step, evaluators[c], args.eval_features)
+        row = rows.setdefault(c, {"class": c, "n_only": len(only[c]), "floor_kid_x1e3": scores["floor_kid_x1e3"]})
         row.update(conditional_steps=trainer.step, conditional_cpu_s=round(trainer.train_seconds, 1),
-                   n_conditional_images=trainer.cfg.n_images, conditional_kid_x1e3=round(1e3 * scores["kid"], 2),
-                   conditional_kid_std_x1e3=round(1e3 * scores["kid_std"], 2), features=args.eval_features)
+                   n_conditional_images=trainer.cfg.n_images, conditional_kid_x1e3=scores["kid_x1e3"],
+                   conditional_kid_std_x1e3=scores["kid_std_x1e3"], features=args.eval_features)
         print(json.dumps(row), flush=True)
     (out / "conditional_kid.json").write_text(json.dumps(list(rows.values()), indent=1))
     if args.grid:

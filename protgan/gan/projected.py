@@ -141,9 +141,8 @@ class ProjectedDiscriminator(nn.Module):
             self.csm = nn.ModuleList(FixedConv1x1(ccm[k], outs[k], gen) for k in range(4))
             channels, strides = outs, [s // 2 for s in strides]
         self.heads = nn.ModuleList(head(c, side // s, width) for c, s in zip(channels, strides))
-        self.num_classes = num_classes
-        if num_classes:  # one projection per head, on its body's output (unconditional D: no such weights)
-            self.proj = nn.ModuleList(Projection(num_classes, body_channels(h), spectral=True) for h in self.heads)
+        if num_classes:  # one projection per head, on its body (its logit conv's input); unconditional D: none
+            self.proj = nn.ModuleList(Projection(num_classes, h[-1].in_channels, spectral=True) for h in self.heads)
 
     def _apply(self, fn, recurse: bool = True):  # .to(device / dtype / memory_format) moves the trunk too
         super()._apply(fn, recurse)
@@ -167,21 +166,13 @@ class ProjectedDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(image logits B, per head its patch logits B x N_k). Labels y (B x K, a conditional D): each head's
         projection term is added to each of its patch logits."""
-        feats = self.projected_features(x)
-        if y is None:
-            patches = [h(f).flatten(1) for h, f in zip(self.heads, feats)]
-        else:
-            patches = []
-            for k, (h, f) in enumerate(zip(self.heads, feats)):
-                body = h[:-1](f)
-                patches.append(h[-1](body).flatten(1) + self.proj[k](body, y)[:, None])
+        patches = []
+        for k, (h, f) in enumerate(zip(self.heads, self.projected_features(x))):
+            body = h[:-1](f)
+            patch = h[-1](body).flatten(1)
+            patches.append(patch if y is None else patch + self.proj[k](body, y)[:, None])
         logits = torch.stack([p.mean(1) for p in patches], dim=1).mean(1)
         return logits, patches
-
-
-def body_channels(h: nn.Sequential) -> int:
-    """Channels of a head's body output (the input of its last, patch-logit conv)."""
-    return int(h[-1].in_channels)
 
 
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,
