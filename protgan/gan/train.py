@@ -186,7 +186,7 @@ class GanTrainer:
         if config.arch == "projected" and config.eval_every and is_efficientnet_lite0(config.eval_features):
             # its D matches these very features: the KID would flatter it
             self.warn("--arch projected scored in --eval-features efficientnet_lite0, the feature space its D was "
-                      "trained on: the KID flatters it (pass --eval-features ckpt:PATH, a protgan classifier)")
+                      "trained on: the KID flatters it (pass --eval-features efficientnet_lite1 or ckpt:PATH)")
 
     # ----------------------------------------------------------------------------------------- setup
     def _select_ids(self, ds: Any) -> tuple[list[str], list[int]]:
