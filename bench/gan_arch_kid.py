@@ -130,8 +130,8 @@ def add_run_arguments(ap: argparse.ArgumentParser, cpu_seconds_help: str = "per 
     ap.add_argument("--grid-n", type=int, default=6)
     ap.add_argument("--override", default="{}", help='JSON {"fastgan": {"lr_g": ...}} over the settings')
     ap.add_argument("--eval-features", default="efficientnet_lite0",
-                    help="KID's feature space: efficientnet_lite0, inception or ckpt:PATH (a protgan classifier's "
-                         "embedding: the honest one for projected, whose D sees EfficientNet-Lite0)")
+                    help="KID's feature space: efficientnet_lite0, efficientnet_lite1, inception or ckpt:PATH (a "
+                         "protgan classifier's embedding); lite1 or ckpt: for projected, whose D sees Lite0")
 
 
 def main() -> None:
