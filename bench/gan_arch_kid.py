@@ -101,8 +101,10 @@ def score_row(trainer: Any, step: int, evaluator: TrainingEval, features: str) -
 
 
 def rescore(args: argparse.Namespace, folders: list[Path]) -> None:
-    """--score-from: KID of finished runs in --eval-features (e.g. a classifier embedding), one JSON line each."""
-    rows = []
+    """--score-from: KID of finished runs in --eval-features (e.g. a classifier embedding), one JSON line each,
+    then per class the KID of the nearest other class's real images (arch "real_other"): the scale of the
+    space, what a generator of real-looking cells of the wrong class would score."""
+    rows, reals = [], {}
     for c in [int(x) for x in args.classes.split(",")]:
         evaluator = TrainingEval(args.eval_features, n_fake=256, seed=args.seed)
         for arch in args.archs.split(","):
@@ -110,6 +112,14 @@ def rescore(args: argparse.Namespace, folders: list[Path]) -> None:
             step = int(trainer.step)
             rows.append({"class": c, "arch": arch, "steps": step, "train_cpu_s": round(trainer.train_seconds, 1),
                          **score_row(trainer, step, evaluator, args.eval_features)})
+            print(json.dumps(rows[-1]), flush=True)
+        reals[c] = evaluator.real
+    for c, real in reals.items():
+        others = {o: kernel_inception_distance(reals[o], real, 50, 1000, 0) for o in reals if o != c}
+        if others:
+            o = min(others, key=lambda k: others[k][0])
+            rows.append({"class": c, "arch": "real_other", "other_class": o, "kid_x1e3": round(1e3 * others[o][0], 2),
+                         "kid_std_x1e3": round(1e3 * others[o][1], 2), "features": args.eval_features})
             print(json.dumps(rows[-1]), flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
