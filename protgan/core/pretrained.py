@@ -76,10 +76,13 @@ def package_to_timm(sd: dict[str, torch.Tensor], model: nn.Module) -> dict[str, 
     return out
 
 
-def load_package_weights(model: nn.Module, what: str = "efficientnet_lite0", net: str = "efficientnet_lite0") -> None:
-    """Load `net`'s ImageNet weights into a 3-channel timm model of its `timm_name` (headless is fine)."""
-    sd = torch.load(package_weights_path(what, net), map_location="cpu", weights_only=True)
+def load_package_weights(model: nn.Module, what: str = "efficientnet_lite0", net: str = "efficientnet_lite0") -> Path:
+    """Load `net`'s ImageNet weights into a 3-channel timm model of its `timm_name` (headless is fine);
+    returns the file they came from."""
+    path = package_weights_path(what, net)
+    sd = torch.load(path, map_location="cpu", weights_only=True)
     mapped = package_to_timm(sd, model)
     if "classifier.weight" not in model.state_dict():  # built headless (num_classes=0)
         mapped = {k: v for k, v in mapped.items() if not k.startswith("classifier.")}
     model.load_state_dict(mapped, strict=True)
+    return path

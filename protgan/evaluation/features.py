@@ -22,6 +22,7 @@ stain counts. The classifier extractor takes the channels it was trained on, unc
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,10 +153,6 @@ def inception_extractor(weights: str | os.PathLike | None, device: torch.device)
     return FeatureExtractor("inception", model, 2048, to_three_channels, device, source=str(path))
 
 
-def efficientnet_lite0_weights_path() -> Path:
-    return package_weights_path("--features efficientnet_lite0")
-
-
 def load_efficientnet_lite0() -> nn.Module:
     """timm's tf_efficientnet_lite0 with the package's ImageNet weights, classifier included (eval mode);
     the weights are mapped by protgan.core.pretrained, the one place that maps them."""
@@ -167,7 +164,7 @@ def load_efficientnet_lite0() -> nn.Module:
 
 
 def effnet_input(batch: torch.Tensor, channels: Sequence[str], side: int = EFFNET_SIZE) -> torch.Tensor:
-    """[0, 255] images (uint8, or float: differentiable) -> EfficientNet-Lite0's input: the RGB composite,
+    """[0, 255] images (uint8, or float: differentiable) -> an EfficientNet-Lite's input: the RGB composite,
     bilinear to side x side (antialiased when shrinking), in [-1, 1]. Also the input of train-gan --arch
     projected's frozen feature network (protgan.gan.projected)."""
     x = to_three_channels(batch, channels)
@@ -183,16 +180,11 @@ def efficientnet_lite_extractor(device: torch.device, net: str = "efficientnet_l
 
     spec = PACKAGE_NETS[net]
     model = timm.create_model(spec.timm_name, pretrained=False, num_classes=0)  # pooled 1280-d pre-logits
-    load_package_weights(model, f"--features {net}", net)
+    source = load_package_weights(model, f"--features {net}", net)
     # channels_last on the CPU too: 15.2 vs 11.0 img/s per CPU second at 224 px, one thread (2-core VM)
     model = model.eval().to(device, memory_format=torch.channels_last)
-    side = spec.input_size
-    return FeatureExtractor(net, model, model.num_features, lambda b, ch: effnet_input(b, ch, side), device,
-                            source=str(package_weights_path(f"--features {net}", net)), channels_last_cpu=True)
-
-
-def efficientnet_lite0_extractor(device: torch.device) -> FeatureExtractor:
-    return efficientnet_lite_extractor(device, "efficientnet_lite0")
+    return FeatureExtractor(net, model, model.num_features, functools.partial(effnet_input, side=spec.input_size),
+                            device, source=str(source), channels_last_cpu=True)
 
 
 # Feature spaces named by a prefix ("ckpt:PATH") whose networks live in a package above this one
@@ -229,8 +221,8 @@ def make_extractor(spec: str, device: torch.device, weights: str | os.PathLike |
         return inception_extractor(weights, device)
     if weights is not None:
         raise ProtganError(f"--weights applies to --features inception only, not {spec!r}")
-    if package_net_of(key):
-        return efficientnet_lite_extractor(device, package_net_of(key))
+    if net := package_net_of(key):
+        return efficientnet_lite_extractor(device, net)
     pre = _prefixed(key)
     if pre is not None and pre[0] == "ckpt":
         if not Path(pre[1]).is_file():
@@ -246,8 +238,8 @@ def check_feature_spec(spec: str, weights: str | os.PathLike | None = None) -> N
     key = spec.strip()
     if key.lower() == "inception":
         fid_inception_weights_path(weights)
-    elif package_net_of(key):
-        package_weights_path(f"--features {spec}", package_net_of(key))
+    elif net := package_net_of(key):
+        package_weights_path(f"--features {spec}", net)
     elif key.startswith("ckpt:"):
         if not Path(key[5:]).is_file():
             raise ProtganError(f"--features {spec}: checkpoint {key[5:]} does not exist")

@@ -32,8 +32,8 @@ from protgan.evaluation.distances import (  # noqa: F401  (re-exported: protgan.
 )
 from protgan.evaluation.features import (  # noqa: F401  (re-exported)
     EFFNET_SIZE, FEATURE_CHOICES, FID_WEIGHTS_FILE, ExtractorFactory, FeatureExtractor, effnet_input,
-    build_fid_inception, check_feature_spec, dataset_features, efficientnet_lite0_extractor,
-    efficientnet_lite0_weights_path, extract_features, fid_inception_weights_path, image_size_of,
+    build_fid_inception, check_feature_spec, dataset_features, efficientnet_lite_extractor,
+    extract_features, fid_inception_weights_path, image_size_of,
     inception_extractor, load_efficientnet_lite0, make_extractor, random_fid_inception_state,
     register_feature_space, torch_hub_checkpoint_dir,
 )
