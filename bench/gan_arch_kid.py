@@ -78,11 +78,14 @@ def grid_samples(trainer: GanTrainer, n: int) -> np.ndarray:
 
 def finished_run(folders: list[Path], arch: str, class_index: int, option: str) -> GanTrainer:
     """The finished run {arch}_class_{class_index} found in one of the folders, loaded from its last checkpoint
-    (not resumed: the run folder is left as it is)."""
+    (not resumed: the run folder is left as it is). arch "ARCH@TAG": only folders whose path contains TAG (two
+    variants of one arch side by side, e.g. projected@runs_ppix)."""
+    arch, _, tag = arch.partition("@")
     name = f"{arch}_class_{class_index}"
-    run = next((f / name for f in folders if (f / name).is_dir()), None)
+    run = next((f / name for f in folders if (f / name).is_dir() and tag in str(f)), None)
     if run is None:
-        raise SystemExit(f"{option}: no {name} in {', '.join(map(str, folders))}")
+        where = [str(f) for f in folders if tag in str(f)]
+        raise SystemExit(f"{option}: no {name} in {', '.join(where) or f'a folder whose path contains {tag!r}'}")
     cfg = TrainGanConfig.from_dict({**json.loads((run / "config.json").read_text()), "workers": 0, "device": "cpu"})
     trainer = GanTrainer(cfg)
     trainer.load(run / "checkpoints" / "last.pt")
@@ -148,7 +151,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     add_run_arguments(ap)
     ap.add_argument("--classes", default="0,25,21,2,23")
-    ap.add_argument("--archs", default="dcgan,fastgan", help="comma list of dcgan, fastgan, projected")
+    ap.add_argument("--archs", default="dcgan,fastgan",
+                    help="comma list of dcgan, fastgan, projected; with --score-from / --grid-from also ARCH@TAG: "
+                         "that arch's run in the folders whose path contains TAG")
     ap.add_argument("--grid-from", default="", help="comma list of folders of earlier runs: only the --grid")
     ap.add_argument("--score-from", default="",
                     help="comma list of folders of earlier runs: no training, their KID in --eval-features "

@@ -105,6 +105,9 @@ class TrainGanConfig:
     projected_csm: bool = option(True, "--arch projected: cross-scale mixing of the random feature projections (the "
                                        "paper's CSM): each scale also sees the coarser ones.",
                                  cli="--projected-csm/--no-projected-csm")
+    projected_pixel: bool = option(False, "--arch projected: one more D head on the image's pixels (Vision-aided "
+                                          "GAN's design), for detail and colour ImageNet features blur; off = the paper.",
+                                   cli="--projected-pixel/--no-projected-pixel")
     ema_decay: float = option(0.999, "Decay of the EMA generator used for samples (0: a copy of G).")
     amp: bool = option(True, "Mixed precision on CUDA (bf16, or fp16 with loss scaling); CPU runs fp32.",
                        cli="--amp/--no-amp")
@@ -217,6 +220,8 @@ class TrainGanConfig:
             (self.time_clock in TIME_CLOCKS, f"--time-clock {self.time_clock!r}: expected one of {', '.join(TIME_CLOCKS)}"),
             (self.folds is None or self.fold is not None,
              f"--folds {self.folds}: needs --fold K (or no --class: a fan-out trains every class on every fold)"),
+            (self.arch == "projected" or not (self.projected_pixel or self.projected_input),
+             f"--projected-pixel / --projected-input: only with --arch projected (this is --arch {self.arch})"),
         ]
         if self.fold is not None:
             self.folds = self.folds or DEFAULT_FOLDS

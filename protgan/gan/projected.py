@@ -24,6 +24,12 @@ D = a frozen feature network, fixed random projections, and small trainable head
    each of head k's patch logits, phi_k = the head's 8x8 map (before its logit conv) averaged over space.
    (StyleGAN-XL projects a class embedding onto each head's output per patch; this is the spatially pooled
    form the fastgan and dcgan D use, one term per image and head.)
+5. Pixel head (`pixel`, `train-gan --projected-pixel`; off = the paper): one more head of the same form on the
+   image itself (its C channels in [-1, 1], from the image side down to 8x8), weighted like the feature heads.
+   The feature heads see the fluorescence channels only through an RGB composite, resized and ImageNet-scaled;
+   a trainable head on the pixels sees every channel and small detail (a 1-2 px green dot inside a nucleus:
+   the Nucleoli evidence projected runs missed) as they are. A pretrained-features D beside an ordinary one is
+   Vision-aided GAN's design (Kumari et al. 2022).
 
 Evaluating such a model in EfficientNet-Lite0's space (train-gan --eval-every's default) measures it in
 the space its D was trained to match: use a classifier embedding (--eval-features ckpt:PATH) instead.
@@ -125,7 +131,7 @@ def head(cin: int, res: int, width: int) -> nn.Sequential:
 
 class ProjectedDiscriminator(nn.Module):
     def __init__(self, channel_names: Sequence[str], width: int = 256, side: int = AUTO_MIN_SIDE, csm: bool = True,
-                 seed: int = 0, num_classes: int = 0) -> None:
+                 seed: int = 0, num_classes: int = 0, pixel_size: int = 0) -> None:
         super().__init__()
         check_input_side(side)
         self.channel_names, self.side, self.width = tuple(channel_names), side, width
@@ -141,6 +147,9 @@ class ProjectedDiscriminator(nn.Module):
             self.csm = nn.ModuleList(FixedConv1x1(ccm[k], outs[k], gen) for k in range(4))
             channels, strides = outs, [s // 2 for s in strides]
         self.heads = nn.ModuleList(head(c, side // s, width) for c, s in zip(channels, strides))
+        self.pixel = bool(pixel_size)
+        if self.pixel:  # the last head: on the image itself (its side pixel_size)
+            self.heads.append(head(len(self.channel_names), pixel_size, width))
         if num_classes:  # one projection per head, on its body (its logit conv's input); unconditional D: none
             self.proj = nn.ModuleList(Projection(num_classes, h[-1].in_channels, spectral=True) for h in self.heads)
 
@@ -167,7 +176,8 @@ class ProjectedDiscriminator(nn.Module):
         """(image logits B, per head its patch logits B x N_k). Labels y (B x K, a conditional D): each head's
         projection term is added to each of its patch logits."""
         patches = []
-        for k, (h, f) in enumerate(zip(self.heads, self.projected_features(x))):
+        inputs = self.projected_features(x) + ([x] if self.pixel else [])
+        for k, (h, f) in enumerate(zip(self.heads, inputs)):
             body = h[:-1](f)
             patch = h[-1](body).flatten(1)
             patches.append(patch if y is None else patch + self.proj[k](body, y)[:, None])
@@ -176,6 +186,7 @@ class ProjectedDiscriminator(nn.Module):
 
 
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,
-                                  seed: int = 0, num_classes: int = 0) -> ProjectedDiscriminator:
-    """forward(x: B x C x S x S in [-1, 1][, y=labels B x K]) -> (logits B, [patch logits B x N_k per head])."""
-    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes)
+                                  seed: int = 0, num_classes: int = 0, pixel_size: int = 0) -> ProjectedDiscriminator:
+    """forward(x: B x C x S x S in [-1, 1][, y=labels B x K]) -> (logits B, [patch logits B x N_k per head]).
+    pixel_size S > 0: a fifth head on the S x S image itself (--projected-pixel)."""
+    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes, pixel_size)
