@@ -189,6 +189,10 @@ def test_defaults_and_refused_combinations(data: Path, tmp_path: Path, capsys: p
     code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--arch", "projected",
                             "--class", "0", "--projected-input", "100"], capsys)
     assert_one_line_error(code, err, "--projected-input 100")
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "f"), "--arch", "fastgan",
+                            "--class", "0", "--projected-pixel"], capsys)
+    assert_one_line_error(code, err, "only with --arch projected")
+    assert not (tmp_path / "f").exists()  # refused before anything is written
 
 
 def test_pixel_head_is_a_fifth_head_on_the_image() -> None:
@@ -206,6 +210,13 @@ def test_pixel_head_is_a_fifth_head_on_the_image() -> None:
     torch.testing.assert_close(logits, torch.stack([p.mean(1) for p in patches], 1).mean(1))
     patches[4].sum().backward()  # the pixel head reads the pixels directly: a gradient on every pixel
     assert (x.grad[0, 0].abs() > 0).float().mean() > 0.9
+    conditional = discriminator_from_config(_d_config(projected_pixel=True, conditional=True, class_subset=[0, 3]))
+    assert len(conditional.proj) == 5  # the pixel head is a projection discriminator on the labels too
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    with torch.no_grad():
+        body = conditional.heads[4][:-1](x)
+        _, by_label = conditional(x, y=y)
+        torch.testing.assert_close(by_label[4], conditional.heads[4][-1](body).flatten(1) + conditional.proj[4](body, y)[:, None])
     with pytest.raises(ProtganError, match="only with --arch projected"):
         TrainGanConfig(data="d", class_index=0, out="o", arch="fastgan", size=64, projected_pixel=True).validate()
 
