@@ -307,6 +307,55 @@ def _comparison_panels(items: list[Item], records: dict[str, dict], config: Enha
 # ---------------------------------------------------------------- the run
 
 
+def _score_jobs(jobs: list, records: dict, records_path: Path, config: EnhanceConfig,
+                on_record: Callable[[], None]) -> int:
+    """Score `jobs`, appending each record to `records_path` as it completes (a kill loses at most the line
+    being written); returns the number of images written (with --apply METHOD, scoring also writes them)."""
+    if not jobs:
+        return 0
+    # a killed run may have left a torn last line: start ours on a fresh line
+    torn = False
+    if records_path.exists() and records_path.stat().st_size:
+        with records_path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    written = 0
+    with records_path.open("a", encoding="utf-8") as f:
+        if torn:
+            f.write("\n")
+        for key, rec, wrote in _run_jobs(jobs, config):
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            records[key] = rec
+            written += wrote
+            on_record()
+    return written
+
+
+def _apply_method(chosen: str, items: list, copies: list, config: EnhanceConfig, mode: str, out: Path,
+                  report: Progress) -> tuple[int, int]:
+    """Write every image not yet written with `chosen`, copy the files passed through unchanged (and a data
+    set's label and fold files); returns (images written, files copied)."""
+    todo = [(it, False, chosen) for it in items if not it.dst.exists()]
+    done = len(items) - len(todo)
+    written = copied = 0
+    report("apply", done, len(items))
+    for _, _, wrote in (_run_jobs(todo, config) if todo else ()):
+        written += wrote
+        done += 1
+        report("apply", done, len(items))
+    for src, dst in copies:
+        if not dst.exists():
+            _copy(src, dst)
+            copied += 1
+    if mode == "dataset":
+        data = Path(config.data)
+        _copy(data / LABEL_FILE, out / LABEL_FILE)
+        if (data / FOLDS_FILE).exists():
+            _copy(data / FOLDS_FILE, out / FOLDS_FILE)
+    return written, copied
+
+
 def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> EnhanceResult:
     """Score the methods, pick one, write the enhanced images and the reports under `config.out`."""
     config.validate()
@@ -335,25 +384,8 @@ def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> E
     fixed = config.apply if config.apply not in ("best", "none") else None
     present_before = sum(1 for it in items if it.dst.exists()) if config.apply != "none" else 0
     jobs = [(it, True, fixed) for it in to_score if it.key not in records]
-    written = 0
     report("score", resumed, len(to_score))
-    if jobs:
-        # a killed run may have left a torn last line: start ours on a fresh line
-        if records_path.exists() and records_path.stat().st_size:
-            with records_path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
-        else:
-            torn = False
-        with records_path.open("a", encoding="utf-8") as f:
-            if torn:
-                f.write("\n")
-            for key, rec, wrote in _run_jobs(jobs, config):
-                f.write(json.dumps(rec) + "\n")
-                f.flush()
-                records[key] = rec
-                written += wrote
-                report("score", len(records), len(to_score))
+    written = _score_jobs(jobs, records, records_path, config, lambda: report("score", len(records), len(to_score)))
 
     ordered = [records[it.key] for it in to_score]
     present = [c for c in (*CHANNEL_ORDER, NO_CHANNEL) if any(r["channel"] == c for r in ordered)]
@@ -375,23 +407,9 @@ def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> E
         chosen, chosen_by = config.apply, "--apply"
     skipped = copied = 0
     if chosen is not None:
-        todo = [(it, False, chosen) for it in items if not it.dst.exists()]
         skipped = present_before
-        done = len(items) - len(todo)
-        report("apply", done, len(items))
-        for _, _, wrote in (_run_jobs(todo, config) if todo else ()):
-            written += wrote
-            done += 1
-            report("apply", done, len(items))
-        for src, dst in copies:
-            if not dst.exists():
-                _copy(src, dst)
-                copied += 1
-        if mode == "dataset":
-            data = Path(config.data)
-            _copy(data / LABEL_FILE, out / LABEL_FILE)
-            if (data / FOLDS_FILE).exists():
-                _copy(data / FOLDS_FILE, out / FOLDS_FILE)
+        applied, copied = _apply_method(chosen, items, copies, config, mode, out, report)
+        written += applied
         files["images"] = str(img_out)
 
     bits = sorted({r["bits"] for r in ordered})
