@@ -106,11 +106,10 @@ def part_gan(p: argparse.Namespace, device: torch.device, tmp: Path) -> list[dic
                 if out_of_time(p, row):
                     continue
                 try:
-                    extra = {"arch": arch} if arch != "dcgan" else {}
                     cfg = TrainGanConfig(data=str(data), class_index=0, out=str(tmp / f"gan-{arch}-{size}-{name}"),
                                          size=size, batch_size=p.gan_batch, g_width=p.gan_width, d_width=p.gan_width,
                                          device=str(device), workers=0, n_samples=4, steps=10**9, select="any",
-                                         **extra, **kw)
+                                         arch=arch, **kw)
                     trainer = GanTrainer(cfg)
                     batch = torch.randint(0, 256, (p.gan_batch, 3, size, size), dtype=torch.uint8)
                     if device.type == "cuda":
