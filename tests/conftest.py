@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pytest
@@ -115,20 +115,36 @@ def register_tiny_classifier(name: str) -> str:
     return name
 
 
+def read_metrics(run: Path) -> list[dict[str, str]]:
+    """A train-gan run's metrics.csv, one dict per logged step."""
+    import csv
+
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def train_straight_and_split(make_config: Callable[..., Any], tmp_path: Path, stop: int, steps: int,
+                             **kw: Any) -> tuple[Path, Path]:
+    """Train `steps` steps uninterrupted (tmp_path/straight), and `stop` steps then a resumed run to `steps`
+    (tmp_path/split); `make_config(out, steps=..., **kw)` builds each run's config. Returns the two folders."""
+    from protgan.gan.train import GanTrainer
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert GanTrainer(make_config(straight, steps=steps, **kw)).fit().step == steps
+    assert GanTrainer(make_config(split, steps=stop, **kw)).fit().step == stop
+    assert GanTrainer(make_config(split, steps=steps, **kw)).fit().step == steps  # --resume auto
+    assert [r["step"] for r in read_metrics(split)] == [str(s) for s in range(1, steps + 1)]
+    return straight, split
+
+
 def assert_same_gan_runs(straight: Path, split: Path, keys: Sequence[str]) -> dict:
     """A resumed train-gan run (`split`) equals the uninterrupted one: metrics.csv's `keys` per step, ADA's p,
     and every tensor of G, D and G_ema. Returns the straight run's last checkpoint (for further checks)."""
-    import csv
-
     import torch
 
     from protgan.gan import load_checkpoint
 
-    rows = []
-    for run in (straight, split):
-        with (run / "metrics.csv").open() as f:
-            rows.append(list(csv.DictReader(f)))
-    a, b = rows
+    a, b = read_metrics(straight), read_metrics(split)
     assert [r["step"] for r in b] == [r["step"] for r in a]
     for ra, rb in zip(a, b):
         for key in keys:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from protgan.gan.conditional import ConditionalBatchNorm2d, PerClassEval, Projec
 from protgan.gan.synth import SynthConfig, run_synth
 from protgan.gan.train import EpochSampler, GanTrainer
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import assert_same_gan_runs, make_dataset, tiny_gan_config
+from tests.conftest import assert_same_gan_runs, make_dataset, read_metrics, tiny_gan_config, train_straight_and_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,10 +42,6 @@ def _config(data: Path, out: Path, **kw):
                 batch_size=4, steps=3)
     return tiny_gan_config(data, out, **{**base, **kw})
 
-
-def _metrics(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +71,8 @@ def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str)
         kw.update(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)
     if arch == "projected":
         kw.update(projected_input=64)
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    GanTrainer(_config(data, straight, steps=7, **kw)).fit()
-    assert GanTrainer(_config(data, split, steps=6, **kw)).fit().step == 6  # mid-epoch (4 batches of 18 draws)
-    assert GanTrainer(_config(data, split, steps=7, **kw)).fit().step == 7
-    assert [r["step"] for r in _metrics(split)] == [str(s) for s in range(1, 8)]
+    # stops mid-epoch (4 batches of 18 draws)
+    straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=6, steps=7, **kw)
     sa = assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t"))
     assert any("gain" in name for name in sa["G"])  # the conditional layers are in the state
 
@@ -223,7 +216,7 @@ def test_per_class_eval_columns_and_best_checkpoint(data: Path, tmp_path: Path) 
 
     out = tmp_path / "r"
     GanTrainer(_config(data, out, steps=2, eval_every=2), eval_fn=PerClassEval(make_eval)).fit()
-    row = _metrics(out)[-1]
+    row = read_metrics(out)[-1]
     assert float(row["kid_c0"]) == 2 and float(row["kid_c25"]) == 3 and float(row["kid_c2"]) == 4
     assert float(row["score"]) == pytest.approx(3.0) and (out / "checkpoints" / "best.pt").is_file()
     assert seen == {0: 10, 1: 7, 2: 5}  # each class's real images: every training image carrying it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from protgan.gan.fastgan import SLE, FastganDiscriminator, FastganGenerator, qua
 from protgan.gan.losses import FastganLoss, hinge_d, hinge_g, reconstruction_loss
 from protgan.gan.synth import discriminator_scorer
 from protgan.gan.train import GanTrainer, TrainGanConfig
-from tests.conftest import assert_same_gan_runs, make_dataset, tiny_gan_config
+from tests.conftest import assert_same_gan_runs, make_dataset, read_metrics, tiny_gan_config, train_straight_and_split
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,10 +37,6 @@ def _validated(cfg: TrainGanConfig) -> TrainGanConfig:
     cfg.validate()
     return cfg
 
-
-def _metrics(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
@@ -191,7 +187,7 @@ def test_ada_in_training_raises_p_when_d_overfits(data: Path, tmp_path: Path) ->
     # 20 images, a D with a fast learning rate: it soon says "real" to every real image (r_t -> 1)
     run = tmp_path / "run"
     GanTrainer(_config(data, run, steps=12, augment_p="ada:0.1", ada_kimg=0.05, ada_interval=2, lr_d=5e-3)).fit()
-    rows = _metrics(run)
+    rows = read_metrics(run)
     p = [float(r["aug_p"]) for r in rows]
     rt = [float(r["r_t"]) for r in rows]
     assert p[-1] > 0, (p, rt)
@@ -206,7 +202,7 @@ def test_fastgan_run_folder_synth_scorer_and_generator(data: Path, tmp_path: Pat
     assert result.status == "done"
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["config"]["arch"] == "fastgan" and state["augment"]["mode"] == "ada"
-    assert {"loss_rec", "r_t", "aug_p"} <= set(_metrics(run)[0])
+    assert {"loss_rec", "r_t", "aug_p"} <= set(read_metrics(run)[0])
     assert (run / "samples" / "step_000003.png").is_file() and (run / "losses.png").is_file()
     g, config = load_generator(run)
     assert isinstance(g, FastganGenerator)
@@ -220,13 +216,9 @@ def test_fastgan_run_folder_synth_scorer_and_generator(data: Path, tmp_path: Pat
 
 def test_fastgan_resume_matches_uninterrupted_run_with_ada(data: Path, tmp_path: Path) -> None:
     kw = dict(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)  # p moves by 0.48 per update
-    straight = tmp_path / "straight"
-    GanTrainer(_config(data, straight, steps=7, **kw)).fit()
-    split = tmp_path / "split"
-    assert GanTrainer(_config(data, split, steps=4, **kw)).fit().step == 4  # mid-epoch and mid-ADA-interval
-    assert GanTrainer(_config(data, split, steps=7, **kw)).fit().step == 7
-    assert [r["step"] for r in _metrics(split)] == [str(s) for s in range(1, 8)]
-    assert any(float(r["aug_p"]) > 0 for r in _metrics(straight))  # p did move
+    # stops mid-epoch and mid-ADA-interval
+    straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=4, steps=7, **kw)
+    assert any(float(r["aug_p"]) > 0 for r in read_metrics(straight))  # p did move
     assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "loss_rec", "r_t", "aug_p", "diversity"))
 
 
@@ -242,12 +234,12 @@ def test_max_minutes_stops_cleanly_and_a_larger_budget_continues(data: Path, tmp
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 3 and state["train_seconds"] == pytest.approx(3.0)
     assert (run / "samples" / "step_000003.png").is_file()
-    assert _metrics(run)[-1]["step"] == "3"
+    assert read_metrics(run)[-1]["step"] == "3"
     again = GanTrainer(_config(data, run, steps=50, arch=arch, max_minutes=3 / 60, **extra)).fit()
     assert again.status == "time-limit" and again.step == 3  # budget already spent: nothing to do
     more = GanTrainer(_config(data, run, steps=50, arch=arch, max_minutes=5 / 60, **extra)).fit()
     assert more.status == "time-limit" and more.step == 5
-    assert [r["step"] for r in _metrics(run)] == [str(s) for s in range(1, 6)]
+    assert [r["step"] for r in read_metrics(run)] == [str(s) for s in range(1, 6)]
 
 
 def test_bad_arch_and_size() -> None:

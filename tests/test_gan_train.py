@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from protgan.gan import find_runs, load_checkpoint, load_generator
 from protgan.gan.checkpoint import CHECKPOINT_KEYS
 from protgan.data.selection import select_class_ids
 from protgan.gan.train import GanTrainer, TrainGanConfig, TrainingDiverged
-from tests.conftest import make_dataset, tiny_gan_config
+from tests.conftest import assert_same_gan_runs, make_dataset, read_metrics, tiny_gan_config, train_straight_and_split
 
 
 # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention (3x faster here).
@@ -35,10 +35,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
     return tiny_gan_config(data, out, **{**dict(batch_size=8, steps=6, g_width=32, d_width=32, n_samples=8), **kw})
 
-
-def _metrics(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
 
 
 def test_select_only_vs_any(tiny_dataset: Path) -> None:
@@ -61,7 +57,7 @@ def test_run_folder_contract(data: Path, tmp_path: Path) -> None:
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert set(CHECKPOINT_KEYS) <= set(state) and state["step"] == 4 and state["config"] == config
     assert {p.name for p in (run / "samples").iterdir()} == {"real.png", "step_000002.png", "step_000004.png"}
-    rows = _metrics(run)
+    rows = read_metrics(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert {"loss_D", "loss_G", "D_x", "D_G_z", "lr_G", "lr_D", "img_per_s", "diversity"} <= set(rows[0])
     assert (run / "losses.png").stat().st_size > 5000
@@ -104,34 +100,21 @@ def test_discriminator_learns_separable_toy(tmp_path: Path) -> None:
     write_label_table(root / "train.csv", ids, [(0,)] * 16)
     trainer = GanTrainer(_config(root, tmp_path / "run", steps=12, lr_g=1e-6, label_flip=0.0))
     trainer.fit()
-    losses = [float(r["loss_D"]) for r in _metrics(tmp_path / "run")]
+    losses = [float(r["loss_D"]) for r in read_metrics(tmp_path / "run")]
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
-    d_x = [float(r["D_x"]) for r in _metrics(tmp_path / "run")]
+    d_x = [float(r["D_x"]) for r in read_metrics(tmp_path / "run")]
     assert d_x[-1] > 0.6
 
 
 def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path) -> None:
-    straight = tmp_path / "straight"
-    GanTrainer(_config(data, straight, steps=7)).fit()
-    split = tmp_path / "split"
-    first = GanTrainer(_config(data, split, steps=4)).fit()  # stops one batch into the second epoch
-    assert first.step == 4
-    second = GanTrainer(_config(data, split, steps=7)).fit()  # --resume auto
-    assert second.step == 7
-    a, b = _metrics(straight), _metrics(split)
-    assert [r["step"] for r in b] == [str(s) for s in range(1, 8)]  # epochs of 3 batches: resumes mid-epoch
-    for ra, rb in zip(a, b):
-        for key in ("loss_D", "loss_G", "D_x", "D_G_z", "diversity"):
-            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=1e-6), (ra["step"], key)
-    sa = load_checkpoint(straight / "checkpoints" / "last.pt")
-    sb = load_checkpoint(split / "checkpoints" / "last.pt")
-    for key in ("G", "D", "G_ema"):
-        for name, tensor in sa[key].items():
-            torch.testing.assert_close(tensor, sb[key][name], atol=1e-6, rtol=0)
+    # epochs of 3 batches: stops one batch into the second epoch, resumes mid-epoch
+    straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=4, steps=7)
+    assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "diversity"))
     # --resume never starts over and reproduces the same first losses
     fresh = GanTrainer(_config(data, split, steps=2, resume="never")).fit()
     assert fresh.step == 2
-    assert float(_metrics(split)[0]["loss_D"]) == pytest.approx(float(a[0]["loss_D"]), abs=1e-6)
+    first = read_metrics(straight)[0]["loss_D"]
+    assert float(read_metrics(split)[0]["loss_D"]) == pytest.approx(float(first), abs=1e-6)
 
 
 def test_resume_refuses_other_architecture(data: Path, tmp_path: Path) -> None:
@@ -156,7 +139,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(data: Path, tmp_path: Pat
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 2
     assert all(torch.isfinite(t).all() for t in state["D"].values() if t.is_floating_point())
-    assert max(int(r["step"]) for r in _metrics(run)) == 3
+    assert max(int(r["step"]) for r in read_metrics(run)) == 3
 
 
 def test_ctrl_c_saves_and_stops(data: Path, tmp_path: Path) -> None:
@@ -202,7 +185,7 @@ def test_eval_hook_logs_and_keeps_best(data: Path, tmp_path: Path) -> None:
         return {"score": scores[step], "fid": scores[step] * 10}
 
     GanTrainer(_config(data, run, steps=6, eval_every=2, log_every=3), eval_fn=fake_fid).fit()
-    rows = {int(r["step"]): r for r in _metrics(run)}
+    rows = {int(r["step"]): r for r in read_metrics(run)}
     assert float(rows[4]["score"]) == 1.5 and float(rows[6]["fid"]) == 30.0 and rows[3]["score"] == ""
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["step"] == 4 and best["best_score"] == 1.5
@@ -251,7 +234,7 @@ def test_diffaug_reaches_the_discriminator(data: Path, tmp_path: Path) -> None:
     with_cutout = zero_pixels_per_image({"diffaug": ["cutout"]})
     assert (with_cutout >= 16).all()  # a 16 x 16 square at 32 px, at least a quarter left after clipping
     assert (zero_pixels_per_image({}) == 0).all()
-    assert all(math.isfinite(float(r["loss_D"])) for r in _metrics(tmp_path / "run1"))
+    assert all(math.isfinite(float(r["loss_D"])) for r in read_metrics(tmp_path / "run1"))
 
 
 def test_a_class_without_images_is_refused(data: Path, tmp_path: Path) -> None:

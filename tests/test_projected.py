@@ -3,7 +3,7 @@ projections, the hinge loss over heads, and a run's folder, resume and synth sco
 
 from __future__ import annotations
 
-import csv
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from protgan.gan.projected import FEATURE_CHANNELS, ProjectedDiscriminator, inpu
 from protgan.gan.synth import discriminator_scorer
 from protgan.gan.train import GanTrainer, TrainGanConfig
 from tests.cli_helpers import assert_one_line_error, run_cli
-from tests.conftest import assert_same_gan_runs, make_dataset, tiny_gan_config
+from tests.conftest import assert_same_gan_runs, make_dataset, read_metrics, tiny_gan_config, train_straight_and_split
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,10 +36,6 @@ def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
 def _d_config(**kw) -> dict:
     return {"arch": "projected", "size": 32, "channels": ["green"], "d_width": 16, "projected_input": 64, "seed": 0, **kw}
 
-
-def _metrics(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("channels", [["green"], ["red", "green", "blue"], ["red", "green", "blue", "yellow"]])
@@ -154,7 +150,7 @@ def test_run_folder_load_generator_and_synth_scorer(data: Path, tmp_path: Path) 
     state = load_checkpoint(run / "checkpoints" / "last.pt")  # weights_only=True
     assert state["config"]["arch"] == "projected" and state["augment"]["mode"] == "ada"
     assert not any(k.startswith("backbone") for k in state["D"])  # rebuilt from the package, not saved
-    assert {"r_t", "aug_p", "D_x"} <= set(_metrics(run)[0])
+    assert {"r_t", "aug_p", "D_x"} <= set(read_metrics(run)[0])
     assert (run / "samples" / "step_000003.png").is_file() and (run / "losses.png").is_file()
     g, config = load_generator(run)
     assert isinstance(g, FastganGenerator)
@@ -168,13 +164,9 @@ def test_run_folder_load_generator_and_synth_scorer(data: Path, tmp_path: Path) 
 
 def test_resume_matches_uninterrupted_run_with_ada(data: Path, tmp_path: Path) -> None:
     kw = dict(augment_p="ada:0.2", ada_kimg=0.02, ada_interval=2, lr_d=5e-3)  # p moves by 0.4 per update
-    straight = tmp_path / "straight"
-    GanTrainer(_config(data, straight, steps=5, **kw)).fit()
-    split = tmp_path / "split"
-    assert GanTrainer(_config(data, split, steps=3, **kw)).fit().step == 3  # mid-epoch and mid-ADA-interval
-    assert GanTrainer(_config(data, split, steps=5, **kw)).fit().step == 5
-    assert [r["step"] for r in _metrics(split)] == [str(s) for s in range(1, 6)]
-    assert any(float(r["aug_p"]) > 0 for r in _metrics(straight))  # p did move
+    # stops mid-epoch and mid-ADA-interval
+    straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=3, steps=5, **kw)
+    assert any(float(r["aug_p"]) > 0 for r in read_metrics(straight))  # p did move
     assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "r_t", "aug_p", "diversity"))
 
 
@@ -254,11 +246,7 @@ def test_pixel_head_learns_a_one_pixel_dot() -> None:
 
 
 def test_pixel_head_run_resumes_and_rebuilds(data: Path, tmp_path: Path) -> None:
-    straight = tmp_path / "straight"
-    GanTrainer(_config(data, straight, steps=4, projected_pixel=True)).fit()
-    split = tmp_path / "split"
-    GanTrainer(_config(data, split, steps=2, projected_pixel=True)).fit()
-    GanTrainer(_config(data, split, steps=4, projected_pixel=True)).fit()
+    straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=2, steps=4, projected_pixel=True)
     assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z"))
     state = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert any(k.startswith("heads.4.") for k in state["D"])
