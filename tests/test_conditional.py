@@ -43,7 +43,6 @@ def _config(data: Path, out: Path, **kw):
     return tiny_gan_config(data, out, **{**base, **kw})
 
 
-
 @pytest.fixture(scope="module")
 def run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cond_run") / "run"

@@ -38,7 +38,6 @@ def _validated(cfg: TrainGanConfig) -> TrainGanConfig:
     return cfg
 
 
-
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_shapes(size: int, channels: int) -> None:

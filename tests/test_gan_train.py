@@ -36,7 +36,6 @@ def _config(data: Path, out: Path, **kw) -> TrainGanConfig:
     return tiny_gan_config(data, out, **{**dict(batch_size=8, steps=6, g_width=32, d_width=32, n_samples=8), **kw})
 
 
-
 def test_select_only_vs_any(tiny_dataset: Path) -> None:
     ds = open_dataset(tiny_dataset)
     # targets: (0,) (25,) (0,25) (21,) (2,0) (23,) (0,) (25,21) (2,) (23,0) (0,) (21,)

@@ -37,7 +37,6 @@ def _d_config(**kw) -> dict:
     return {"arch": "projected", "size": 32, "channels": ["green"], "d_width": 16, "projected_input": 64, "seed": 0, **kw}
 
 
-
 @pytest.mark.parametrize("channels", [["green"], ["red", "green", "blue"], ["red", "green", "blue", "yellow"]])
 @pytest.mark.parametrize("csm", [True, False])
 def test_feature_shapes_per_scale(channels: list[str], csm: bool) -> None:

@@ -307,8 +307,8 @@ def _comparison_panels(items: list[Item], records: dict[str, dict], config: Enha
 # ---------------------------------------------------------------- the run
 
 
-def _score_jobs(jobs: list, records: dict, records_path: Path, config: EnhanceConfig,
-                on_record: Callable[[], None]) -> int:
+def _score_jobs(jobs: list[tuple[Item, bool, Optional[str]]], records: dict[str, dict], records_path: Path,
+                config: EnhanceConfig, report: Progress, total: int) -> int:
     """Score `jobs`, appending each record to `records_path` as it completes (a kill loses at most the line
     being written); returns the number of images written (with --apply METHOD, scoring also writes them)."""
     if not jobs:
@@ -328,12 +328,12 @@ def _score_jobs(jobs: list, records: dict, records_path: Path, config: EnhanceCo
             f.flush()
             records[key] = rec
             written += wrote
-            on_record()
+            report("score", len(records), total)
     return written
 
 
-def _apply_method(chosen: str, items: list, copies: list, config: EnhanceConfig, mode: str, out: Path,
-                  report: Progress) -> tuple[int, int]:
+def _apply_method(chosen: str, items: list[Item], copies: list[tuple[Path, Path]], config: EnhanceConfig, mode: str,
+                  out: Path, report: Progress) -> tuple[int, int]:
     """Write every image not yet written with `chosen`, copy the files passed through unchanged (and a data
     set's label and fold files); returns (images written, files copied)."""
     todo = [(it, False, chosen) for it in items if not it.dst.exists()]
@@ -385,7 +385,7 @@ def run_enhance(config: EnhanceConfig, progress: Optional[Progress] = None) -> E
     present_before = sum(1 for it in items if it.dst.exists()) if config.apply != "none" else 0
     jobs = [(it, True, fixed) for it in to_score if it.key not in records]
     report("score", resumed, len(to_score))
-    written = _score_jobs(jobs, records, records_path, config, lambda: report("score", len(records), len(to_score)))
+    written = _score_jobs(jobs, records, records_path, config, report, len(to_score))
 
     ordered = [records[it.key] for it in to_score]
     present = [c for c in (*CHANNEL_ORDER, NO_CHANNEL) if any(r["channel"] == c for r in ordered)]
