@@ -63,17 +63,25 @@ def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_pat
         assert row == [float(c in target_of[i]) for c in SUBSET], i
 
 
-@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected"])
+@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected", "projected+class"])
 def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str) -> None:
+    class_loss = arch.endswith("+class")
+    arch = arch.split("+")[0]
     kw = dict(arch=arch, g_width=32, d_width=32) if arch == "dcgan" else dict(arch=arch, g_width=16, d_width=16)
     if arch != "dcgan":
         kw.update(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)
     if arch == "projected":
         kw.update(projected_input=64)
+    if class_loss:
+        kw.update(class_loss=1.0)
+    columns = ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t") + (("loss_cls",) if class_loss else ())
     # stops mid-epoch (4 batches of 18 draws)
     straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=6, steps=7, **kw)
-    sa = assert_same_gan_runs(straight, split, ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t"))
+    sa = assert_same_gan_runs(straight, split, columns)
     assert any("gain" in name for name in sa["G"])  # the conditional layers are in the state
+    assert any(name.startswith("classifier.") for name in sa["D"]) == class_loss
+    if class_loss:
+        assert all(np.isfinite(float(r["loss_cls"])) for r in read_metrics(straight))
 
 
 def _expected_sets(table: list[tuple[int, ...]], c: int) -> Counter:
@@ -163,6 +171,73 @@ def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
     for plain in (generator_from_config(config), discriminator_from_config(config)):  # no conditional piece
         assert not any(isinstance(m, (ConditionalBatchNorm2d, Projection)) for m in plain.modules())
         assert not any(k for k in plain.state_dict() if "gain" in k or "shift" in k or "embed" in k or "proj" in k)
+
+
+def _class_head_d(k: int = 3):
+    torch.manual_seed(0)
+    return discriminator_from_config(dict(arch="projected", size=32, channels=["red", "green", "blue"], d_width=16,
+                                          projected_input=64, projected_pixel=True, conditional=True,
+                                          class_subset=SUBSET[:k], class_loss=1.0))
+
+
+def test_class_loss_teaches_d_the_real_labels_and_g_the_label_evidence() -> None:
+    """--class-loss: D's class head learns real images' label sets, and G's loss pulls fakes towards being
+    classified as their labels (the gradient reaches the image through the class head)."""
+    from protgan.gan.losses import ProjectedLoss
+
+    d = _class_head_d()
+    assert len(d.classifier) == len(d.heads) == 5  # four feature heads and the pixel head
+    loss = ProjectedLoss(class_weight=1.0)
+    assert loss.extra_names == ("loss_cls",) and ProjectedLoss().extra_names == ()
+    gen = torch.Generator().manual_seed(1)
+    colour = torch.eye(3)[:, :, None, None]  # class k: channel k bright (a learnable label signal)
+    y = torch.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]]
+    real = (0.8 * (y @ colour.flatten(1)).reshape(8, 3, 1, 1) + 0.2 * torch.rand(8, 3, 32, 32, generator=gen)) * 2 - 1
+    fake = torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    first = None
+    for _ in range(40):
+        out = loss.d_loss(d, real, fake, lambda t: t, y, y)
+        first = float(out.extras[0]) if first is None else first
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert float(loss.d_loss(d, real, fake, lambda t: t, y, y).extras[0]) < 0.3 * first  # BCE of the real labels
+    d.requires_grad_(False)
+    start = torch.rand(8, 3, 32, 32, generator=gen) * 2 - 1  # G's output, as a leaf
+    target = torch.eye(3)[[2, 1, 0, 2, 1, 0, 2, 1]]
+
+    def pulled(objective: ProjectedLoss) -> float:
+        """The class head's BCE of `target` on `start` after 30 Adam steps on the image against objective.g_loss."""
+        image = start.clone().requires_grad_(True)
+        step = torch.optim.Adam([image], lr=2e-2)
+        for _ in range(30):
+            step.zero_grad()
+            objective.g_loss(d, image, lambda t: t, target).backward()
+            step.step()
+            image.data.clamp_(-1, 1)
+        with torch.no_grad():
+            return float(torch.nn.functional.binary_cross_entropy_with_logits(d(image, classify=True)[2], target))
+
+    with torch.no_grad():
+        before = float(torch.nn.functional.binary_cross_entropy_with_logits(d(start, classify=True)[2], target))
+    with_class, without = pulled(loss), pulled(ProjectedLoss())  # without: the class head has no say
+    assert with_class < 0.7 * before and with_class < without - 0.1, (before, with_class, without)
+
+
+def test_class_loss_only_with_conditional_projected(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ProtganError, match="--class-loss 1.0: only with --conditional --arch projected"):
+        GanTrainer(_config(data, tmp_path / "r", class_loss=1.0))  # fastgan
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--class", "0",
+                            "--arch", "projected", "--class-loss", "1", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--class-loss 1.0: only with --conditional --arch projected")
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
+                            "--classes", "0,25", "--arch", "projected", "--class-loss", "-1", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--class-loss -1.0: must be >= 0")
+    assert not (tmp_path / "c").exists()
+    plain = discriminator_from_config(dict(arch="projected", size=32, channels=["red", "green", "blue"], d_width=16,
+                                           projected_input=64, conditional=True, class_subset=SUBSET))
+    assert plain.classifier is None and not any(k.startswith("classifier") for k in plain.state_dict())
 
 
 def test_balance_uniform_draws_classes_equally(tmp_path: Path) -> None:

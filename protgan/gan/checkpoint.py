@@ -109,7 +109,8 @@ def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
         d = build_projected_discriminator(config["channels"], int(config.get("d_width", 256)),
                                           input_side(size, int(config.get("projected_input", 0))),
                                           bool(config.get("projected_csm", True)), int(config.get("seed", 0)), k,
-                                          size if config.get("projected_pixel") else 0)
+                                          size if config.get("projected_pixel") else 0,
+                                          bool(k and float(config.get("class_loss", 0.0)) > 0))
     elif arch == "fastgan":
         d = build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
     else:

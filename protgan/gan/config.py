@@ -77,6 +77,10 @@ class TrainGanConfig:
     balance: str = option("uniform", "--conditional: sampling of training images (and of fake label sets): uniform "
                                      "(each class of the subset about equally often) or real (every image equally "
                                      "often: the real class frequencies).", choices=BALANCE_CHOICES)
+    class_loss: float = option(0.0, "--conditional --arch projected: weight of an auxiliary multi-label classification "
+                                    "loss (AC-GAN, Odena et al. 2017) beside the projection: D's heads also predict "
+                                    "each real image's label set (BCE), and G is trained to make fakes D classifies "
+                                    "as their labels, a direct signal for class detail. 0 = off (projection only).")
     class_subset: list[int] = option(help="Filled in (--conditional): the classes of the label vector, in order.",
                                      cli=None, factory=list)
     steps: int = option(20_000, "Training steps (one D and one G update each).")
@@ -220,6 +224,9 @@ class TrainGanConfig:
             (self.time_clock in TIME_CLOCKS, f"--time-clock {self.time_clock!r}: expected one of {', '.join(TIME_CLOCKS)}"),
             (self.folds is None or self.fold is not None,
              f"--folds {self.folds}: needs --fold K (or no --class: a fan-out trains every class on every fold)"),
+            (self.class_loss >= 0, f"--class-loss {self.class_loss}: must be >= 0 (0: off)"),
+            (not self.class_loss or (self.conditional and self.arch == "projected"),
+             f"--class-loss {self.class_loss}: only with --conditional --arch projected"),
             (self.arch == "projected" or not (self.projected_pixel or self.projected_input),
              f"--projected-pixel / --projected-input: only with --arch projected (this is --arch {self.arch})"),
         ]

@@ -4,7 +4,8 @@ the same for every arch and asks the loss for D's and G's losses and for the opt
     loss.optimizers(G, D, lr_g, lr_d, betas) -> (opt_G, opt_D)
     loss.d_loss(D, real, fake, augment, y_real=None, y_fake=None) -> DLoss(loss, logit_real, logit_fake, extras)
     loss.g_loss(D, fake, augment, y=None) -> loss
-The labels y (B x K multi-hot) are given for a conditional run only (a projection D: D(x, y=y)).
+The labels y (B x K multi-hot) are given for a conditional run only (a projection D: D(x, y=y)); projected's
+`class_weight` (--class-loss) adds an auxiliary classifier's BCE on them (AC-GAN).
 `augment` is applied to every image D sees (protgan.gan.ada.AdaptiveAugment). Logits are per image (B,).
 `extras` is a 1-d tensor of further metrics, named by `extra_names`; nothing here syncs with the host.
 """
@@ -126,29 +127,49 @@ class FastganLoss:
 class ProjectedLoss:
     """Projected GAN (Sauer et al. 2021): the hinge loss on every head's patch logits, each head weighted
     equally (the paper's mean over all heads' logits, whose heads have equal patch counts); Adam for both.
-    D's parameters are its heads only: the feature network and the random projections never train."""
+    D's parameters are its heads only: the feature network and the random projections never train.
 
-    extra_names: tuple[str, ...] = ()
+    class_weight > 0 (a conditional run's --class-loss; D has a class head): D also learns the label sets of
+    the real images (BCE, metric loss_cls) and G is asked for fakes D classifies as their labels. D classifies
+    real images only, so G is pulled towards the real classes' evidence, not towards whatever D finds easy
+    to tell apart among fakes (AC-GAN's known failure when D also classifies fakes)."""
+
+    def __init__(self, class_weight: float = 0.0) -> None:
+        self.class_weight = float(class_weight)
+        self.extra_names: tuple[str, ...] = ("loss_cls",) if self.class_weight else ()
 
     def optimizers(self, G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
         return adam_pair(G, D, lr_g, lr_d, betas)
 
+    def classifying(self, y: torch.Tensor | None) -> bool:
+        return bool(self.class_weight) and y is not None
+
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
                y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
-        logit_real, heads_real = D(augment(real), **labels(y_real))
+        classify = self.classifying(y_real)
+        out_real = D(augment(real), classify=True, **labels(y_real)) if classify else D(augment(real), **labels(y_real))
+        logit_real, heads_real = out_real[0], out_real[1]
         logit_fake, heads_fake = D(augment(fake), **labels(y_fake))
         loss = sum(hinge_d(r, f) for r, f in zip(heads_real, heads_fake)) / len(heads_real)
-        return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
+        if not classify:
+            return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
+        cls = F.binary_cross_entropy_with_logits(out_real[2].float(), y_real.float())
+        return DLoss(loss + self.class_weight * cls, logit_real, logit_fake, cls.detach()[None])
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
-        _, heads = D(augment(fake), **labels(y))
-        return sum(hinge_g(h) for h in heads) / len(heads)
+        if not self.classifying(y):
+            _, heads = D(augment(fake), **labels(y))
+            return sum(hinge_g(h) for h in heads) / len(heads)
+        _, heads, classes = D(augment(fake), classify=True, y=y)
+        loss = sum(hinge_g(h) for h in heads) / len(heads)
+        return loss + self.class_weight * F.binary_cross_entropy_with_logits(classes.float(), y.float())
 
 
-def make_loss(arch: str, label_flip: float, real_label: float, momentum_d: float, world: int = 1, rank: int = 0):
+def make_loss(arch: str, label_flip: float, real_label: float, momentum_d: float, world: int = 1, rank: int = 0,
+              class_weight: float = 0.0):
     """The loss object of an architecture (see the module docstring)."""
     if arch == "fastgan":
         return FastganLoss()
     if arch == "projected":
-        return ProjectedLoss()
+        return ProjectedLoss(class_weight)
     return DcganLoss(label_flip, real_label, momentum_d, world, rank)

@@ -30,6 +30,10 @@ D = a frozen feature network, fixed random projections, and small trainable head
    a trainable head on the pixels sees every channel and small detail (a 1-2 px green dot inside a nucleus:
    the Nucleoli evidence projected runs missed) as they are. A pretrained-features D beside an ordinary one is
    Vision-aided GAN's design (Kumari et al. 2022).
+6. Class head (`class_head`, `train-gan --class-loss W` of a conditional run): per head a linear map from its
+   pooled body to K label logits, averaged over heads (`forward(x, classify=True)`'s third element), the
+   auxiliary classifier of AC-GAN (Odena et al. 2017) beside the projection (protgan.gan.losses.ProjectedLoss).
+   The projection only scores how well an image fits its labels; the class head must say which labels it shows.
 
 Evaluating such a model in EfficientNet-Lite0's space (train-gan --eval-every's default) measures it in
 the space its D was trained to match: use a classifier embedding (--eval-features ckpt:PATH) instead.
@@ -131,7 +135,7 @@ def head(cin: int, res: int, width: int) -> nn.Sequential:
 
 class ProjectedDiscriminator(nn.Module):
     def __init__(self, channel_names: Sequence[str], width: int = 256, side: int = AUTO_MIN_SIDE, csm: bool = True,
-                 seed: int = 0, num_classes: int = 0, pixel_size: int = 0) -> None:
+                 seed: int = 0, num_classes: int = 0, pixel_size: int = 0, class_head: bool = False) -> None:
         super().__init__()
         check_input_side(side)
         self.channel_names, self.side, self.width = tuple(channel_names), side, width
@@ -152,6 +156,9 @@ class ProjectedDiscriminator(nn.Module):
             self.heads.append(head(len(self.channel_names), pixel_size, width))
         if num_classes:  # one projection per head, on its body (its logit conv's input); unconditional D: none
             self.proj = nn.ModuleList(Projection(num_classes, h[-1].in_channels, spectral=True) for h in self.heads)
+        self.classifier = None
+        if num_classes and class_head:
+            self.classifier = nn.ModuleList(nn.Linear(h[-1].in_channels, num_classes) for h in self.heads)
 
     def _apply(self, fn, recurse: bool = True):  # .to(device / dtype / memory_format) moves the trunk too
         super()._apply(fn, recurse)
@@ -172,21 +179,30 @@ class ProjectedDiscriminator(nn.Module):
             mixed.insert(0, h)
         return mixed
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, classify: bool = False) -> tuple:
         """(image logits B, per head its patch logits B x N_k). Labels y (B x K, a conditional D): each head's
-        projection term is added to each of its patch logits."""
-        patches = []
+        projection term is added to each of its patch logits. classify (a D with a class head): a third
+        element, the label logits B x K."""
+        patches, classes = [], []
         inputs = self.projected_features(x) + ([x] if self.pixel else [])
         for k, (h, f) in enumerate(zip(self.heads, inputs)):
             body = h[:-1](f)
             patch = h[-1](body).flatten(1)
             patches.append(patch if y is None else patch + self.proj[k](body, y)[:, None])
+            if classify:
+                classes.append(self.classifier[k](body.float().mean(dim=(2, 3))))
         logits = torch.stack([p.mean(1) for p in patches], dim=1).mean(1)
-        return logits, patches
+        if not classify:
+            return logits, patches
+        if self.classifier is None:
+            raise ValueError("classify=True needs a D built with class_head (train-gan --class-loss)")
+        return logits, patches, torch.stack(classes).mean(0)
 
 
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,
-                                  seed: int = 0, num_classes: int = 0, pixel_size: int = 0) -> ProjectedDiscriminator:
+                                  seed: int = 0, num_classes: int = 0, pixel_size: int = 0,
+                                  class_head: bool = False) -> ProjectedDiscriminator:
     """forward(x: B x C x S x S in [-1, 1][, y=labels B x K]) -> (logits B, [patch logits B x N_k per head]).
-    pixel_size S > 0: a fifth head on the S x S image itself (--projected-pixel)."""
-    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes, pixel_size)
+    pixel_size S > 0: a fifth head on the S x S image itself (--projected-pixel). class_head (num_classes > 0):
+    forward(x, classify=True) also returns label logits B x K (--class-loss)."""
+    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes, pixel_size, class_head)
