@@ -35,7 +35,7 @@ from protgan.data.channels import CHANNEL_ORDER, parse_channels
 from protgan.data.dataset import IMAGE_SUBDIR, LABEL_FILE, open_dataset
 from protgan.data.folds import FOLDS_FILE
 from protgan.data.imageio import IMAGE_EXTENSIONS, read_channel_raw, write_image, write_png
-from protgan.enhance.methods import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, METHODS, get_method, parse_methods
+from protgan.enhance.methods import DEFAULT_CLIP_LIMIT, DEFAULT_TILE_GRID, get_method
 from protgan.enhance.metrics import SSIMScorer, entropy, mse, psnr_from_mse, rms_contrast, data_range_of
 from protgan.enhance.report import (
     CRITERIA, ORIGINAL, SCORE_COLUMNS, SUMMARY_COLUMNS, read_records, render_comparison, score_table,
