@@ -173,19 +173,15 @@ def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
         assert not any(k for k in plain.state_dict() if "gain" in k or "shift" in k or "embed" in k or "proj" in k)
 
 
-def _class_head_d(k: int = 3):
-    torch.manual_seed(0)
-    return discriminator_from_config(dict(arch="projected", size=32, channels=["red", "green", "blue"], d_width=16,
-                                          projected_input=64, projected_pixel=True, conditional=True,
-                                          class_subset=SUBSET[:k], class_loss=1.0))
-
-
 def test_class_loss_teaches_d_the_real_labels_and_g_the_label_evidence() -> None:
     """--class-loss: D's class head learns real images' label sets, and G's loss pulls fakes towards being
     classified as their labels (the gradient reaches the image through the class head)."""
     from protgan.gan.losses import ProjectedLoss
 
-    d = _class_head_d()
+    torch.manual_seed(0)
+    d = discriminator_from_config(dict(arch="projected", size=32, channels=["red", "green", "blue"], d_width=16,
+                                       projected_input=64, projected_pixel=True, conditional=True,
+                                       class_subset=SUBSET, class_loss=1.0))
     assert len(d.classifier) == len(d.heads) == 5  # four feature heads and the pixel head
     loss = ProjectedLoss(class_weight=1.0)
     assert loss.extra_names == ("loss_cls",) and ProjectedLoss().extra_names == ()

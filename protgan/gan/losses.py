@@ -141,28 +141,31 @@ class ProjectedLoss:
     def optimizers(self, G: nn.Module, D: nn.Module, lr_g: float, lr_d: float, betas: Sequence[float]):
         return adam_pair(G, D, lr_g, lr_d, betas)
 
-    def classifying(self, y: torch.Tensor | None) -> bool:
-        return bool(self.class_weight) and y is not None
+    def class_kwargs(self, y: torch.Tensor | None) -> dict[str, bool]:
+        """D's extra keyword arguments: classify=True when the class loss applies (labels given), none otherwise
+        (the plain projected call, as labels() leaves an unconditional call as before)."""
+        return {"classify": True} if self.class_weight and y is not None else {}
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, augment: Augment,
                y_real: torch.Tensor | None = None, y_fake: torch.Tensor | None = None) -> DLoss:
-        classify = self.classifying(y_real)
-        out_real = D(augment(real), classify=True, **labels(y_real)) if classify else D(augment(real), **labels(y_real))
+        classify = self.class_kwargs(y_real)
+        out_real = D(augment(real), **classify, **labels(y_real))
         logit_real, heads_real = out_real[0], out_real[1]
         logit_fake, heads_fake = D(augment(fake), **labels(y_fake))
         loss = sum(hinge_d(r, f) for r, f in zip(heads_real, heads_fake)) / len(heads_real)
-        if not classify:
-            return DLoss(loss, logit_real, logit_fake, torch.zeros(0, device=real.device))
-        cls = F.binary_cross_entropy_with_logits(out_real[2].float(), y_real.float())
-        return DLoss(loss + self.class_weight * cls, logit_real, logit_fake, cls.detach()[None])
+        extras = torch.zeros(0, device=real.device)
+        if classify:
+            cls = F.binary_cross_entropy_with_logits(out_real[2].float(), y_real.float())
+            loss, extras = loss + self.class_weight * cls, cls.detach()[None]
+        return DLoss(loss, logit_real, logit_fake, extras)
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor, augment: Augment, y: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.classifying(y):
-            _, heads = D(augment(fake), **labels(y))
-            return sum(hinge_g(h) for h in heads) / len(heads)
-        _, heads, classes = D(augment(fake), classify=True, y=y)
-        loss = sum(hinge_g(h) for h in heads) / len(heads)
-        return loss + self.class_weight * F.binary_cross_entropy_with_logits(classes.float(), y.float())
+        classify = self.class_kwargs(y)
+        out = D(augment(fake), **classify, **labels(y))
+        loss = sum(hinge_g(h) for h in out[1]) / len(out[1])
+        if classify:
+            loss = loss + self.class_weight * F.binary_cross_entropy_with_logits(out[2].float(), y.float())
+        return loss
 
 
 def make_loss(arch: str, label_flip: float, real_label: float, momentum_d: float, world: int = 1, rank: int = 0,

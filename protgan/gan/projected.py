@@ -183,6 +183,8 @@ class ProjectedDiscriminator(nn.Module):
         """(image logits B, per head its patch logits B x N_k). Labels y (B x K, a conditional D): each head's
         projection term is added to each of its patch logits. classify (a D with a class head): a third
         element, the label logits B x K."""
+        if classify and self.classifier is None:
+            raise ValueError("classify=True needs a D built with class_head (train-gan --class-loss)")
         patches, classes = [], []
         inputs = self.projected_features(x) + ([x] if self.pixel else [])
         for k, (h, f) in enumerate(zip(self.heads, inputs)):
@@ -192,11 +194,7 @@ class ProjectedDiscriminator(nn.Module):
             if classify:
                 classes.append(self.classifier[k](body.float().mean(dim=(2, 3))))
         logits = torch.stack([p.mean(1) for p in patches], dim=1).mean(1)
-        if not classify:
-            return logits, patches
-        if self.classifier is None:
-            raise ValueError("classify=True needs a D built with class_head (train-gan --class-loss)")
-        return logits, patches, torch.stack(classes).mean(0)
+        return (logits, patches, torch.stack(classes).mean(0)) if classify else (logits, patches)
 
 
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,

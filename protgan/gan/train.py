@@ -266,7 +266,7 @@ class GanTrainer:
         for m in (self.G, self.D, self.G_ema):
             m.to(memory_format=self.memory_format)
         self.loss = make_loss(cfg.arch, cfg.label_flip, cfg.real_label, cfg.momentum_d, self.world, self.rank,
-                              cfg.class_loss if cfg.conditional else 0.0)
+                              cfg.class_loss)
         self.opt_G, self.opt_D = self.loss.optimizers(self.G, self.D, cfg.lr_g * self.lr_factor,
                                                       cfg.lr_d * self.lr_factor, cfg.betas_g)
         self.augment = AdaptiveAugment(cfg.augment_p, cfg.diffaug, cfg.batch_size * self.world, cfg.ada_kimg,
