@@ -340,3 +340,18 @@ def test_collapse_indicator_is_per_class(data: Path, tmp_path: Path) -> None:
     trainer.generate = one_class_collapsed
     assert trainer.diversity() == 0.0
     assert f"diversity (class {SUBSET[2]}) fell to 0.00" in trainer.warnings[-1]
+
+
+def test_conditional_batch_norm_loads_checkpoints_of_the_subclass_layout() -> None:
+    """Runs saved while ConditionalBatchNorm2d subclassed BatchNorm2d hold PREFIX.weight, not PREFIX.norm.weight:
+    they load into the composed layer and compute the same outputs."""
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(ConditionalBatchNorm2d(6, 3))
+    torch.nn.init.normal_(layer[0].gain.weight)
+    layer.train()[0](torch.randn(8, 6, 4, 4), torch.ones(8, 3))  # running statistics away from 0 / 1
+    old = {k.replace("norm.", ""): v for k, v in layer.state_dict().items()}
+    assert "0.weight" in old and "0.running_var" in old
+    fresh = torch.nn.Sequential(ConditionalBatchNorm2d(6, 3))
+    fresh.load_state_dict(old)
+    x, y = torch.randn(2, 6, 4, 4), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
+    torch.testing.assert_close(fresh.eval()[0](x, y), layer.eval()[0](x, y))

@@ -202,20 +202,25 @@ def test_sync_batchnorm_on_gloo_matches_one_process(tmp_path):
 
 
 # --------------------------------------------------------------------------------------- the GAN
+# --conditional: one model for classes 0 and 2 (its conditional batch norms must survive --sync-bn's conversion)
+CONDITIONAL = dict(class_index=None, conditional=True, classes="0,2")
+
+
 def _gan_config(data: Path, out: Path, batch: int, steps: int, **kw):
     from protgan.gan.train import TrainGanConfig
 
-    return TrainGanConfig(data=str(data), class_index=0, out=str(out), size=32, steps=steps, batch_size=batch,
+    kw.setdefault("class_index", 0)
+    return TrainGanConfig(data=str(data), out=str(out), size=32, steps=steps, batch_size=batch,
                           g_width=16, d_width=16, dropout=0.0, sync_bn=True, ckpt_every=0, sample_every=1,
                           log_every=1, n_samples=4, device="cpu", workers=0, amp=False, **kw)
 
 
-def _gan_worker(rank: int, port: int, data: str, out: str, audit_file: str) -> None:
+def _gan_worker(rank: int, port: int, data: str, out: str, audit_file: str, kw: dict) -> None:
     _join(rank, 2, port)
     from protgan.gan.train import GanTrainer
 
     audit = WriteAudit(Path(out))
-    GanTrainer(_gan_config(Path(data), Path(out), batch=4, steps=2)).fit()
+    GanTrainer(_gan_config(Path(data), Path(out), batch=4, steps=2, **kw)).fit()
     audit.on = False
     Path(f"{audit_file}.{rank}").write_text(json.dumps(audit.seen))
     distributed.cleanup()
@@ -226,18 +231,19 @@ def _gan_params(run: Path) -> dict[str, torch.Tensor]:
     return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in state[m].items()}
 
 
-def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path):
+@pytest.mark.parametrize("kw", [{}, CONDITIONAL], ids=["per-class", "conditional"])
+def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path, kw):
     from protgan.gan.train import GanTrainer
 
-    data = make_dataset(tmp_path / "data", [(0,)] * 16 + [(2,)] * 2, channels=("red", "green", "blue"))
+    data = make_dataset(tmp_path / "data", [(0,)] * 16 + [(2,)] * 2 + [(0, 2)] * 6, channels=("red", "green", "blue"))
     ddp, ref = tmp_path / "ddp", tmp_path / "ref"
-    mp.spawn(_gan_worker, args=(free_port(), str(data), str(ddp), str(tmp_path / "audit")), nprocs=2)
+    mp.spawn(_gan_worker, args=(free_port(), str(data), str(ddp), str(tmp_path / "audit"), kw), nprocs=2)
     # only rank 0 wrote into the run folder
     writes = {r: json.loads((tmp_path / f"audit.{r}").read_text()) for r in (0, 1)}
     assert writes[1] == [] and any("last.pt" in w for w in writes[0])
     assert not list(ddp.rglob("*.tmp"))
 
-    GanTrainer(_gan_config(data, ref, batch=8, steps=2)).fit()  # one process, the same global batch
+    GanTrainer(_gan_config(data, ref, batch=8, steps=2, **kw)).fit()  # one process, the same global batch
     a, b = _gan_params(ddp), _gan_params(ref)
     assert a.keys() == b.keys() and not any(k.split(".", 1)[1].startswith("module.") for k in a)
     for k in a:
@@ -247,8 +253,8 @@ def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path):
 
     # resume the 2-process run in one process (global batch kept: --batch-size 8): it continues like the
     # single-process run does
-    GanTrainer(_gan_config(data, ddp, batch=8, steps=4)).fit()
-    GanTrainer(_gan_config(data, ref, batch=8, steps=4)).fit()
+    GanTrainer(_gan_config(data, ddp, batch=8, steps=4, **kw)).fit()
+    GanTrainer(_gan_config(data, ref, batch=8, steps=4, **kw)).fit()
     a, b = _gan_params(ddp), _gan_params(ref)
     assert torch.load(ddp / "checkpoints" / "last.pt", weights_only=True)["step"] == 4
     for k in a:

@@ -30,26 +30,40 @@ LABEL_MODES = ("single", "follow-real")  # synth --labels on a conditional run
 
 
 # ------------------------------------------------------------------------------------------ layers
-class ConditionalBatchNorm2d(nn.BatchNorm2d):
+class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm2d whose gain and shift also depend on the label vector: BN(x) * (1 + gain(y)) + shift(y).
-    With y None it is the plain BatchNorm2d (the labels' maps start at zero: a fresh layer is plain BN)."""
+    With y None it is the plain BatchNorm2d (the labels' maps start at zero: a fresh layer is plain BN).
+
+    The batch norm is a child (`norm`), not the base class: torchrun's --sync-bn converters replace every
+    batch-norm module by a synchronous one that takes x alone, which must not drop the label maps."""
+
+    BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
     def __init__(self, num_features: int, num_classes: int, **kw: Any) -> None:
-        super().__init__(num_features, **kw)
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, **kw)
         self.gain = nn.Linear(num_classes, num_features, bias=False)
         self.shift = nn.Linear(num_classes, num_features, bias=False)
         nn.init.zeros_(self.gain.weight)
         nn.init.zeros_(self.shift.weight)
+        self._register_load_state_dict_pre_hook(self._rename_subclass_keys)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        out = super().forward(x)
+    @classmethod
+    def _rename_subclass_keys(cls, state_dict: dict, prefix: str, *args: Any) -> None:
+        # checkpoints before the batch norm became a child hold its tensors as PREFIX.weight, not PREFIX.norm.weight
+        for key in cls.BN_KEYS:
+            if prefix + key in state_dict:
+                state_dict[f"{prefix}norm.{key}"] = state_dict.pop(prefix + key)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.norm(x)
         if y is None:
             return out
         y = y.to(out.dtype)
         return out * (1 + self.gain(y)[:, :, None, None]) + self.shift(y)[:, :, None, None]
 
 
-def batch_norm(channels: int, num_classes: int = 0, **kw: Any) -> nn.BatchNorm2d:
+def batch_norm(channels: int, num_classes: int = 0, **kw: Any) -> nn.Module:
     """A plain BatchNorm2d (num_classes 0: the unconditional models, unchanged) or a conditional one."""
     return ConditionalBatchNorm2d(channels, num_classes, **kw) if num_classes else nn.BatchNorm2d(channels, **kw)
 
