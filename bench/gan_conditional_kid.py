@@ -10,7 +10,9 @@ beside the real-vs-real floor (two halves of those images).
 Per-class runs get --cpu-seconds each (gan_arch_kid.run_one: the same settings and CPU clock); the conditional
 run gets K x --cpu-seconds (K = the subset's size). --conditional-only skips the per-class runs (e.g. --subset
 all). Prints one JSON line per class and writes RUNS/conditional_kid.json; --grid: one row per class,
-real | per-class | conditional (or real | conditional).
+real | per-class | conditional (or real | conditional). --labels follow-real (with --conditional-only): per class
+also the KID against every training image carrying it, of the class alone and of synth --labels follow-real's
+label sets (does the model write the real label combinations?).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from gan_arch_kid import ARCH_SETTINGS, add_run_arguments, image_grid_row, run_o
 from protgan.data import ChannelStackDataset, open_dataset, resolve_subset, to_uint8_images, write_png  # noqa: E402
 from protgan.data.selection import select_class_ids  # noqa: E402
 from protgan.evaluation.fid import TrainingEval  # noqa: E402
-from protgan.gan.conditional import ProxyTrainer  # noqa: E402
+from protgan.gan.conditional import ProxyTrainer, follow_real_conditions  # noqa: E402
 from protgan.gan.train import GanTrainer, TrainGanConfig  # noqa: E402
 
 
@@ -57,9 +59,15 @@ def main() -> None:
     ap.add_argument("--balance", default="uniform")
     ap.add_argument("--conditional-only", action="store_true")
     ap.add_argument("--no-kid", action="store_true", help="only the grid (with --conditional-only)")
+    ap.add_argument("--labels", default="single", choices=["single", "follow-real"],
+                    help="follow-real (with --conditional-only): also score the conditional run against every training "
+                         "image carrying the class, once with the class alone and once with synth --labels follow-real's "
+                         "label sets (the same real images both times)")
     ap.add_argument("--resume", action="store_true",
                     help="continue RUNS/conditional_ARCH (a finished run is only loaded: grid/KID again)")
     args = ap.parse_args()
+    if args.labels == "follow-real" and not args.conditional_only:
+        ap.error("--labels follow-real: only with --conditional-only (a per-class run writes its class alone)")
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +108,31 @@ def main() -> None:
         row.update(conditional_steps=trainer.step, conditional_cpu_s=round(trainer.train_seconds, 1),
                    n_conditional_images=trainer.cfg.n_images, conditional_kid_x1e3=scores["kid_x1e3"],
                    conditional_kid_std_x1e3=scores["kid_std_x1e3"], features=args.eval_features)
+        if args.labels == "follow-real":
+            row.update(carrying_scores(args, trainer, position))
         print(json.dumps(row), flush=True)
     (out / "conditional_kid.json").write_text(json.dumps(list(rows.values()), indent=1))
     if args.grid:
         write_grid(Path(args.grid), [panels[c] for c in evaluators], channels)
+
+
+def carrying_scores(args: argparse.Namespace, trainer: GanTrainer, position: int) -> dict:
+    """KID x1e3 against every training image carrying class `position` (other labels included): of samples of
+    the class alone, and of samples with follow-real label sets (drawn from those images' label sets)."""
+    data = trainer.dataset
+    ids = [i for i, row in zip(data.ids, data.labels) if row[position] > 0]
+    carrying = ChannelStackDataset(data.ds, data.channels, data.size, data.classes, ids=ids, cache=None)
+    proxy = ProxyTrainer(trainer, position, carrying)
+    out: dict = {"n_carrying": len(ids)}
+    for labels in ("single", "follow_real"):
+        evaluator = TrainingEval(args.eval_features, n_fake=256, seed=args.seed)
+        if labels == "follow_real":
+            evaluator.conditions = follow_real_conditions(data.labels, position, evaluator.n_fake, args.seed)
+        scores = score_row(proxy, trainer.step, evaluator, args.eval_features)
+        out.update({f"{labels}_vs_carrying_kid_x1e3": scores["kid_x1e3"],
+                    f"{labels}_vs_carrying_kid_std_x1e3": scores["kid_std_x1e3"],
+                    "carrying_floor_kid_x1e3": scores["floor_kid_x1e3"]})
+    return out
 
 
 def write_grid(path: Path, lines_of_panels: list[list[np.ndarray]], channels: list[str]) -> None:

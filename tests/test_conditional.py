@@ -275,21 +275,32 @@ def test_grids_have_one_row_per_class(run: Path) -> None:
 
 
 def test_per_class_eval_columns_and_best_checkpoint(data: Path, tmp_path: Path) -> None:
-    seen: dict[int, int] = {}
+    seen: dict[int, tuple[int, torch.Tensor]] = {}
 
-    def make_eval():
-        def evaluate(proxy, step):  # a stub KID: the class's position, after generating with its label
-            images = proxy.generate(z=torch.zeros(2, proxy.cfg.z_dim))
-            seen[proxy.position] = len(proxy.dataset)
+    class StubEval:  # a stub KID: the class's position, after generating with the label vectors it was given
+        n_fake = 200
+        conditions: torch.Tensor | None = None
+
+        def __call__(self, proxy, step):
+            assert self.conditions is not None
+            images = proxy.generate(z=torch.zeros(2, proxy.cfg.z_dim), y=self.conditions[:2])
+            seen[proxy.position] = (len(proxy.dataset), self.conditions)
             return {"kid": float(proxy.position) + step, "kid_std": 0.1, "fid": 1.0 + images.shape[0]}
-        return evaluate
 
     out = tmp_path / "r"
-    GanTrainer(_config(data, out, steps=2, eval_every=2), eval_fn=PerClassEval(make_eval)).fit()
+    GanTrainer(_config(data, out, steps=2, eval_every=2), eval_fn=PerClassEval(StubEval)).fit()
     row = read_metrics(out)[-1]
     assert float(row["kid_c0"]) == 2 and float(row["kid_c25"]) == 3 and float(row["kid_c2"]) == 4
     assert float(row["score"]) == pytest.approx(3.0) and (out / "checkpoints" / "best.pt").is_file()
-    assert seen == {0: 10, 1: 7, 2: 5}  # each class's real images: every training image carrying it
+    # each class's real images: every training image carrying it; its fakes: the label sets of those images
+    assert {p: n for p, (n, _) in seen.items()} == {0: 10, 1: 7, 2: 5}
+    real_sets = {0: {(0,): 6, (0, 1): 3, (0, 2): 1}, 1: {(1,): 4, (0, 1): 3}, 2: {(2,): 4, (0, 2): 1}}
+    for position, (n, y) in seen.items():
+        drawn = Counter(tuple(torch.nonzero(r).flatten().tolist()) for r in y)
+        assert set(drawn) == set(real_sets[position]) and sum(drawn.values()) == 200
+        for labels, count in real_sets[position].items():  # binomial: within 4 sigma of n_fake * share
+            share = count / n
+            assert abs(drawn[labels] - 200 * share) <= 4 * (200 * share * (1 - share)) ** 0.5 + 1
 
 
 def test_bad_input_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -355,3 +366,28 @@ def test_conditional_batch_norm_loads_checkpoints_of_the_subclass_layout() -> No
     fresh.load_state_dict(old)
     x, y = torch.randn(2, 6, 4, 4), torch.tensor([[1.0, 0, 1], [0, 1, 0]])
     torch.testing.assert_close(fresh.eval()[0](x, y), layer.eval()[0](x, y))
+
+
+def test_training_eval_hands_each_fake_its_label_vector(data: Path) -> None:
+    """TrainingEval.conditions: fake k is generated with row k of the label vectors, whatever the slices."""
+    from types import SimpleNamespace
+
+    from protgan.data import ChannelStackDataset
+    from protgan.evaluation.fid import TrainingEval
+
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Recorder:  # what TrainingEval reads of a trainer; generate writes images that depend on y
+        device, cfg = torch.device("cpu"), SimpleNamespace(z_dim=8, channels=["red", "green", "blue"])
+        dataset = ChannelStackDataset(open_dataset(data), ["red", "green", "blue"], 32, [0], cache=None)
+
+        def generate(self, z, use_ema=True, y=None):
+            calls.append((z, y))
+            return (y[:, :1, None, None] * 2 - 1).expand(len(z), 3, 32, 32).clone()
+
+    evaluate = TrainingEval("efficientnet_lite0", n_fake=7, batch=3, kid_subsets=2)
+    evaluate.conditions = conditional.multi_hot([(0,), (1,), (0, 2), (1,), (0,), (2,), (0, 1)], 3)
+    evaluate(Recorder(), 1)
+    assert [len(z) for z, _ in calls] == [3, 3, 1]
+    torch.testing.assert_close(torch.cat([y for _, y in calls]), evaluate.conditions)
+    torch.testing.assert_close(torch.cat([z for z, _ in calls]), evaluate.z)

@@ -225,6 +225,9 @@ class TrainingEval:
         self.real: np.ndarray | None = None
         self.copy_tau: float = float("nan")
         self.z: torch.Tensor | None = None
+        # a conditional generator's label vectors, one per fake (n_fake x K, handed to generate as y in the
+        # noise's slices); None: generate(z) alone
+        self.conditions: torch.Tensor | None = None
 
     def _setup(self, trainer: Any) -> None:
         self.extractor = make_extractor(self.features, trainer.device, self.weights)
@@ -245,7 +248,9 @@ class TrainingEval:
             self._setup(trainer)
         assert self.extractor is not None and self.real is not None and self.z is not None
         channels = tuple(trainer.cfg.channels)
-        batches = (to_uint8_images(trainer.generate(z=self.z[i:i + self.batch], use_ema=True))
+        labels = {} if self.conditions is None else {"y": self.conditions}
+        batches = (to_uint8_images(trainer.generate(z=self.z[i:i + self.batch], use_ema=True,
+                                                    **{k: v[i:i + self.batch] for k, v in labels.items()}))
                    for i in range(0, self.n_fake, self.batch))
         fake = extract_features(batches, self.extractor, channels)
         kid, kid_std = kernel_inception_distance(self.real, fake, self.kid_subsets, 1000, self.seed)

@@ -191,17 +191,27 @@ def follow_real_sets(label_sets: Sequence[Sequence[int]], position: int, n: int,
 
 class ProxyTrainer:
     """What protgan.evaluation.fid.TrainingEval reads of a trainer, for one class of a conditional run:
-    the class's real images and a generator that writes that class alone (KID per class)."""
+    the class's real images and a generator that writes that class (alone, or the label vectors y given)."""
 
     def __init__(self, trainer: Any, position: int, dataset: Any) -> None:
         self.trainer, self.position, self.dataset = trainer, position, dataset
         self.device, self.cfg = trainer.device, trainer.cfg
 
-    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True) -> torch.Tensor:
+    def generate(self, n: int | None = None, z: torch.Tensor | None = None, use_ema: bool = True,
+                 y: torch.Tensor | None = None) -> torch.Tensor:
         assert z is not None
-        y = torch.zeros(z.shape[0], len(self.cfg.class_subset))
-        y[:, self.position] = 1.0
+        if y is None:
+            y = torch.zeros(z.shape[0], len(self.cfg.class_subset))
+            y[:, self.position] = 1.0
         return self.trainer.generate(z=z, y=y, use_ema=use_ema)
+
+
+def follow_real_conditions(labels: torch.Tensor, position: int, n: int, seed: int) -> torch.Tensor:
+    """n x K label vectors for class `position` of a dataset's multi-hot labels (N x K): follow_real_sets
+    from a generator seeded by (seed, position), so successive evaluations score the same label sets."""
+    sets = [tuple(torch.nonzero(row > 0).flatten().tolist()) for row in labels]
+    rng = np.random.default_rng([seed, position])
+    return multi_hot(follow_real_sets(sets, position, n, rng), labels.shape[1])
 
 
 def training_eval(cfg: Any, n_fake: int, features: str = "efficientnet_lite0") -> Any:
@@ -216,9 +226,11 @@ def training_eval(cfg: Any, n_fake: int, features: str = "efficientnet_lite0") -
 
 
 class PerClassEval:
-    """eval_fn for a conditional run: one `make_eval()` evaluator per class of the subset, fed that class's
-    real training images and samples with that class's single label; metrics kid_cC, kid_std_cC and
-    fid_cC per class C, and "score" = the mean KID over classes (it picks checkpoints/best.pt)."""
+    """eval_fn for a conditional run: one `make_eval()` evaluator per class of the subset, fed the training
+    images carrying the class (with whatever other labels they have) and samples of the label sets those
+    images have (`--labels follow-real`'s draw, fixed across evaluations): like against like, where samples
+    of the class alone would be marked down for lacking the other labels' structures; metrics kid_cC,
+    kid_std_cC and fid_cC per class C, and "score" = the mean KID over classes (it picks checkpoints/best.pt)."""
 
     def __init__(self, make_eval: Any) -> None:
         self.make_eval = make_eval
@@ -232,7 +244,9 @@ class PerClassEval:
                 continue
             sub = type(data)(data.ds, data.channels, data.size, data.classes, ids=ids,
                              cache=data.cache if data.cache is not None else None)
-            self.evals.append((c, self.make_eval(), ProxyTrainer(trainer, position, sub)))
+            evaluate = self.make_eval()
+            evaluate.conditions = follow_real_conditions(data.labels, position, evaluate.n_fake, trainer.cfg.seed)
+            self.evals.append((c, evaluate, ProxyTrainer(trainer, position, sub)))
 
     def __call__(self, trainer: Any, step: int) -> dict[str, float]:
         if not self.evals:
