@@ -165,17 +165,25 @@ def test_compare_with_per_fold_gan_runs_is_clean(world, tmp_path) -> None:
     assert {r["leakage"] for r in csv.DictReader(open(out / "cells.csv")) if r["arm"] == "gan"} == {"clean"}
 
 
-def test_compare_with_per_fold_conditional_runs_is_clean(world, tmp_path) -> None:
+@pytest.mark.parametrize("labels", ["single", "follow-real"])
+def test_compare_with_per_fold_conditional_runs_is_clean(world, tmp_path, labels) -> None:
     """compare --gan-runs takes train-gan --conditional's per-fold runs (RUNS/fold_K/conditional) for every class
-    of their subset: fold K's synthetic images of each class come from fold K's conditional generator."""
+    of their subset: fold K's synthetic images of each class come from fold K's conditional generator, with
+    --synth-labels' label sets."""
     runs = tmp_path / "runs"
     for k in (0, 1):
         GanTrainer(_gan(world["data"], runs / f"fold_{k}" / "conditional", fold=k, class_index=None, conditional=True,
                         classes="0,25")).fit()
     out = tmp_path / "cmp"
-    run_compare(_compare(world, out, gan_runs=str(runs), per_class=3), log=lambda m: None)
+    run_compare(_compare(world, out, gan_runs=str(runs), per_class=12, synth_labels=labels), log=lambda m: None)
+    assert json.loads((out / "synthetic" / "manifest.json").read_text())["labels"] == labels
     for k in (0, 1):
+        rows = list(csv.DictReader(open(out / "synthetic" / f"fold_{k}" / "train.csv")))
+        sets = {tuple(sorted(int(t) for t in r["Target"].split())) for r in rows}
+        # single: each image its class alone; follow-real: the real label sets carrying it, (0, 25) among them
+        assert sets == ({(0,), (25,)} if labels == "single" else {(0,), (25,), (0, 25)})
         man = json.loads((out / "synthetic" / f"fold_{k}" / "manifest.json").read_text())
+        assert man["labels"] == labels
         assert sorted(e["class_index"] for e in man["classes"]) == [0, 25]
         assert all(e["conditional"] for e in man["classes"])
         assert {e["generator"]["fold"] for e in man["classes"]} == {k}

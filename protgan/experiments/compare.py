@@ -211,11 +211,13 @@ def prepare_synthetic(cfg: CompareConfig, log: Log = print,
     manifest = syn / MANIFEST
     if manifest.is_file():
         m = json.loads(manifest.read_text())
-        if all(m.get(k) == v for k, v in want.items()) and {e["class_index"] for e in m["classes"]} == set(classes):
+        same_labels = (m.get("labels") or "single") == cfg.synth_labels  # per-class runs' manifests: None
+        same_classes = {e["class_index"] for e in m["classes"]} == set(classes)
+        if all(m.get(k) == v for k, v in want.items()) and same_labels and same_classes:
             log(f"synthetic: {syn} already made ({m['total']} images)")
             return str(syn)
     log(f"synthetic: {cfg.per_class} images per class from {cfg.gan_runs} -> {syn}")
-    run_synth(SynthConfig(runs=str(cfg.gan_runs), out=str(syn), per_class=cfg.per_class,
+    run_synth(SynthConfig(runs=str(cfg.gan_runs), out=str(syn), per_class=cfg.per_class, labels=cfg.synth_labels,
                           classes=",".join(map(str, classes)), seed=cfg.seed, device=cfg.device), progress=progress)
     return str(syn)
 

@@ -12,6 +12,7 @@ from protgan.core.errors import ProtganError
 from protgan.core.jobs import cpu_jobs
 from protgan.core.options import option
 from protgan.data.selection import SELECT_CHOICES
+from protgan.gan.config import LABEL_CHOICES
 
 ARMS = ("classic", "gan")
 ALL_ARMS = ("none", "classic", "gan", "classic+gan")
@@ -36,6 +37,10 @@ class CompareConfig:
                                            "class) or RUNS/fold_K/class_C (per fold, every fold K); synth is run "
                                            "into OUT/synthetic (per fold: OUT/synthetic/fold_K).")
     per_class: int = option(1000, "With --gan-runs: synthetic images per class (the paper: 1000).")
+    synth_labels: str = option("single", "With --gan-runs of conditional runs (train-gan --conditional): the synthetic "
+                                         "images' label sets, as synth --labels: single (the class alone) or "
+                                         "follow-real (the label sets of real training images carrying the class).",
+                               choices=LABEL_CHOICES)
     folds: int = option(5, "K of the K-fold cross-validation (the paper: 5).")
     size: Optional[int] = option(None, "Image side in pixels (default: the model's recipe, 512).")
     epochs: Optional[int] = option(None, "Epochs per cell (default: the model's recipe, 50 for vgg16).")
@@ -57,9 +62,6 @@ class CompareConfig:
     workers: Optional[int] = option(None, "DataLoader worker processes per cell (default: automatic).",
                                     affects_run=False)
     device: str = option("auto", "auto, cpu or cuda[:N].", affects_run=False)
-    allow_leakage: bool = option(False, "Accept synthetic images whose generator saw a fold's validation images (e.g. "
-                                        "generators trained on every image: the paper's likely setup); every table, "
-                                        "comparison.md/csv and the demo report are marked LEAKY.")
     keep_checkpoints: str = option("selected", "Per cell, as classify --keep-checkpoints: selected (only the evaluated "
                                                "checkpoint once the cell is done), all or none.",
                                    choices=KEEP_CHECKPOINTS_CHOICES, affects_run=False)

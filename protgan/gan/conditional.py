@@ -26,7 +26,6 @@ from torch import nn
 from protgan.data import to_signed_range
 
 BALANCE_CHOICES = ("uniform", "real")
-LABEL_MODES = ("single", "follow-real")  # synth --labels on a conditional run
 
 
 # ------------------------------------------------------------------------------------------ layers

@@ -585,7 +585,8 @@ def run_synth_per_fold(cfg: SynthConfig, progress: Callable[[str, int, int], Non
         sets[str(k)] = {"folder": fold_dir(out, k).name, "runs": str(runs), "total": m["total"]}
         entries += [{**e, "fold_set": k} for e in m["classes"]]
     manifest = {"tool": TOOL, "layout": "per-fold", "runs": str(runs_dir), "seed": cfg.seed,
-                "per_class": cfg.per_class, "channels": m["channels"], "size": m["size"], "folds": sets,
+                "per_class": cfg.per_class, "labels": m["labels"], "channels": m["channels"], "size": m["size"],
+                "folds": sets,
                 "total": sum(v["total"] for v in sets.values()),
                 "skipped_classes": sorted({c for k in folds for c in json.loads(
                     (fold_dir(out, k) / MANIFEST).read_text())["skipped_classes"]}),
