@@ -248,9 +248,10 @@ class TrainingEval:
             self._setup(trainer)
         assert self.extractor is not None and self.real is not None and self.z is not None
         channels = tuple(trainer.cfg.channels)
-        labels = {} if self.conditions is None else {"y": self.conditions}
-        batches = (to_uint8_images(trainer.generate(z=self.z[i:i + self.batch], use_ema=True,
-                                                    **{k: v[i:i + self.batch] for k, v in labels.items()}))
+        def labels(i: int) -> dict[str, torch.Tensor]:  # y only for a conditional evaluation
+            return {} if self.conditions is None else {"y": self.conditions[i:i + self.batch]}
+
+        batches = (to_uint8_images(trainer.generate(z=self.z[i:i + self.batch], use_ema=True, **labels(i)))
                    for i in range(0, self.n_fake, self.batch))
         fake = extract_features(batches, self.extractor, channels)
         kid, kid_std = kernel_inception_distance(self.real, fake, self.kid_subsets, 1000, self.seed)
