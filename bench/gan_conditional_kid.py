@@ -33,7 +33,7 @@ from gan_arch_kid import ARCH_SETTINGS, add_run_arguments, image_grid_row, run_o
 from protgan.data import ChannelStackDataset, open_dataset, resolve_subset, to_uint8_images, write_png  # noqa: E402
 from protgan.data.selection import select_class_ids  # noqa: E402
 from protgan.evaluation.fid import TrainingEval  # noqa: E402
-from protgan.gan.conditional import ProxyTrainer, follow_real_conditions  # noqa: E402
+from protgan.gan.conditional import ProxyTrainer, carrying_images, follow_real_conditions  # noqa: E402
 from protgan.gan.train import GanTrainer, TrainGanConfig  # noqa: E402
 
 
@@ -118,20 +118,18 @@ def main() -> None:
 
 def carrying_scores(args: argparse.Namespace, trainer: GanTrainer, position: int) -> dict:
     """KID x1e3 against every training image carrying class `position` (other labels included): of samples of
-    the class alone, and of samples with follow-real label sets (drawn from those images' label sets)."""
-    data = trainer.dataset
-    ids = [i for i, row in zip(data.ids, data.labels) if row[position] > 0]
-    carrying = ChannelStackDataset(data.ds, data.channels, data.size, data.classes, ids=ids, cache=None)
-    proxy = ProxyTrainer(trainer, position, carrying)
-    out: dict = {"n_carrying": len(ids)}
+    the class alone, then of the same noise with follow-real label sets (drawn from those images' label sets);
+    one evaluator, so the real features are extracted once."""
+    proxy = ProxyTrainer(trainer, position, carrying_images(trainer.dataset, position))
+    evaluator = TrainingEval(args.eval_features, n_fake=256, seed=args.seed)
+    out: dict = {"n_carrying": len(proxy.dataset)}
     for labels in ("single", "follow_real"):
-        evaluator = TrainingEval(args.eval_features, n_fake=256, seed=args.seed)
         if labels == "follow_real":
-            evaluator.conditions = follow_real_conditions(data.labels, position, evaluator.n_fake, args.seed)
+            evaluator.conditions = follow_real_conditions(trainer.dataset.labels, position, evaluator.n_fake, args.seed)
         scores = score_row(proxy, trainer.step, evaluator, args.eval_features)
         out.update({f"{labels}_vs_carrying_kid_x1e3": scores["kid_x1e3"],
-                    f"{labels}_vs_carrying_kid_std_x1e3": scores["kid_std_x1e3"],
-                    "carrying_floor_kid_x1e3": scores["floor_kid_x1e3"]})
+                    f"{labels}_vs_carrying_kid_std_x1e3": scores["kid_std_x1e3"]})
+    out["carrying_floor_kid_x1e3"] = scores["floor_kid_x1e3"]
     return out
 
 

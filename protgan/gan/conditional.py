@@ -142,9 +142,16 @@ def grid_columns(n_samples: int, k: int) -> int:
     return max(4, min(8, math.ceil(n_samples / k)))
 
 
-def class_row_ids(dataset: Any, position: int, cols: int) -> list[int]:
-    """Dataset rows of the first `cols` training images carrying class position `position` (a grid row)."""
+def class_row_ids(dataset: Any, position: int, cols: int | None = None) -> list[int]:
+    """Dataset rows of the first `cols` (None: all) training images carrying class position `position`."""
     return torch.nonzero(dataset.labels[:, position] > 0).flatten().tolist()[:cols]
+
+
+def carrying_images(dataset: Any, position: int) -> Any:
+    """A dataset of the same kind over the training images carrying class position `position` (other labels
+    included): the real side of a conditional run's per-class KID."""
+    ids = [dataset.ids[r] for r in class_row_ids(dataset, position)]
+    return type(dataset)(dataset.ds, dataset.channels, dataset.size, dataset.classes, ids=ids, cache=dataset.cache)
 
 
 def class_rows(dataset: Any, k: int, cols: int) -> np.ndarray:
@@ -238,11 +245,9 @@ class PerClassEval:
     def _setup(self, trainer: Any) -> None:
         data = trainer.dataset
         for position, c in enumerate(trainer.cfg.class_subset):
-            ids = [i for i, row in zip(data.ids, data.labels) if row[position] > 0]
-            if not ids:
+            sub = carrying_images(data, position)
+            if not len(sub):
                 continue
-            sub = type(data)(data.ds, data.channels, data.size, data.classes, ids=ids,
-                             cache=data.cache if data.cache is not None else None)
             evaluate = self.make_eval()
             evaluate.conditions = follow_real_conditions(data.labels, position, evaluate.n_fake, trainer.cfg.seed)
             self.evals.append((c, evaluate, ProxyTrainer(trainer, position, sub)))
