@@ -63,10 +63,10 @@ def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_pat
         assert row == [float(c in target_of[i]) for c in SUBSET], i
 
 
-@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected", "projected+class"])
+@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected", "projected+class", "projected+patch"])
 def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str) -> None:
-    class_loss = arch.endswith("+class")
-    arch = arch.split("+")[0]
+    arch, *extras = arch.split("+")
+    class_loss = "class" in extras
     kw = dict(arch=arch, g_width=32, d_width=32) if arch == "dcgan" else dict(arch=arch, g_width=16, d_width=16)
     if arch != "dcgan":
         kw.update(augment_p="ada:0.2", ada_kimg=0.05, ada_interval=3, lr_d=5e-3)
@@ -74,6 +74,8 @@ def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str)
         kw.update(projected_input=64)
     if class_loss:
         kw.update(class_loss=1.0)
+    if "patch" in extras:
+        kw.update(projection="patch")
     columns = ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t") + (("loss_cls",) if class_loss else ())
     # stops mid-epoch (4 batches of 18 draws)
     straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=6, steps=7, **kw)
@@ -171,6 +173,52 @@ def test_projection_discriminator_and_unconditional_builds(arch: str) -> None:
     for plain in (generator_from_config(config), discriminator_from_config(config)):  # no conditional piece
         assert not any(isinstance(m, (ConditionalBatchNorm2d, Projection)) for m in plain.modules())
         assert not any(k for k in plain.state_dict() if "gain" in k or "shift" in k or "embed" in k or "proj" in k)
+
+
+def test_patch_projection_shifts_each_patch_by_its_labels_class_maps() -> None:
+    """--projection patch: each head's patch logits are the unconditional ones plus, per patch, the sum over
+    the image's labels of that class's patch-logit map (a per-class conv on the head's body)."""
+    from protgan.gan.conditional import PatchProjection
+
+    torch.manual_seed(0)
+    d = discriminator_from_config(dict(arch="projected", size=32, channels=["red", "green", "blue"], d_width=16,
+                                       projected_input=64, projected_pixel=True, conditional=True,
+                                       class_subset=SUBSET, projection="patch")).eval()
+    assert len(d.proj) == len(d.heads) == 5 and all(isinstance(p, PatchProjection) for p in d.proj)
+    assert not any(isinstance(m, Projection) for m in d.modules())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    eye = torch.eye(3)
+    with torch.no_grad():
+        _, plain = d(x)
+        inputs = d.projected_features(x) + [x]
+        bodies = [h[:-1](f) for h, f in zip(d.heads, inputs)]
+        for c in range(3):  # one label: the shift is class c's map, patch by patch
+            _, heads = d(x, y=eye[[c, c]])
+            for h, p, proj, body in zip(heads, plain, d.proj, bodies):
+                expected = proj.conv(body)[:, c].flatten(1)
+                torch.testing.assert_close(h - p, expected, rtol=1e-4, atol=1e-5 * float(p.abs().max()))
+                if expected.shape[1] > 1:  # not one term for the whole image (the pooled form)
+                    assert expected.std(dim=1).min() > 1e-4
+        assert max(p.shape[1] for p in plain) == 25  # 5 x 5 patches at the finest heads
+        _, both = d(x, y=(eye[0] + eye[2]).expand(2, 3))  # a label set: the sum of its classes' maps
+        _, first = d(x, y=eye[[0, 0]])
+        _, last = d(x, y=eye[[2, 2]])
+        for b, f, l, p in zip(both, first, last, plain):
+            torch.testing.assert_close(b - p, (f - p) + (l - p), rtol=1e-4, atol=1e-5 * float(p.abs().max()))
+
+
+def test_projection_patch_only_with_conditional_projected(data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ProtganError, match="--projection patch: only with --conditional --arch projected"):
+        GanTrainer(_config(data, tmp_path / "r", projection="patch"))  # fastgan
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--class", "0",
+                            "--arch", "projected", "--projection", "patch", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--projection patch: only with --conditional --arch projected")
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
+                            "--classes", "0,25", "--arch", "projected", "--projection", "pixel", "--size", "32"],
+                           capsys)
+    assert code != 0 and "pixel" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
 
 
 def test_class_loss_teaches_d_the_real_labels_and_g_the_label_evidence() -> None:

@@ -110,7 +110,8 @@ def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
                                           input_side(size, int(config.get("projected_input", 0))),
                                           bool(config.get("projected_csm", True)), int(config.get("seed", 0)), k,
                                           size if config.get("projected_pixel") else 0,
-                                          bool(k and float(config.get("class_loss", 0.0)) > 0))
+                                          bool(k and float(config.get("class_loss", 0.0)) > 0),
+                                          str(config.get("projection", "pooled")))
     elif arch == "fastgan":
         d = build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
     else:

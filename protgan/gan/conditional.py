@@ -25,8 +25,6 @@ from torch import nn
 
 from protgan.data import to_signed_range
 
-BALANCE_CHOICES = ("uniform", "real")
-
 
 # ------------------------------------------------------------------------------------------ layers
 class ConditionalBatchNorm2d(nn.Module):
@@ -87,6 +85,21 @@ class Projection(nn.Module):
     def forward(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         phi = features.float().mean(dim=(2, 3))
         return (self.embed(y.float()) * phi).sum(dim=1).to(features.dtype)
+
+
+class PatchProjection(nn.Module):
+    """The projection per patch (StyleGAN-XL's form): one patch-logit conv per class, of the same shape as the
+    head's own logit conv, and each patch's term is the sum of its labels' maps, <y, conv(phi)> at every patch.
+    The pooled term (Projection) says only whether the image as a whole fits its labels; this one judges
+    every patch against them, so local class evidence (a membrane rim, a dot in a nucleus) is scored where it is."""
+
+    def __init__(self, num_classes: int, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.utils.spectral_norm(nn.Conv2d(channels, num_classes, kernel, 1, 0, bias=False))
+
+    def forward(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        maps = self.conv(features).float()  # B x K x h x w: every class's patch logits
+        return (maps * y.float()[:, :, None, None]).sum(dim=1).flatten(1).to(features.dtype)  # B x (h w)
 
 
 def num_classes_of(config: dict[str, Any]) -> int:

@@ -20,6 +20,7 @@ from protgan.data.selection import SELECT_CHOICES
 KEEP_CHOICES = ("last", "all")
 BALANCE_CHOICES = ("uniform", "real")  # --balance of --conditional (protgan.gan.conditional)
 LABEL_CHOICES = ("single", "follow-real")  # synth --labels on a conditional run
+PROJECTION_CHOICES = ("pooled", "patch")  # --projection: the projected D's label term (protgan.gan.projected)
 ARCHS = ("dcgan", "fastgan", "projected")  # protgan.gan.models (the paper's), .fastgan and .projected
 ARCH_TITLES = {"dcgan": "DCGAN", "fastgan": "FastGAN", "projected": "Projected GAN"}  # plot titles
 TIME_CLOCKS = ("wall", "cpu")  # --time-clock of --max-minutes
@@ -81,6 +82,11 @@ class TrainGanConfig:
                                     "loss (AC-GAN, Odena et al. 2017) beside the projection: D's heads also predict "
                                     "each real image's label set (BCE), and G is trained to make fakes D classifies "
                                     "as their labels, a direct signal for class detail. 0 = off (projection only).")
+    projection: str = option("pooled", "--conditional --arch projected: how D's heads take the labels: pooled "
+                                       "(Miyato & Koyama: one term per image, the label embedding on the head's "
+                                       "map averaged over space) or patch (StyleGAN-XL's: a per-class patch-logit "
+                                       "conv, so every patch is judged against the labels: local evidence such "
+                                       "as a membrane rim or a dot in a nucleus).", choices=PROJECTION_CHOICES)
     class_subset: list[int] = option(help="Filled in (--conditional): the classes of the label vector, in order.",
                                      cli=None, factory=list)
     steps: int = option(20_000, "Training steps (one D and one G update each).")
@@ -227,6 +233,10 @@ class TrainGanConfig:
             (self.class_loss >= 0, f"--class-loss {self.class_loss}: must be >= 0 (0: off)"),
             (not self.class_loss or (self.conditional and self.arch == "projected"),
              f"--class-loss {self.class_loss}: only with --conditional --arch projected"),
+            (self.projection in PROJECTION_CHOICES,
+             f"--projection {self.projection!r}: expected one of {', '.join(PROJECTION_CHOICES)}"),
+            (self.projection == "pooled" or (self.conditional and self.arch == "projected"),
+             f"--projection {self.projection}: only with --conditional --arch projected"),
             (self.arch == "projected" or not (self.projected_pixel or self.projected_input),
              f"--projected-pixel / --projected-input: only with --arch projected (this is --arch {self.arch})"),
         ]

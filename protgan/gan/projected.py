@@ -22,8 +22,10 @@ D = a frozen feature network, fixed random projections, and small trainable head
 4. Conditional (`train-gan --conditional`, `num_classes` K > 0): each head is a projection discriminator
    (Miyato & Koyama 2018, as the other archs' D, protgan.gan.conditional): <embed_k(y), phi_k> is added to
    each of head k's patch logits, phi_k = the head's 8x8 map (before its logit conv) averaged over space.
-   (StyleGAN-XL projects a class embedding onto each head's output per patch; this is the spatially pooled
-   form the fastgan and dcgan D use, one term per image and head.)
+   `projection` "pooled" (the default) is this spatially pooled form the fastgan and dcgan D use, one term per
+   image and head; "patch" (`train-gan --projection patch`) projects per patch, as StyleGAN-XL does: a
+   class-specific copy of the logit conv per class (protgan.gan.conditional.PatchProjection), each patch
+   logit shifted by its own labels' maps.
 5. Pixel head (`pixel`, `train-gan --projected-pixel`; off = the paper): one more head of the same form on the
    image itself (its C channels in [-1, 1], from the image side down to 8x8), weighted like the feature heads.
    The feature heads see the fluorescence channels only through an RGB composite, resized and ImageNet-scaled;
@@ -51,7 +53,7 @@ from torch import nn
 
 from protgan.core.errors import ProtganError
 from protgan.evaluation.features import effnet_input, load_efficientnet_lite0
-from protgan.gan.conditional import Projection
+from protgan.gan.conditional import PatchProjection, Projection
 from protgan.gan.fastgan import sn, width_at
 
 # the paper's split of EfficientNet-Lite0's blocks into stages (stem + blocks 0-1, 2, 3-4, 5-6)
@@ -135,7 +137,8 @@ def head(cin: int, res: int, width: int) -> nn.Sequential:
 
 class ProjectedDiscriminator(nn.Module):
     def __init__(self, channel_names: Sequence[str], width: int = 256, side: int = AUTO_MIN_SIDE, csm: bool = True,
-                 seed: int = 0, num_classes: int = 0, pixel_size: int = 0, class_head: bool = False) -> None:
+                 seed: int = 0, num_classes: int = 0, pixel_size: int = 0, class_head: bool = False,
+                 projection: str = "pooled") -> None:
         super().__init__()
         check_input_side(side)
         self.channel_names, self.side, self.width = tuple(channel_names), side, width
@@ -155,7 +158,9 @@ class ProjectedDiscriminator(nn.Module):
         if self.pixel:  # the last head: on the image itself (its side pixel_size)
             self.heads.append(head(len(self.channel_names), pixel_size, width))
         if num_classes:  # one projection per head, on its body (its logit conv's input); unconditional D: none
-            self.proj = nn.ModuleList(Projection(num_classes, h[-1].in_channels, spectral=True) for h in self.heads)
+            self.proj = nn.ModuleList(
+                PatchProjection(num_classes, h[-1].in_channels, h[-1].kernel_size[0]) if projection == "patch"
+                else Projection(num_classes, h[-1].in_channels, spectral=True) for h in self.heads)
         self.classifier = None
         if num_classes and class_head:
             self.classifier = nn.ModuleList(nn.Linear(h[-1].in_channels, num_classes) for h in self.heads)
@@ -190,7 +195,10 @@ class ProjectedDiscriminator(nn.Module):
         for k, (h, f) in enumerate(zip(self.heads, inputs)):
             body = h[:-1](f)
             patch = h[-1](body).flatten(1)
-            patches.append(patch if y is None else patch + self.proj[k](body, y)[:, None])
+            if y is not None:  # pooled: one term (B) for every patch; patch: one per patch (B x N_k)
+                term = self.proj[k](body, y)
+                patch = patch + (term if term.dim() == 2 else term[:, None])
+            patches.append(patch)
             if classify:
                 classes.append(self.classifier[k](body.float().mean(dim=(2, 3))))
         logits = torch.stack([p.mean(1) for p in patches], dim=1).mean(1)
@@ -199,8 +207,10 @@ class ProjectedDiscriminator(nn.Module):
 
 def build_projected_discriminator(channel_names: Sequence[str], width: int, side: int, csm: bool = True,
                                   seed: int = 0, num_classes: int = 0, pixel_size: int = 0,
-                                  class_head: bool = False) -> ProjectedDiscriminator:
+                                  class_head: bool = False, projection: str = "pooled") -> ProjectedDiscriminator:
     """forward(x: B x C x S x S in [-1, 1][, y=labels B x K]) -> (logits B, [patch logits B x N_k per head]).
     pixel_size S > 0: a fifth head on the S x S image itself (--projected-pixel). class_head (num_classes > 0):
-    forward(x, classify=True) also returns label logits B x K (--class-loss)."""
-    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes, pixel_size, class_head)
+    forward(x, classify=True) also returns label logits B x K (--class-loss). projection: the labels' term,
+    pooled or patch (--projection)."""
+    return ProjectedDiscriminator(channel_names, width, side, csm, seed, num_classes, pixel_size, class_head,
+                                  projection)
