@@ -160,6 +160,9 @@ def test_demo_bad_input(tmp_path: Path, tiny_demo: Path, capsys) -> None:
     assert code != 0 and "Traceback" not in err
     code, _, err = run_cli(["demo", "--quick", "--tiny", "--out", str(tmp_path / "y")], capsys)
     assert_one_line_error(code, err, "--quick and --tiny")
+    code, _, err = run_cli(["demo", "--tiny", "--synth-labels", "follow-real", "--out", str(tmp_path / "z")], capsys)
+    assert_one_line_error(code, err, "--synth-labels follow-real: needs --gan conditional")
+    assert not (tmp_path / "z").exists()
 
 
 def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
@@ -168,7 +171,7 @@ def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
     from protgan.data import read_label_table
     from protgan.data.folds import read_folds
 
-    out = _run_tiny_demo(tmp_path / "cond", "--gan", "conditional")
+    out = _run_tiny_demo(tmp_path / "cond", "--gan", "conditional", "--synth-labels", "follow-real")
     plan = PLANS["tiny"]
     state = json.loads((out / "demo.json").read_text())
     assert state["gan"] == "conditional" and list(state["stages"]) == list(STAGES)
@@ -189,10 +192,18 @@ def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
         # images, none of them in fold K's validation part
         syn = out / "synthetic" / f"fold_{k}"
         ids, targets = read_label_table(syn / "train.csv")
-        assert sorted(t for (t,) in targets) == sorted(c for c in classes for _ in range(plan.per_class))
+        # --synth-labels follow-real: each class's images carry it, with the label sets of real images carrying it
+        real_ids, real_targets = read_label_table(out / "enhanced" / "train.csv")
+        train_ids = set(cfg["train_ids"])
+        for c in classes:
+            sets = [tuple(sorted(t)) for i, t in zip(ids, targets) if i.startswith(f"syn-c{c:02d}")]
+            real_sets = {tuple(sorted(x for x in t if x in classes)) for i, t in zip(real_ids, real_targets)
+                         if i in train_ids and c in t}
+            assert len(sets) == plan.per_class and set(sets) <= real_sets, (c, sets, real_sets)
+        assert any(len(t) > 1 for t in targets)  # real combinations, not the class alone
         assert all((syn / "train" / f"{i}_{ch}.png").is_file() for i in ids for ch in ("red", "green", "blue"))
         manifest = json.loads((syn / "manifest.json").read_text())
-        assert manifest["labels"] == "single"
+        assert manifest["labels"] == "follow-real"
         assert sorted(e["class_index"] for e in manifest["classes"]) == classes
         generator_ids = json.loads((syn / "generator_ids.json").read_text())
         for e in manifest["classes"]:
@@ -204,6 +215,7 @@ def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
     html = (out / "report.html").read_text()
     assert "GAN mode `conditional`" in md and "3. One conditional DCGAN for the top-5 classes" in md
     assert "Skipped: --gan conditional" in md and "LEAKY" not in md
+    assert "`--synth-labels follow-real`" in md
     # stage timings, class counts, enhancement, GAN, FID, KID during training, quality, comparison, differences
     timings, counts, enhance, gan, fid, kid, quality, table, diffs = _tables(md)
     assert len(gan) == plan.folds
@@ -212,8 +224,9 @@ def test_demo_tiny_conditional(tmp_path: Path, capsys) -> None:
         assert r[2] == f"{k} (training part)" and int(r[4]) == 5 * plan.gan_steps
         assert all(math.isfinite(float(v)) for v in r[5:10])
     assert sorted(int(r[0]) for r in fid) == classes
-    for r in fid:
-        assert int(r[3]) == plan.per_class and all(math.isfinite(v) for c in (r[4], r[5], r[7]) for v in _numbers(c))
+    _, syn_targets = read_label_table(out / "synthetic" / "fold_0" / "train.csv")
+    for r in fid:  # fid's synthetic images of a class (select any): every image carrying it, other classes' too
+        assert int(r[3]) == sum(int(r[0]) in t for t in syn_targets) >= plan.per_class and all(math.isfinite(v) for c in (r[4], r[5], r[7]) for v in _numbers(c))
     # per class: KID of the class's label alone at both evaluations (5 x the per-class interval), and the floor
     assert sorted(int(r[0]) for r in kid) == classes
     for r in kid:

@@ -115,6 +115,10 @@ class DemoConfig:
                                    "conditional generator for the five classes per fold (train-gan --conditional "
                                    "--balance uniform), with the steps of the five per-class runs together.",
                       choices=DEMO_GAN_MODES)
+    synth_labels: str = option("single", "--gan conditional: the synthetic images' label sets (synth --labels): single "
+                                         "(each class alone) or follow-real (each image the label set of a real "
+                                         "training image carrying the class: the real co-occurrence).",
+                               choices=LABEL_CHOICES)
     allow_leakage: bool = option(False, "One generator per class on every image (the paper's likely setup) instead of "
                                         "one per class and fold (with --gan conditional: one conditional generator on "
                                         "every image); compare runs with --allow-leakage and the report says LEAKY. "

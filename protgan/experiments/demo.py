@@ -63,7 +63,7 @@ from protgan.data.provenance import fold_dir
 from protgan.experiments.config import DEMO_GAN_MODES, DemoConfig, demo_paths  # DemoConfig re-exported
 from protgan.gan.conditional import training_eval
 from protgan.gan.fanout import CONDITIONAL_DIR
-from protgan.gan.config import SynthConfig, TrainGanConfig
+from protgan.gan.config import LABEL_CHOICES, SynthConfig, TrainGanConfig
 from protgan.gan.synth import run_synth
 from protgan.gan.train import GanTrainer, image_grid
 
@@ -227,6 +227,11 @@ class Demo:
             raise ProtganError(f"--jobs {cfg.jobs}: must be >= 0 (0 = one per core)")
         if cfg.gan not in DEMO_GAN_MODES:
             raise ProtganError(f"--gan {cfg.gan!r}: expected one of {', '.join(DEMO_GAN_MODES)}")
+        if cfg.synth_labels not in LABEL_CHOICES:
+            raise ProtganError(f"--synth-labels {cfg.synth_labels!r}: expected one of {', '.join(LABEL_CHOICES)}")
+        if cfg.synth_labels != "single" and cfg.gan != "conditional":
+            raise ProtganError(f"--synth-labels {cfg.synth_labels}: needs --gan conditional (a per-class generator "
+                               f"writes its class alone)")
 
         resolve_device(cfg.device)  # a bad --device fails before any work
         self.cfg = cfg
@@ -242,14 +247,15 @@ class Demo:
     def _load_state(self) -> dict:
         path = self.out / STATE_FILE
         ident = {"plan": asdict(self.plan), "seed": self.cfg.seed, "allow_leakage": self.cfg.allow_leakage,
-                 "gan": self.cfg.gan}
+                 "gan": self.cfg.gan, "synth_labels": self.cfg.synth_labels}
         if path.is_file():
             state = json.loads(path.read_text())
             state.setdefault("gan", "per-class")  # a demo made before --gan existed: per-class generators
+            state.setdefault("synth_labels", "single")  # ... or before --synth-labels: each class alone
             if {k: state.get(k) for k in ident} != ident:
                 old = state.get("plan", {}).get("name")
                 raise ProtganError(f"{path}: this folder holds a demo made with other options (plan {old}, seed "
-                                   f"{state.get('seed')}, --gan {state['gan']}"
+                                   f"{state.get('seed')}, --gan {state['gan']}, --synth-labels {state['synth_labels']}"
                                    f"{', --allow-leakage' if state.get('allow_leakage') else ''}); use another "
                                    f"--out or delete {self.out}")
             return state
@@ -406,7 +412,7 @@ class Demo:
     # -- 4. synthetic images
     def stage_synth(self) -> dict:
         cfg = SynthConfig(runs=str(self.p["gan"]), out=str(self.p["synthetic"]), per_class=self.plan.per_class,
-                          seed=self.cfg.seed, batch=64, device=self.cfg.device)
+                          labels=self.cfg.synth_labels, seed=self.cfg.seed, batch=64, device=self.cfg.device)
         manifest = run_synth(cfg, progress=lambda label, d, t: self.progress("synth", d, t))
         return {"total": manifest["total"]}
 

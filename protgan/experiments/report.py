@@ -184,6 +184,10 @@ def gan_section(ctx: Ctx) -> list[Block]:
                          last.get("step", "-"),
                          _num(last.get("loss_D")), _num(last.get("loss_G")), _num(last.get("D_x"), 2),
                          _num(last.get("D_G_z"), 2), _num(last.get("diversity"), 2)))
+    labels_said = ("gives each synthetic image the label set of a real training image carrying its class "
+                   "(`--synth-labels follow-real`: the real label combinations)."
+                   if ctx.state.get("synth_labels") == "follow-real" else
+                   "gives each class's images the class's label alone (`--synth-labels single`).")
     diversity = ("values of the last logged step. diversity = spread of a fixed batch of EMA samples over that of "
                  "real images (about 1 healthy, near 0 on collapse).")
     if ctx.conditional:
@@ -195,8 +199,7 @@ def gan_section(ctx: Ctx) -> list[Block]:
                         f"label set (`--select` does not apply: the table's images are all of them), drawn with "
                         f"`--balance uniform` so each class is seen about equally often, for {len(ctx.classes)} x "
                         f"the steps of one per-class generator (the compute of the {len(ctx.classes)} per-class "
-                        f"runs). synth "
-                        f"gives each class's images the class's label alone. The grids have one row per class; "
+                        f"runs). synth {labels_said} The grids have one row per class; "
                         f"{diversity} For this run the lowest class's ratio (its grid row against its real "
                         f"images): one class can collapse while the others train.")]
     else:
@@ -299,8 +302,9 @@ def kid_during_training_blocks(ctx: Ctx) -> list[Block]:
                      + [_num(float(by_step[st]) * 1e3, 2) if st in by_step else "-" for st in steps]
                      + [_num(floors[c]["kid_real_real"] * 1e3, 2) if c in floors else "-"])
     who = (f"Every {ctx.run_cfg[ctx.runs[0]]['eval_every']} steps the conditional trainer scored "
-           f"{plan.gan_eval_images} EMA samples per class (fixed noise, the class's label alone) against the "
-           f"class's real training images" if ctx.conditional else
+           f"{plan.gan_eval_images} EMA samples per class (fixed noise; each the label set of a training image "
+           f"carrying the class, fixed across evaluations) against the training images carrying the class (their "
+           f"other labels included)" if ctx.conditional else
            f"Every {plan.gan_eval_every} steps each class's trainer scored {plan.gan_eval_images} EMA samples "
            f"(fixed noise) against the class's real images")
     return [Block("h3", "KID during training"),
