@@ -123,6 +123,26 @@ def test_unrecorded_synthetic_images_refused_unless_allowed(world, tmp_path) -> 
         check_fold(old, [0], _val_ids(world["data"], 0), 0, allow_leakage=True)
 
 
+def test_leaked_images_counted_once_when_classes_share_a_generator(world, tmp_path) -> None:
+    """A conditional run is the generator of every class of its subset (one training list for all): the
+    fold's leak is the distinct validation images seen, not the sum over classes (which counted them K times)."""
+    import shutil
+
+    syn = tmp_path / "shared"
+    shutil.copytree(world["syn"], syn)
+    lines = (syn / "train.csv").read_text().splitlines()
+    lines[1] = lines[1].split(",")[0] + ",0 25"  # one image of both classes, as follow-real writes
+    (syn / "train.csv").write_text("\n".join(lines) + "\n")
+    manifest = json.loads((syn / "manifest.json").read_text())
+    manifest["classes"].append({**manifest["classes"][0], "class_index": 25})
+    (syn / "manifest.json").write_text(json.dumps(manifest))
+    ids = json.loads((syn / GENERATOR_IDS_FILE).read_text())
+    (syn / GENERATOR_IDS_FILE).write_text(json.dumps({"0": ids["0"], "25": ids["0"]}))
+    n1 = len(set(ids["0"]) & set(_val_ids(world["data"], 1)))
+    check = check_fold(syn, [0, 25], _val_ids(world["data"], 1), 1, allow_leakage=True)
+    assert check.seen == {0: n1, 25: n1} and check.n_val_seen == n1 > 0
+
+
 def _compare(world: dict, out: Path, **kw) -> CompareConfig:
     base = dict(data=str(world["data"]), out=str(out), models=TINY, classes="0,25", folds=2, size=32, epochs=1,
                 seeds="0", batch_size=4, pretrained=False, workers=0, device="cpu")

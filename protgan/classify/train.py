@@ -797,7 +797,7 @@ def leakage_record(prep: Prepared, fold: int) -> dict | None:
         return None
     return {"synthetic": str(check.synthetic), "allowed": prep.cfg.allow_leakage, "leaky": check.leaky,
             "seen": {str(c): n for c, n in check.seen.items()}, "unrecorded": list(check.unrecorded),
-            "n_val_seen": int(sum(check.seen.values()))}
+            "n_val_seen": check.n_val_seen}
 
 
 class StopRequest:

@@ -122,6 +122,13 @@ class FoldCheck:
     synthetic: Path
     seen: dict[int, int] = field(default_factory=dict)  # class -> validation images its generator saw
     unrecorded: list[int] = field(default_factory=list)  # classes without a training-Ids record
+    seen_ids: set[str] = field(default_factory=set)  # the validation images any generator saw
+
+    @property
+    def n_val_seen(self) -> int:
+        """Distinct validation images seen: not the sum over classes, since a conditional run is the generator
+        of every class of its subset, and per-class runs with --select any share multi-label images."""
+        return len(self.seen_ids)
 
     @property
     def leaky(self) -> bool:
@@ -153,8 +160,10 @@ def check_fold(syn: str | Path, classes: Sequence[int], val_ids: Iterable[str], 
                     f"before protgan recorded them, or not by protgan synth), so fold {fold} cannot be checked "
                     f"for leakage; retrain per fold (train-gan --fold K), or pass {LEAKAGE_FLAG} to use it anyway")
             continue
-        n = len(rec.ids & val)
+        hit = rec.ids & val
+        n = len(hit)
         check.seen[c] = n
+        check.seen_ids |= hit
         if n and not allow_leakage:
             trained = "every image of the class" if rec.fold is None else f"the training part of fold {rec.fold}"
             raise ProtganError(
