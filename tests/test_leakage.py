@@ -165,7 +165,20 @@ def test_allow_leakage_lets_it_through_and_the_comparison_says_so(world, tmp_pat
     assert "LEAKY" in result.leakage
     table = {r["arm"]: r for r in csv.DictReader(open(out / "comparison.csv"))}
     assert table["gan"]["leakage"] == "LEAKY" and table["classic"]["leakage"] == ""
+    assert int(table["gan"]["n_val_seen"]) == n1  # fold 0 clean, fold 1 n1
     assert {r["leakage"] for r in csv.DictReader(open(out / "differences.csv"))} == {"LEAKY"}
+
+
+def test_arm_row_counts_each_folds_leak_once_over_seeds() -> None:
+    from protgan.experiments.compare import _metric_keys, _table
+
+    cfg = _compare({"data": "unused"}, Path("unused"), seeds="0,1")
+    metrics = {f"{split}_{k}": 0.5 for split in ("train", "test") for k in _metric_keys()}
+    rows = [{"model": TINY, "arm": arm, "fold": fold, "seed": seed, "n_train_synthetic": 4 * ("gan" in arm),
+             "leakage": "LEAKY" if "gan" in arm else "", "n_val_seen": (7, 5)[fold] if "gan" in arm else 0, **metrics}
+            for arm in ("classic", "gan") for fold in (0, 1) for seed in (0, 1)]
+    table = {r["arm"]: r for r in _table(cfg, rows)}
+    assert table["gan"]["n_val_seen"] == 12 and table["classic"]["n_val_seen"] == 0
 
 
 def test_compare_with_per_fold_gan_runs_is_clean(world, tmp_path) -> None:

@@ -477,9 +477,11 @@ def _table(cfg: CompareConfig, rows: list[dict]) -> list[dict]:
         for a in cfg.arms():
             sel = [r for r in rows if r["model"] == m and r["arm"] == a]
             leak = sorted({r.get("leakage") for r in sel} - {"", None}, key=("LEAKY", "unknown", "clean").index)
+            # the seeds of a fold share its synthetic set and validation images: count each fold once
+            seen_per_fold = {r["fold"]: r.get("n_val_seen", 0) for r in sel}
             entry = {"model": m, "arm": a, "n_cells": len(sel),
                      "n_train_synthetic": int(np.mean([r["n_train_synthetic"] for r in sel])),
-                     "leakage": leak[0] if leak else "", "n_val_seen": int(sum(r.get("n_val_seen", 0) for r in sel))}
+                     "leakage": leak[0] if leak else "", "n_val_seen": int(sum(seen_per_fold.values()))}
             for split in ("train", "test"):
                 for k in _metric_keys():
                     v = np.array([r[f"{split}_{k}"] for r in sel], np.float64)
