@@ -64,7 +64,7 @@ def run_one(args: argparse.Namespace, class_index: int, arch: str, evaluator: Tr
     result = trainer.fit()
     train_cpu = trainer.train_seconds
     scores = score_row(trainer, result.step, evaluator, args.eval_features)
-    row = {"class": class_index, "arch": arch, "n_images": cfg.n_images, "steps": result.step,
+    row = {"class": class_index, "arch": arch, "seed": cfg.seed, "n_images": cfg.n_images, "steps": result.step,
            "train_cpu_s": round(train_cpu, 1), "total_cpu_s": round(time.process_time() - t0, 1), **scores,
            "settings": settings}
     return row, grid_samples(trainer, args.grid_n)
@@ -113,7 +113,8 @@ def rescore(args: argparse.Namespace, folders: list[Path]) -> None:
         for arch in args.archs.split(","):
             trainer = finished_run(folders, arch, c, "--score-from")
             step = int(trainer.step)
-            rows.append({"class": c, "arch": arch, "steps": step, "train_cpu_s": round(trainer.train_seconds, 1),
+            rows.append({"class": c, "arch": arch, "seed": trainer.cfg.seed, "steps": step,
+                         "train_cpu_s": round(trainer.train_seconds, 1),
                          **score_row(trainer, step, evaluator, args.eval_features)})
             print(json.dumps(rows[-1]), flush=True)
         reals[c] = evaluator.real

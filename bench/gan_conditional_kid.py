@@ -87,7 +87,7 @@ def main() -> None:
         if args.conditional_only:
             continue
         row, samples = run_one(args, c, args.arch, evaluators[c])
-        rows[c] = {"class": c, "n_only": len(only[c]), "per_class_steps": row["steps"],
+        rows[c] = {"class": c, "seed": args.seed, "n_only": len(only[c]), "per_class_steps": row["steps"],
                    "per_class_cpu_s": row["train_cpu_s"], "per_class_kid_x1e3": row["kid_x1e3"],
                    "per_class_kid_std_x1e3": row["kid_std_x1e3"], "floor_kid_x1e3": row["floor_kid_x1e3"]}
         panels[c].append(samples)
@@ -104,7 +104,8 @@ def main() -> None:
         if args.no_kid:
             continue
         scores = score_row(proxy, trainer.step, evaluators[c], args.eval_features)
-        row = rows.setdefault(c, {"class": c, "n_only": len(only[c]), "floor_kid_x1e3": scores["floor_kid_x1e3"]})
+        row = rows.setdefault(c, {"class": c, "seed": trainer.cfg.seed, "n_only": len(only[c]),
+                                  "floor_kid_x1e3": scores["floor_kid_x1e3"]})
         row.update(conditional_steps=trainer.step, conditional_cpu_s=round(trainer.train_seconds, 1),
                    n_conditional_images=trainer.cfg.n_images, conditional_kid_x1e3=scores["kid_x1e3"],
                    conditional_kid_std_x1e3=scores["kid_std_x1e3"], features=args.eval_features)
