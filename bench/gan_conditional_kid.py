@@ -87,7 +87,7 @@ def main() -> None:
         if args.conditional_only:
             continue
         row, samples = run_one(args, c, args.arch, evaluators[c])
-        rows[c] = {"class": c, "seed": args.seed, "n_only": len(only[c]), "per_class_steps": row["steps"],
+        rows[c] = {"class": c, "seed": row["seed"], "n_only": len(only[c]), "per_class_steps": row["steps"],
                    "per_class_cpu_s": row["train_cpu_s"], "per_class_kid_x1e3": row["kid_x1e3"],
                    "per_class_kid_std_x1e3": row["kid_std_x1e3"], "floor_kid_x1e3": row["floor_kid_x1e3"]}
         panels[c].append(samples)
