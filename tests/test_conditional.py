@@ -63,7 +63,8 @@ def test_trains_on_every_image_of_the_subset_with_its_labels(data: Path, tmp_pat
         assert row == [float(c in target_of[i]) for c in SUBSET], i
 
 
-@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected", "projected+class", "projected+patch"])
+@pytest.mark.parametrize("arch", ["fastgan", "dcgan", "projected", "projected+class", "projected+patch",
+                                  "fastgan+transition"])
 def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str) -> None:
     arch, *extras = arch.split("+")
     class_loss = "class" in extras
@@ -76,7 +77,10 @@ def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str)
         kw.update(class_loss=1.0)
     if "patch" in extras:
         kw.update(projection="patch")
+    if "transition" in extras:  # the resume (step 6) lands inside the ramp
+        kw.update(cond_transition="2:9")
     columns = ("loss_D", "loss_G", "D_x", "D_G_z", "diversity", "aug_p", "r_t") + (("loss_cls",) if class_loss else ())
+    columns += ("label_strength",) if "transition" in extras else ()
     # stops mid-epoch (4 batches of 18 draws)
     straight, split = train_straight_and_split(partial(_config, data), tmp_path, stop=6, steps=7, **kw)
     sa = assert_same_gan_runs(straight, split, columns)
@@ -84,6 +88,76 @@ def test_resume_matches_uninterrupted_run(data: Path, tmp_path: Path, arch: str)
     assert any(name.startswith("classifier.") for name in sa["D"]) == class_loss
     if class_loss:
         assert all(np.isfinite(float(r["loss_cls"])) for r in read_metrics(straight))
+
+
+def test_transition_schedule_and_its_option_errors(data: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """--cond-transition START:END: lambda 0 before START, linear to 1 at END; one-line errors otherwise."""
+    from protgan.gan.config import parse_transition
+
+    assert parse_transition("off") is None and parse_transition("") is None
+    assert parse_transition("500:1500") == (500, 1500)
+    strength = [conditional.label_strength_at(t, (2, 6)) for t in range(8)]
+    assert strength == [0.0, 0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert [conditional.label_strength_at(t, (3, 3)) for t in (2, 3)] == [0.0, 1.0]  # START = END: a switch
+    assert conditional.label_strength_at(0, None) == 1.0
+    for bad in ("9:2", "5", "a:b", "-1:4"):
+        with pytest.raises(ProtganError, match="--cond-transition"):
+            parse_transition(bad)
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--conditional",
+                            "--classes", "0,25", "--cond-transition", "9:2", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--cond-transition '9:2': expected START:END steps")
+    code, _, err = run_cli(["train-gan", "--data", str(data), "--out", str(tmp_path / "c"), "--class", "0",
+                            "--cond-transition", "1:2", "--size", "32"], capsys)
+    assert_one_line_error(code, err, "--cond-transition 1:2: only with --conditional")
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "projected"])
+def test_transition_scales_the_labels_g_and_d_see(arch: str) -> None:
+    """A transitional model at strength lambda is the plain conditional model given lambda * y: at 0 it ignores
+    the labels (G's output and D's logits are those of y = 0, D's those of no labels at all)."""
+    config = dict(arch=arch, size=32, channels=["red", "green", "blue"], g_width=32, d_width=32, z_dim=8,
+                  projected_input=64, conditional=True, class_subset=SUBSET,
+                  projection="patch" if arch == "projected" else "pooled")
+    torch.manual_seed(0)
+    plain_g, plain_d = generator_from_config(config).eval(), discriminator_from_config(config).eval()
+    for m in list(plain_g.modules()) + list(plain_d.modules()):  # trained-like label maps (fresh ones are zero)
+        for name in ("gain", "shift"):
+            if isinstance(m, ConditionalBatchNorm2d):
+                torch.nn.init.normal_(getattr(m, name).weight, 0, 0.5)
+    g = generator_from_config({**config, "cond_transition": "10:20"}).eval()
+    d = discriminator_from_config({**config, "cond_transition": "10:20"}).eval()
+    g.load_state_dict(plain_g.state_dict(), strict=False)
+    d.load_state_dict(plain_d.state_dict(), strict=False)
+    assert "label_strength.value" in g.state_dict() and "label_strength.value" in d.state_dict()
+    z, x = torch.randn(3, 8), torch.rand(3, 3, 32, 32) * 2 - 1
+    y1, y2 = torch.eye(3)[[0, 1, 2]], torch.eye(3)[[1, 2, 0]] + torch.eye(3)[[0, 0, 1]]
+    with torch.no_grad():
+        for value in (1.0, 0.5, 0.0):
+            conditional.set_label_strength((g, d), value)
+            torch.testing.assert_close(g(z, y1), plain_g(z, value * y1))
+            torch.testing.assert_close(image_logits(d(x, y=y2)), image_logits(plain_d(x, y=value * y2)))
+        assert (plain_g(z, y1) - plain_g(z, y2)).abs().max() > 1e-3  # the labels matter at full strength
+        torch.testing.assert_close(g(z, y1), g(z, y2))  # and not at all at 0
+        torch.testing.assert_close(image_logits(d(x, y=y1)), image_logits(plain_d(x)))
+
+
+def test_transition_run_logs_lambda_and_synth_samples_at_it(data: Path, tmp_path: Path) -> None:
+    """The trainer writes lambda before each step (metrics.csv's label_strength); the checkpoint's G, G_ema and D
+    carry the value the run reached, which synth's generator loads."""
+    from protgan.gan.checkpoint import load_generator
+
+    out = tmp_path / "r"
+    GanTrainer(_config(data, out, steps=5, cond_transition="1:5", ckpt_every=0)).fit()
+    logged = [float(r["label_strength"]) for r in read_metrics(out)]
+    assert logged == [0.0, 0.25, 0.5, 0.75, 1.0]  # after steps 1..5: the strength of the coming step
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    # the last step (index 4) trained at 0.75; G_ema copied G's buffer after it
+    for key in ("G", "G_ema", "D"):
+        assert float(state[key]["label_strength.value"]) == 0.75, key
+    g, _ = load_generator(out / "checkpoints" / "last.pt")
+    assert float(g.label_strength.value) == 0.75
 
 
 def _expected_sets(table: list[tuple[int, ...]], c: int) -> Counter:

@@ -30,8 +30,8 @@ from protgan.core.safeload import load_weights
 from protgan.data import ImageSet, open_dataset, resolve_subset
 from protgan.data.ranges import from_intensity_power, to_intensity_power
 from protgan.data.selection import select_class_ids
-from protgan.gan.conditional import num_classes_of, subset_label_sets
-from protgan.gan.config import ARCHS
+from protgan.gan.conditional import add_label_strength, num_classes_of, subset_label_sets
+from protgan.gan.config import ARCHS, parse_transition
 from protgan.gan.fastgan import build_fastgan_discriminator, build_fastgan_generator
 from protgan.gan.models import build_discriminator, build_generator
 from protgan.gan.projected import build_projected_discriminator, input_side
@@ -92,6 +92,8 @@ def generator_from_config(config: dict[str, Any]) -> nn.Module:
     else:
         g = build_generator(size, channels, z_dim, int(config.get("g_width", 1024)),
                             str(config.get("g_upsample", "transposed")), k)
+    if k and parse_transition(config.get("cond_transition", "")):  # --cond-transition: y scaled by its lambda
+        add_label_strength(g, y_position=1)
     gamma = float(config.get("intensity_gamma", 1.0))
     if gamma != 1.0:  # G's tanh makes intensity**gamma; every caller gets linear images (a hook: no new weights)
         g.register_forward_hook(lambda _module, _args, out: from_intensity_power(out, gamma))
@@ -116,6 +118,8 @@ def discriminator_from_config(config: dict[str, Any]) -> nn.Module:
         d = build_fastgan_discriminator(size, channels, int(config.get("d_width", 256)), k)
     else:
         d = build_discriminator(size, channels, int(config.get("d_width", 1024)), float(config.get("dropout", 0.25)), k)
+    if k and parse_transition(config.get("cond_transition", "")):
+        add_label_strength(d, y_position=None)
     gamma = float(config.get("intensity_gamma", 1.0))
     if gamma != 1.0:  # D is handed linear images and sees intensity**gamma (fastgan's decoders still rebuild linear)
         d.register_forward_pre_hook(lambda _module, args: (to_intensity_power(args[0], gamma), *args[1:]))

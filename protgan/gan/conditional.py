@@ -8,6 +8,14 @@ recipe). D is a projection discriminator (Miyato & Koyama 2018): logit(x, y) = p
 <embed(y), phi(x)>, phi = D's last feature map averaged over space; fastgan adds each branch's
 projection to each of its patch logits, so the image logit (their mean) carries it too.
 
+Transition (`--cond-transition START:END`, Shahbazi et al. 2022, "Collapse by conditioning"): with few
+images per class a conditional GAN collapses more readily than an unconditional one. A transitional run
+scales the label vector y by a strength lambda before G and D see it: 0 until step START (an unconditional
+GAN: every class trains the shared structure), rising linearly to 1 at END (the conditional GAN). Every
+path from y into G (embedding, batch-norm maps) and D (projection) is linear without bias, so lambda * y is
+exactly their G(z, lambda e(y)) and D_uncond + lambda D_cond. lambda is a buffer of the models
+(`label_strength.value`), saved with them: synth samples at the strength the run reached.
+
 Class balance (`--balance`) of the training images: `real` draws every image equally often (the real
 label frequencies); `uniform` weighs an image by the mean over its labels of 1 / count(label), so every
 class of the subset is drawn about equally often. Fake batches get label sets drawn from the training
@@ -100,6 +108,51 @@ class PatchProjection(nn.Module):
     def forward(self, features: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         maps = self.conv(features).float()  # B x K x h x w: every class's patch logits
         return (maps * y.float()[:, :, None, None]).sum(dim=1).flatten(1).to(features.dtype)  # B x (h w)
+
+
+class LabelStrength(nn.Module):
+    """The transition's lambda: a buffer (1 = the plain conditional model) that scales the label vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.ones(()))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.value.to(y.dtype)
+
+
+def add_label_strength(model: nn.Module, y_position: int | None) -> nn.Module:
+    """Give a conditional model a LabelStrength child that scales its labels before its forward sees them:
+    the keyword y, or the positional argument at `y_position` (G's forward(z, y); D takes y= only)."""
+    model.label_strength = LabelStrength()
+
+    def scale(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if kwargs.get("y") is not None:
+            kwargs = {**kwargs, "y": module.label_strength(kwargs["y"])}
+        elif y_position is not None and len(args) > y_position and args[y_position] is not None:
+            args = (*args[:y_position], module.label_strength(args[y_position]), *args[y_position + 1:])
+        return args, kwargs
+
+    model.register_forward_pre_hook(scale, with_kwargs=True)
+    return model
+
+
+def label_strength_at(step: int, transition: tuple[int, int] | None) -> float:
+    """lambda after `step` completed steps: 0 before START, linear to 1 at END (1 without a transition)."""
+    if transition is None:
+        return 1.0
+    start, end = transition
+    if step >= end:
+        return 1.0
+    return 0.0 if step < start else (step - start) / (end - start)
+
+
+def set_label_strength(models: Sequence[nn.Module], value: float) -> None:
+    """Write lambda into every LabelStrength of `models` (wrapped ones included); no host sync."""
+    for model in models:
+        for module in model.modules():
+            if isinstance(module, LabelStrength):
+                module.value.fill_(value)
 
 
 def num_classes_of(config: dict[str, Any]) -> int:

@@ -44,6 +44,24 @@ def parse_augment_p(spec: str) -> tuple[str, float]:
         raise ProtganError(f"--augment-p {spec!r}: expected off, fixed:P (0 <= P <= 1) or ada:TARGET (0 < TARGET < 1), "
                            "e.g. ada:0.6")
     return mode, number
+
+
+def parse_transition(spec: str) -> tuple[int, int] | None:
+    """--cond-transition: "" or "off" -> None (full strength from step 0); "START:END" -> (START, END) steps."""
+    text = str(spec or "").strip().lower()
+    if text in ("", "off", "none"):
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        bounds = (int(start), int(end)) if sep else None
+    except ValueError:
+        bounds = None
+    if bounds is None or not 0 <= bounds[0] <= bounds[1]:
+        raise ProtganError(f"--cond-transition {spec!r}: expected START:END steps with 0 <= START <= END "
+                           "(e.g. 500:1500), or off")
+    return bounds
+
+
 DEFAULT_FOLDS = 5  # classify's default K: --fold K alone means fold K of the 5-fold split
 
 
@@ -87,6 +105,12 @@ class TrainGanConfig:
                                        "map averaged over space) or patch (StyleGAN-XL's: a per-class patch-logit "
                                        "conv, so every patch is judged against the labels: local evidence such "
                                        "as a membrane rim or a dot in a nucleus).", choices=PROJECTION_CHOICES)
+    cond_transition: str = option("off", "--conditional: START:END, a transition from an unconditional to a "
+                                         "conditional GAN (Shahbazi et al. 2022, against the collapse of "
+                                         "conditional GANs on few images): the labels reach G and D scaled by 0 "
+                                         "until step START, rising linearly to full strength at step END, so every "
+                                         "class first trains the structure they share; off (the default): full "
+                                         "strength from the first step.")
     class_subset: list[int] = option(help="Filled in (--conditional): the classes of the label vector, in order.",
                                      cli=None, factory=list)
     steps: int = option(20_000, "Training steps (one D and one G update each).")
@@ -237,6 +261,8 @@ class TrainGanConfig:
              f"--projection {self.projection!r}: expected one of {', '.join(PROJECTION_CHOICES)}"),
             (self.projection == "pooled" or (self.conditional and self.arch == "projected"),
              f"--projection {self.projection}: only with --conditional --arch projected"),
+            (self.conditional or str(self.cond_transition).strip().lower() in ("", "off", "none"),
+             f"--cond-transition {self.cond_transition}: only with --conditional"),
             (self.arch == "projected" or not (self.projected_pixel or self.projected_input),
              f"--projected-pixel / --projected-input: only with --arch projected (this is --arch {self.arch})"),
         ]
@@ -251,6 +277,7 @@ class TrainGanConfig:
         for ok, message in checks:
             if not ok:
                 raise ProtganError(message)
+        parse_transition(self.cond_transition)
         from protgan.core.distributed import LR_SCALING_CHOICES  # lazy: these modules import torch
         from protgan.gan.diffaug import parse_policy  # lazy: imports torch
         from protgan.gan.fastgan import check_size as check_fastgan_size  # lazy: imports torch

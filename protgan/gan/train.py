@@ -58,7 +58,7 @@ from protgan.data.selection import select_class_ids
 from protgan.evaluation.features import is_efficientnet_lite0
 from protgan.gan import conditional
 from protgan.gan.ada import AdaptiveAugment
-from protgan.gan.config import ARCH_TITLES, TrainGanConfig
+from protgan.gan.config import ARCH_TITLES, TrainGanConfig, parse_transition
 from protgan.gan.checkpoint import (
     ADA_PLOT, CONFIG_FILE, LOSSES_PLOT, METRICS_FILE, SAMPLES_DIR, best_checkpoint, discriminator_from_config,
     generator_from_config, last_checkpoint, load_checkpoint, save_checkpoint,
@@ -262,6 +262,9 @@ class GanTrainer:
         self.G: nn.Module = generator_from_config(asdict(cfg)).to(self.device)
         self.D: nn.Module = discriminator_from_config(asdict(cfg)).to(self.device)
         self.G_ema: nn.Module = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # --cond-transition: the labels' strength lambda follows the step (written into G and D before each step)
+        self.transition = parse_transition(cfg.cond_transition) if cfg.conditional else None
+        self._label_strength: float | None = None
         self.memory_format = torch.channels_last if (cfg.channels_last and self.is_cuda) else torch.contiguous_format
         for m in (self.G, self.D, self.G_ema):
             m.to(memory_format=self.memory_format)
@@ -414,6 +417,8 @@ class GanTrainer:
         y_real = y_fake = None
         g_in: tuple[torch.Tensor, ...] = (z,)
         if cfg.conditional:
+            if self.transition is not None:
+                self._follow_transition()
             y_real = labels.to(self.device, non_blocking=True)
             y_fake = self._fake_labels(b)
             g_in = (z, y_fake)
@@ -447,6 +452,13 @@ class GanTrainer:
             self._first_bad = torch.where(bad, self.step + 1, self._first_bad)
         self._count += 1
         self.augment.update(self.step + 1)
+
+    def _follow_transition(self) -> None:
+        """Set lambda of --cond-transition for the coming step in G and D (G_ema copies G's buffers)."""
+        value = conditional.label_strength_at(self.step, self.transition)
+        if value != self._label_strength:  # a fill_ only when it changes; a python float: no host sync
+            conditional.set_label_strength((self.G, self.D), value)
+            self._label_strength = value
 
     def _fake_labels(self, b: int) -> torch.Tensor:
         """b label sets of training images drawn by --balance's weights (torchrun: this rank's slice of the
@@ -484,6 +496,8 @@ class GanTrainer:
             "diversity": self.diversity(), "r_t": sums[4], "aug_p": float(self.augment.p),
         }
         row.update(zip(self.loss.extra_names, sums[5:]))
+        if self.transition is not None:
+            row["label_strength"] = conditional.label_strength_at(self.step, self.transition)
         self._sums.zero_()
         self._count = 0
         return row
