@@ -204,6 +204,7 @@ def test_sync_batchnorm_on_gloo_matches_one_process(tmp_path):
 # --------------------------------------------------------------------------------------- the GAN
 # --conditional: one model for classes 0 and 2 (its conditional batch norms must survive --sync-bn's conversion)
 CONDITIONAL = dict(class_index=None, conditional=True, classes="0,2")
+TRANSITIONAL = dict(CONDITIONAL, cond_transition="1:3")  # lambda 0, 0.5, 1, 1 over the 4 steps: DDP keeps the hook
 
 
 def _gan_config(data: Path, out: Path, batch: int, steps: int, **kw):
@@ -231,7 +232,7 @@ def _gan_params(run: Path) -> dict[str, torch.Tensor]:
     return {f"{m}.{k}": v for m in ("G", "D", "G_ema") for k, v in state[m].items()}
 
 
-@pytest.mark.parametrize("kw", [{}, CONDITIONAL], ids=["per-class", "conditional"])
+@pytest.mark.parametrize("kw", [{}, CONDITIONAL, TRANSITIONAL], ids=["per-class", "conditional", "transition"])
 def test_ddp_gan_matches_one_process_and_resumes_on_one(tmp_path, kw):
     from protgan.gan.train import GanTrainer
 
