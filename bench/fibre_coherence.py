@@ -20,16 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from protgan.data import open_dataset, resolve_subset  # noqa: E402
+from protgan.data import ImageSet, open_dataset, resolve_subset  # noqa: E402
 from protgan.data.classes import NUM_CLASSES  # noqa: E402
 from protgan.data.imageio import read_channel  # noqa: E402
 from protgan.data.selection import SELECT_CHOICES, select_class_ids  # noqa: E402
 from protgan.evaluation.texture import mean_coherence  # noqa: E402
 
 
-def class_coherence(root: str, class_index: int, channel: str, select: str = "any") -> tuple[float, float, int]:
-    """(mean, std, n) coherence of `channel` over the images standing for the class in the folder's label table."""
-    ds = open_dataset(root)
+def class_coherence(ds: ImageSet, class_index: int, channel: str, select: str = "any") -> tuple[float, float, int]:
+    """(mean, std, n) coherence of `channel` over the images standing for the class in the dataset's label table."""
     ids = select_class_ids(ds.ids, ds.targets, class_index, list(range(NUM_CLASSES)), select)
     return mean_coherence(read_channel(ds.files[i][channel]) for i in ids)
 
@@ -43,16 +42,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--select", default="only", choices=SELECT_CHOICES, help="real images: only the class, or any")
     ap.add_argument("--out", default="")
     args = ap.parse_args(argv)
-    sources = [("real", args.data)]
+    folders = [("real", args.data)]
     for spec in args.synth:
         name, sep, folder = spec.partition("=")
         if not sep or not name or not folder:
             ap.error(f"--synth {spec!r}: expected NAME=FOLDER")
-        sources.append((name, folder))
+        folders.append((name, folder))
+    sources = [(name, open_dataset(folder)) for name, folder in folders]  # one folder scan each
     rows = []
-    for c in resolve_subset(args.classes, open_dataset(args.data).targets):
-        for name, folder in sources:
-            mean, std, n = class_coherence(folder, c, args.channel, args.select if name == "real" else "any")
+    for c in resolve_subset(args.classes, sources[0][1].targets):
+        for name, ds in sources:
+            mean, std, n = class_coherence(ds, c, args.channel, args.select if name == "real" else "any")
             rows.append({"class": c, "source": name, "coherence": round(mean, 4), "std": round(std, 4), "n": n})
             print(json.dumps(rows[-1]), flush=True)
     if args.out:
